@@ -1,0 +1,246 @@
+//! End-to-end tests of the `acbench` command on tiny generated data in the
+//! real file formats.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn acbench() -> Command {
+    let mut cmd = Command::cargo_bin("acbench").expect("binary built");
+    cmd.env_remove("ACBENCH_DATA").env("RAYON_NUM_THREADS", "2");
+    cmd
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn model(name: &str) -> PathBuf {
+    repo_root().join("suites/models").join(name)
+}
+
+/// Writes an IDX image file (magic 0x00000803) and label file (0x00000801)
+/// for `n` 28x28 images in Fashion-MNIST's file names. The images are
+/// learnable: class k has a bright horizontal band at rows 2k..2k+3.
+fn write_idx(dir: &Path, prefix: &str, n: usize, classes: u8) {
+    let mut images = vec![0, 0, 8, 3];
+    images.extend_from_slice(&(n as u32).to_be_bytes());
+    images.extend_from_slice(&28u32.to_be_bytes());
+    images.extend_from_slice(&28u32.to_be_bytes());
+    let mut labels = vec![0, 0, 8, 1];
+    labels.extend_from_slice(&(n as u32).to_be_bytes());
+    for i in 0..n {
+        let label = (i % classes as usize) as u8;
+        labels.push(label);
+        for r in 0..28 {
+            for c in 0..28 {
+                let band = r >= 2 * label as usize && r < 2 * label as usize + 3;
+                let noise = ((i * 31 + r * 7 + c * 13) % 17) as u8;
+                images.push(if band { 200 + noise } else { noise });
+            }
+        }
+    }
+    std::fs::write(dir.join(format!("{prefix}-images-idx3-ubyte")), images).expect("write images");
+    std::fs::write(dir.join(format!("{prefix}-labels-idx1-ubyte")), labels).expect("write labels");
+}
+
+fn fashion_dir(n_train: usize, n_test: usize) -> tempfile::TempDir {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("fashion-mnist");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    write_idx(&dir, "train", n_train, 10);
+    write_idx(&dir, "t10k", n_test, 10);
+    root
+}
+
+#[test]
+fn train_writes_result_with_moving_arelu_parameters() {
+    let data = fashion_dir(256, 100);
+    let out = data.path().join("r.json");
+    acbench()
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args(["--act", "arelu", "--dataset", "fashion-mnist", "--data-dir"])
+        .arg(data.path())
+        .args([
+            "--epochs",
+            "2",
+            "--batch",
+            "32",
+            "--optimizer",
+            "sgd",
+            "--lr",
+            "0.05",
+            "--seed",
+            "0",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("epoch   2/2"))
+        .stdout(predicate::str::contains(
+            "activation parameters after training",
+        ));
+    let text = std::fs::read_to_string(&out).expect("result file");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let acc = v["test_accuracy"].as_f64().expect("test accuracy");
+    assert!(acc > 0.5, "the banded toy data is easy; got accuracy {acc}");
+    let slots = v["outcome"]["act_values"].as_array().expect("act values");
+    assert_eq!(slots.len(), 3, "convnet has three act slots");
+    for slot in slots {
+        let p = |name: &str| -> f64 {
+            slot["params"]
+                .as_array()
+                .expect("params")
+                .iter()
+                .find(|e| e[0] == name)
+                .and_then(|e| e[1][0].as_f64())
+                .unwrap_or_else(|| panic!("param {name} in {slot}"))
+        };
+        assert_ne!(
+            p("a"),
+            p("b"),
+            "a and b must separate from the a=b=1 start: {slot}"
+        );
+        assert_ne!(p("a"), 1.0, "a must move: {slot}");
+    }
+}
+
+#[test]
+fn same_seed_gives_identical_results() {
+    let data = fashion_dir(128, 50);
+    let run = |name: &str| {
+        let out = data.path().join(name);
+        acbench()
+            .args(["train", "--model"])
+            .arg(model("convnet.acnet"))
+            .args(["--act", "swish", "--dataset", "fashion-mnist", "--data-dir"])
+            .arg(data.path())
+            .args([
+                "--epochs", "1", "--batch", "16", "--lr", "0.05", "--seed", "3", "--out",
+            ])
+            .arg(&out)
+            .assert()
+            .success();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out).expect("result")).expect("json");
+        (
+            v["outcome"]["epochs"][0]["train_loss"].clone(),
+            v["outcome"]["act_values"].clone(),
+        )
+    };
+    assert_eq!(run("a.json"), run("b.json"));
+}
+
+#[test]
+fn model_show_prints_layers_and_parameter_count() {
+    acbench()
+        .args(["model", "show"])
+        .arg(model("convnet.acnet"))
+        .args(["--arg", "classes=10"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("conv0"))
+        .stdout(predicate::str::contains("parameters:"));
+}
+
+#[test]
+fn every_paper_model_is_shown() {
+    for entry in std::fs::read_dir(repo_root().join("suites/models")).expect("models dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "acnet") {
+            acbench()
+                .args(["model", "show"])
+                .arg(&path)
+                .assert()
+                .success()
+                .stdout(predicate::str::contains("parameters:"));
+        }
+    }
+}
+
+#[test]
+fn malformed_model_is_a_located_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("bad.acnet");
+    std::fs::write(
+        &file,
+        "network bad(classes=10) {\n  input 1x28x28\n  cnv(8)\n  flatten linear(classes)\n}\n",
+    )
+    .expect("write");
+    acbench()
+        .args(["model", "show"])
+        .arg(&file)
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("bad.acnet:3:3"))
+        .stderr(predicate::str::contains("cnv"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn truncated_idx_file_names_file_and_offset() {
+    let data = fashion_dir(64, 20);
+    let images = data.path().join("fashion-mnist/train-images-idx3-ubyte");
+    let bytes = std::fs::read(&images).expect("read");
+    std::fs::write(&images, &bytes[..bytes.len() - 100]).expect("truncate");
+    acbench()
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args(["--act", "relu", "--dataset", "fashion-mnist", "--data-dir"])
+        .arg(data.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("train-images-idx3-ubyte"))
+        .stderr(predicate::str::contains("byte"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn bad_cli_values_fail_cleanly() {
+    let data = fashion_dir(32, 10);
+    let base = |extra: &[&str]| {
+        let mut cmd = acbench();
+        cmd.args(["train", "--model"])
+            .arg(model("convnet.acnet"))
+            .args(["--dataset", "fashion-mnist", "--data-dir"])
+            .arg(data.path())
+            .args(extra);
+        cmd
+    };
+    for (extra, expect) in [
+        (&["--act", "nope"][..], "unknown activation"),
+        (&["--act", "relu", "--lr=-1"][..], "--lr"),
+        (&["--act", "relu", "--epochs", "0"][..], "--epochs"),
+        (
+            &["--act", "relu", "--schedule", "step:ten"][..],
+            "--schedule",
+        ),
+        (&["--act", "lrelu:q=3"][..], "q"),
+        (&["--act", "relu", "--arg", "classes"][..], "KEY=VALUE"),
+        (&["--act", "relu", "--optimizer", "rmsprop"][..], "rmsprop"),
+    ] {
+        base(extra)
+            .assert()
+            .failure()
+            .stderr(predicate::str::contains(expect))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+}
+
+#[test]
+fn missing_dataset_says_where_it_looked() {
+    let empty = tempfile::tempdir().expect("tempdir");
+    acbench()
+        .env("ACBENCH_DATA", empty.path())
+        .env("XDG_CACHE_HOME", empty.path())
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args(["--act", "relu", "--dataset", "cifar10", "--data-dir"])
+        .arg(empty.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("acbench data fetch"));
+}

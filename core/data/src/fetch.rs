@@ -1,0 +1,689 @@
+//! Downloading the official archives, checked against their published MD5s.
+//!
+//! Each file is streamed to `NAME.part` while its MD5 is computed, and only
+//! renamed to `NAME` once the checksum matches, so a file with its final name
+//! is always a verified one. Tar archives are unpacked into a scratch folder
+//! and the dataset folder is moved into place in one rename, so an
+//! interrupted unpack never looks like a dataset either.
+
+use std::fs::File;
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+
+use crate::DataError;
+
+/// Environment variable overriding the download base URL.
+pub const MIRROR_ENV: &str = "ACBENCH_MIRROR";
+
+/// Download progress, so that a front end can draw a bar.
+pub trait Progress {
+    /// A download of `what` begins; `total` is its size when the server says.
+    fn start(&self, what: &str, total: Option<u64>);
+    /// `bytes` more bytes arrived.
+    fn advance(&self, bytes: u64);
+    /// The download ended (successfully or not).
+    fn finish(&self);
+}
+
+/// A [`Progress`] that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _: &str, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// One file to download.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// File name, appended to the base URL and used on disk.
+    pub name: String,
+    /// Expected MD5, lowercase hex.
+    pub md5: String,
+}
+
+/// Where a dataset's files come from and how they land on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Base URL the file names are appended to.
+    pub base_url: String,
+    /// The files, each checked against its MD5.
+    pub files: Vec<RemoteFile>,
+    /// The dataset folder inside the destination root.
+    pub subdir: String,
+    /// Whether the files are `.tar.gz` archives holding `subdir/` (rather
+    /// than files to put into `subdir/` as they are).
+    pub extract: bool,
+}
+
+/// Options of [`fetch`].
+#[derive(Debug, Clone, Default)]
+pub struct FetchOptions {
+    /// Base URL replacing the official one (else `$ACBENCH_MIRROR`, else
+    /// the official site).
+    pub mirror: Option<String>,
+    /// Download again even when the dataset is already there.
+    pub force: bool,
+    /// Replaces the official source table (tests serve generated archives
+    /// whose checksums differ from the official ones).
+    pub source: Option<Source>,
+}
+
+fn file(name: &str, md5: &str) -> RemoteFile {
+    RemoteFile {
+        name: name.to_owned(),
+        md5: md5.to_owned(),
+    }
+}
+
+/// The official source of a registered dataset.
+pub fn source(name: &str) -> Result<Source, DataError> {
+    let idx = |base: &str, subdir: &str, sums: [&str; 4]| Source {
+        base_url: base.to_owned(),
+        files: [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ]
+        .iter()
+        .zip(sums)
+        .map(|(n, m)| file(n, m))
+        .collect(),
+        subdir: subdir.to_owned(),
+        extract: false,
+    };
+    match name {
+        "fashion-mnist" => Ok(idx(
+            "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+            "fashion-mnist",
+            [
+                "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+                "25c81989df183df01b3e8a0aad5dffbe",
+                "bef4ecab320f06d8554ea6380940ec79",
+                "bb300cfdad3c16e7a12a480ee83cd310",
+            ],
+        )),
+        "mnist" => Ok(idx(
+            "https://ossci-datasets.s3.amazonaws.com/mnist/",
+            "mnist",
+            [
+                "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+                "d53e105ee54ea40749a09fcbcd1e9432",
+                "9fb629c4189551a2d022fa330f9573f3",
+                "ec29112dd5afa0611ce80d1b7f02629c",
+            ],
+        )),
+        "cifar10" => Ok(Source {
+            base_url: "https://www.cs.toronto.edu/~kriz/".to_owned(),
+            files: vec![file(
+                "cifar-10-binary.tar.gz",
+                "c32a1d4ab5d03f1284b67883e8d87530",
+            )],
+            subdir: "cifar-10-batches-bin".to_owned(),
+            extract: true,
+        }),
+        "cifar100" | "cifar100-coarse" => Ok(Source {
+            base_url: "https://www.cs.toronto.edu/~kriz/".to_owned(),
+            files: vec![file(
+                "cifar-100-binary.tar.gz",
+                "03b5dce01913d631647c71ecec9e9cb8",
+            )],
+            subdir: "cifar-100-binary".to_owned(),
+            extract: true,
+        }),
+        "mini-imagenet" => Err(DataError::NotFetchable {
+            name: name.to_owned(),
+            reason: "miniImageNet has no official download (it is a subset of ImageNet, whose \
+                     licence requires registration). Build or obtain the 100-class image folder \
+                     and place it as DIR/mini-imagenet/train/<class>/*.jpg and \
+                     DIR/mini-imagenet/test/<class>/*.jpg (or val/), then pass --data-dir DIR, \
+                     set ACBENCH_DATA=DIR, or use DIR = the acbench cache folder"
+                .to_owned(),
+        }),
+        n if n.starts_with(crate::registry::FOLDER_PREFIX) => Err(DataError::NotFetchable {
+            name: name.to_owned(),
+            reason: "image-folder datasets are read from the given path, not downloaded".to_owned(),
+        }),
+        n => Err(DataError::UnknownDataset {
+            name: n.to_owned(),
+            known: crate::registry::names().join(", "),
+        }),
+    }
+}
+
+/// Downloads dataset `name` into `dest_root` (usually
+/// [`default_root`](crate::default_root)) and returns the dataset folder.
+/// Files already present are kept unless [`FetchOptions::force`] is set.
+pub fn fetch(
+    name: &str,
+    dest_root: &Path,
+    opts: &FetchOptions,
+    progress: &dyn Progress,
+) -> Result<PathBuf, DataError> {
+    let src = match &opts.source {
+        Some(s) => s.clone(),
+        None => source(name)?,
+    };
+    let base = opts
+        .mirror
+        .clone()
+        .or_else(|| std::env::var(MIRROR_ENV).ok().filter(|m| !m.is_empty()))
+        .unwrap_or_else(|| src.base_url.clone());
+    let target = dest_root.join(&src.subdir);
+    std::fs::create_dir_all(dest_root).map_err(|e| DataError::io(dest_root, e))?;
+    let agent = agent();
+    if src.extract {
+        if target.is_dir() && !opts.force {
+            return Ok(target);
+        }
+        for f in &src.files {
+            let archive = dest_root.join(&f.name);
+            download(&agent, &url(&base, &f.name), &archive, &f.md5, progress)?;
+            unpack(&archive, dest_root, &src.subdir)?;
+            std::fs::remove_file(&archive).map_err(|e| DataError::io(&archive, e))?;
+        }
+    } else {
+        std::fs::create_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
+        for f in &src.files {
+            let dest = target.join(&f.name);
+            if !dest.is_file() || opts.force {
+                download(&agent, &url(&base, &f.name), &dest, &f.md5, progress)?;
+            }
+        }
+    }
+    Ok(target)
+}
+
+fn url(base: &str, name: &str) -> String {
+    format!("{}/{name}", base.trim_end_matches('/'))
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(60)))
+        // A stalled transfer fails instead of hanging; slow ones keep going.
+        .timeout_per_read(Some(Duration::from_secs(60)))
+        // The checksums are of the files as stored: ask for no transfer
+        // compression, which ureq would undo before the bytes reach us.
+        .accept_encoding(ureq::config::AutoHeaderValue::None)
+        .build()
+        .into()
+}
+
+/// Calls [`Progress::finish`] however the download ends.
+struct Finish<'a>(&'a dyn Progress);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
+}
+
+/// Streams `url` to `dest.part`, checks its MD5, renames it to `dest`.
+fn download(
+    agent: &ureq::Agent,
+    url: &str,
+    dest: &Path,
+    md5: &str,
+    progress: &dyn Progress,
+) -> Result<(), DataError> {
+    let mut part_name = dest.as_os_str().to_owned();
+    part_name.push(".part");
+    let part = PathBuf::from(part_name);
+    let result = stream(agent, url, &part, progress).and_then(|actual| {
+        if actual.eq_ignore_ascii_case(md5) {
+            Ok(())
+        } else {
+            Err(DataError::ChecksumMismatch {
+                path: dest.to_path_buf(),
+                url: url.to_owned(),
+                expected: md5.to_ascii_lowercase(),
+                actual,
+            })
+        }
+    });
+    if let Err(e) = result {
+        // The part file is worthless after a failure; a leftover one would
+        // only be overwritten by the next attempt anyway.
+        let _ = std::fs::remove_file(&part);
+        return Err(e);
+    }
+    std::fs::rename(&part, dest).map_err(|e| DataError::io(dest, e))
+}
+
+/// Downloads `url` into `part`; returns the MD5 of what arrived.
+fn stream(
+    agent: &ureq::Agent,
+    url: &str,
+    part: &Path,
+    progress: &dyn Progress,
+) -> Result<String, DataError> {
+    let response = agent.get(url).call().map_err(|e| match e {
+        ureq::Error::StatusCode(status) => DataError::HttpStatus {
+            url: url.to_owned(),
+            status,
+        },
+        other => DataError::Download {
+            url: url.to_owned(),
+            source: Box::new(other),
+        },
+    })?;
+    let total = response.body().content_length();
+    let what = part.file_name().map_or_else(
+        || url.to_owned(),
+        |n| n.to_string_lossy().trim_end_matches(".part").to_owned(),
+    );
+    progress.start(&what, total);
+    let _finish = Finish(progress);
+    let mut body = response.into_body().into_reader();
+    let mut out = File::create(part).map_err(|e| DataError::io(part, e))?;
+    let mut hasher = Md5::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut received = 0u64;
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                return Err(DataError::Interrupted {
+                    url: url.to_owned(),
+                    received,
+                    expected: total,
+                    source: e,
+                });
+            }
+        };
+        hasher.update(&buf[..n]);
+        out.write_all(&buf[..n])
+            .map_err(|e| DataError::io(part, e))?;
+        received += n as u64;
+        progress.advance(n as u64);
+    }
+    if let Some(total) = total.filter(|&t| t != received) {
+        return Err(DataError::Interrupted {
+            url: url.to_owned(),
+            received,
+            expected: Some(total),
+            source: std::io::ErrorKind::UnexpectedEof.into(),
+        });
+    }
+    out.sync_all().map_err(|e| DataError::io(part, e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Unpacks `archive` (tar.gz) and moves its `subdir/` to `dest_root/subdir`.
+fn unpack(archive: &Path, dest_root: &Path, subdir: &str) -> Result<(), DataError> {
+    let scratch = dest_root.join(format!(".{subdir}.unpacking"));
+    let archive_err = |message: String| DataError::Archive {
+        path: archive.to_path_buf(),
+        message,
+    };
+    if scratch.exists() {
+        std::fs::remove_dir_all(&scratch).map_err(|e| DataError::io(&scratch, e))?;
+    }
+    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
+    // `unpack` refuses entries that would land outside `scratch` (`..`,
+    // absolute paths), so a hostile archive cannot write elsewhere.
+    let unpacked = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)))
+        .unpack(&scratch)
+        .map_err(|e| archive_err(e.to_string()));
+    let result = unpacked.and_then(|()| {
+        let inner = scratch.join(subdir);
+        if !inner.is_dir() {
+            return Err(archive_err(format!("it holds no `{subdir}/` folder")));
+        }
+        let target = dest_root.join(subdir);
+        if target.exists() {
+            std::fs::remove_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
+        }
+        std::fs::rename(&inner, &target).map_err(|e| DataError::io(&target, e))
+    });
+    // Only scratch space is left to tidy; failing to remove it does not
+    // affect the dataset.
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+    use std::time::Instant;
+
+    /// What the loopback server answers for one path.
+    #[derive(Clone)]
+    enum Reply {
+        Body(Vec<u8>),
+        /// Announce `.1` bytes, send `.0`, hang up.
+        Truncated(Vec<u8>, usize),
+        NotFound,
+    }
+
+    /// Serves `routes` on 127.0.0.1 for at most `max_requests` connections
+    /// or 20 seconds, whichever ends first; returns the base URL.
+    fn serve(routes: Vec<(&'static str, Reply)>, max_requests: usize) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("address");
+        listener.set_nonblocking(true).expect("nonblocking");
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut served = 0;
+            while served < max_requests && Instant::now() < deadline {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                served += 1;
+                let _ = stream.set_nonblocking(false);
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = std::io::BufReader::new(stream);
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut line = String::new();
+                while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                    line.clear();
+                }
+                let path = request_line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .to_owned();
+                let reply = routes
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map(|(_, r)| r.clone());
+                let mut stream = reader.into_inner();
+                let (status, body, claimed) = match reply.unwrap_or(Reply::NotFound) {
+                    Reply::Body(b) => ("200 OK", b.clone(), b.len()),
+                    Reply::Truncated(b, n) => ("200 OK", b, n),
+                    Reply::NotFound => ("404 Not Found", b"no such file".to_vec(), 12),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {claimed}\r\nConnection: close\r\n\r\n"
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            }
+        });
+        format!("http://{addr}/files")
+    }
+
+    fn md5_hex(b: &[u8]) -> String {
+        hex::encode(Md5::digest(b))
+    }
+
+    /// A tar.gz holding `cifar-10-batches-bin/` with a tiny dataset.
+    fn cifar10_archive() -> Vec<u8> {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().join("cifar-10-batches-bin");
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        crate::cifar::tests::write_cifar10(&dir);
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        tar.append_dir_all("cifar-10-batches-bin", &dir)
+            .expect("tar");
+        tar.into_inner().expect("tar").finish().expect("gzip")
+    }
+
+    fn cifar_source(md5: String) -> Source {
+        Source {
+            base_url: "http://unused.invalid/".to_owned(),
+            files: vec![RemoteFile {
+                name: "cifar-10-binary.tar.gz".to_owned(),
+                md5,
+            }],
+            subdir: "cifar-10-batches-bin".to_owned(),
+            extract: true,
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(RefCell<Vec<String>>);
+
+    impl Progress for Recorder {
+        fn start(&self, what: &str, total: Option<u64>) {
+            self.0.borrow_mut().push(format!("start {what} {total:?}"));
+        }
+        fn advance(&self, bytes: u64) {
+            let mut v = self.0.borrow_mut();
+            match v
+                .last_mut()
+                .and_then(|l| l.strip_prefix("bytes ").map(str::to_owned))
+            {
+                Some(n) => {
+                    let sum = n.parse::<u64>().expect("ours") + bytes;
+                    *v.last_mut().expect("nonempty") = format!("bytes {sum}");
+                }
+                None => v.push(format!("bytes {bytes}")),
+            }
+        }
+        fn finish(&self) {
+            self.0.borrow_mut().push("finish".to_owned());
+        }
+    }
+
+    #[test]
+    fn fetches_and_unpacks_archive() {
+        let archive = cifar10_archive();
+        let len = archive.len();
+        let base = serve(
+            vec![(
+                "/files/cifar-10-binary.tar.gz",
+                Reply::Body(archive.clone()),
+            )],
+            1,
+        );
+        let root = tempfile::tempdir().expect("temp dir");
+        let opts = FetchOptions {
+            mirror: Some(base),
+            source: Some(cifar_source(md5_hex(&archive))),
+            ..Default::default()
+        };
+        let rec = Recorder::default();
+        let dir = fetch("cifar10", root.path(), &opts, &rec).expect("fetched");
+        assert_eq!(dir, root.path().join("cifar-10-batches-bin"));
+        assert_eq!(
+            *rec.0.borrow(),
+            [
+                format!("start cifar-10-binary.tar.gz Some({len})"),
+                format!("bytes {len}"),
+                "finish".into()
+            ]
+        );
+        let d = crate::cifar::load_cifar10(&dir, "cifar10").expect("loads");
+        assert_eq!(d.train.len(), 10);
+        // Archive and scratch space are gone; only the dataset is left.
+        let left: Vec<_> = std::fs::read_dir(root.path())
+            .expect("read")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left, ["cifar-10-batches-bin"]);
+        // Present now: a second fetch does not touch the (finished) server.
+        assert_eq!(
+            fetch("cifar10", root.path(), &opts, &NoProgress).expect("cached"),
+            dir
+        );
+    }
+
+    #[test]
+    fn fetches_plain_files() {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        crate::idx::tests::write_dataset(tmp.path(), true);
+        let names = [
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ];
+        let bodies: Vec<Vec<u8>> = names
+            .iter()
+            .map(|n| std::fs::read(tmp.path().join(n)).expect("read"))
+            .collect();
+        let routes = [
+            "/files/train-images-idx3-ubyte.gz",
+            "/files/train-labels-idx1-ubyte.gz",
+            "/files/t10k-images-idx3-ubyte.gz",
+            "/files/t10k-labels-idx1-ubyte.gz",
+        ]
+        .into_iter()
+        .zip(&bodies)
+        .map(|(p, b)| (p, Reply::Body(b.clone())))
+        .collect();
+        let base = serve(routes, 4);
+        let mut src = source("fashion-mnist").expect("official");
+        for (f, b) in src.files.iter_mut().zip(&bodies) {
+            f.md5 = md5_hex(b);
+        }
+        let root = tempfile::tempdir().expect("temp dir");
+        let opts = FetchOptions {
+            mirror: Some(base + "/"),
+            source: Some(src),
+            ..Default::default()
+        };
+        let dir = fetch("fashion-mnist", root.path(), &opts, &NoProgress).expect("fetched");
+        let d = crate::idx::load_dir(&dir, "fashion-mnist", 10, &[]).expect("loads");
+        assert_eq!(d.train.labels, [9, 0, 5]);
+    }
+
+    #[test]
+    fn corrupted_download_is_rejected_and_deleted() {
+        let archive = cifar10_archive();
+        let mut bad = archive.clone();
+        let mid = bad.len() / 2;
+        bad[mid] ^= 0xff;
+        let base = serve(
+            vec![("/files/cifar-10-binary.tar.gz", Reply::Body(bad.clone()))],
+            1,
+        );
+        let root = tempfile::tempdir().expect("temp dir");
+        let expected = md5_hex(&archive);
+        let opts = FetchOptions {
+            mirror: Some(base),
+            source: Some(cifar_source(expected.clone())),
+            ..Default::default()
+        };
+        let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+            .expect_err("bad md5")
+            .to_string();
+        assert!(
+            m.contains(&format!("expected {expected}, got {}", md5_hex(&bad))),
+            "{m}"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.path()).expect("read").count(),
+            0,
+            "nothing left behind"
+        );
+    }
+
+    #[test]
+    fn truncated_response_is_an_error() {
+        let archive = cifar10_archive();
+        let half = archive[..archive.len() / 2].to_vec();
+        let base = serve(
+            vec![(
+                "/files/cifar-10-binary.tar.gz",
+                Reply::Truncated(half, archive.len()),
+            )],
+            1,
+        );
+        let root = tempfile::tempdir().expect("temp dir");
+        let opts = FetchOptions {
+            mirror: Some(base),
+            source: Some(cifar_source(md5_hex(&archive))),
+            ..Default::default()
+        };
+        let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+            .expect_err("cut")
+            .to_string();
+        assert!(
+            m.contains("cifar-10-binary.tar.gz") && m.contains("connection ended after"),
+            "{m}"
+        );
+        assert_eq!(
+            std::fs::read_dir(root.path()).expect("read").count(),
+            0,
+            "nothing left behind"
+        );
+    }
+
+    #[test]
+    fn not_found_and_not_fetchable() {
+        let base = serve(vec![], 1);
+        let root = tempfile::tempdir().expect("temp dir");
+        let opts = FetchOptions {
+            mirror: Some(base.clone()),
+            source: Some(cifar_source("0".repeat(32))),
+            ..Default::default()
+        };
+        let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+            .expect_err("404")
+            .to_string();
+        assert_eq!(
+            m,
+            format!("downloading {base}/cifar-10-binary.tar.gz: server answered HTTP 404")
+        );
+        let m = fetch(
+            "mini-imagenet",
+            root.path(),
+            &FetchOptions::default(),
+            &NoProgress,
+        )
+        .expect_err("no archive")
+        .to_string();
+        assert!(m.contains("mini-imagenet/train/<class>"), "{m}");
+        assert!(fetch("nope", root.path(), &FetchOptions::default(), &NoProgress).is_err());
+    }
+
+    #[test]
+    fn archive_without_dataset_folder() {
+        let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut tar = tar::Builder::new(gz);
+        let mut header = tar::Header::new_gnu();
+        header.set_size(2);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "other/x", &b"hi"[..])
+            .expect("tar");
+        let archive = tar.into_inner().expect("tar").finish().expect("gzip");
+        let base = serve(
+            vec![(
+                "/files/cifar-10-binary.tar.gz",
+                Reply::Body(archive.clone()),
+            )],
+            1,
+        );
+        let root = tempfile::tempdir().expect("temp dir");
+        let opts = FetchOptions {
+            mirror: Some(base),
+            source: Some(cifar_source(md5_hex(&archive))),
+            ..Default::default()
+        };
+        let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+            .expect_err("wrong")
+            .to_string();
+        assert!(m.contains("holds no `cifar-10-batches-bin/` folder"), "{m}");
+    }
+
+    #[test]
+    fn official_table() {
+        let s = source("cifar100-coarse").expect("official");
+        assert_eq!(s.files[0].md5, "03b5dce01913d631647c71ecec9e9cb8");
+        assert_eq!(
+            source("mnist").expect("official").files[3].md5,
+            "ec29112dd5afa0611ce80d1b7f02629c"
+        );
+    }
+}

@@ -1,0 +1,115 @@
+//! Tensor operations the model needs beyond what candle 0.11 gets right.
+//!
+//! Each operation has one entry point (e.g. [`pool::pool2d`]) that picks an
+//! implementation by device: a CPU kernel wrapped in a candle custom op with
+//! an explicit backward, or a generic path built from differentiable candle
+//! ops that runs on every device (CUDA included). Both are public so tests can
+//! hold them against each other, and so a faster kernel can replace either
+//! without touching the model.
+//!
+//! - [`pool`]: max and average pooling with any kernel, stride and
+//!   asymmetric padding (candle's max-pool backward is wrong and refuses
+//!   kernel != stride).
+//! - [`conv`]: convolution with asymmetric padding, per-axis stride and
+//!   dilation, and groups: an im2col kernel on the CPU (candle's CPU conv
+//!   backward is slow, and wrong when the two axes' stride remainders
+//!   differ), candle's `conv2d` made exact elsewhere.
+//! - [`lrn`]: local response normalisation, TensorFlow's convention.
+//! - [`norm`]: batch normalisation in train and eval mode.
+
+pub mod conv;
+pub mod lrn;
+pub mod norm;
+pub mod pool;
+
+use candle_core::{DType, Device, Result, Tensor};
+
+/// A constant tensor of `shape` filled with `value`, in any float dtype
+/// (`Tensor::full` is typed by its Rust scalar, the model's dtype is a value).
+pub(crate) fn filled(value: f64, shape: &[usize], dtype: DType, device: &Device) -> Result<Tensor> {
+    Tensor::zeros(shape, dtype, device)?.affine(0.0, value)
+}
+
+/// `start, start + step, ...` (`count` values) as a u32 index tensor.
+pub(crate) fn strided_index(
+    start: usize,
+    step: usize,
+    count: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let idx: Vec<u32> = (0..count).map(|i| (start + i * step) as u32).collect();
+    Tensor::from_vec(idx, count, device)
+}
+
+#[cfg(test)]
+pub(crate) mod gradcheck {
+    //! Central finite differences in f64 against candle's autograd.
+
+    use candle_core::{DType, Device, Tensor, Var};
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Random f64 tensor with values in [lo, hi).
+    pub fn rand(shape: &[usize], lo: f64, hi: f64, seed: u64) -> Tensor {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n: usize = shape.iter().product();
+        let v: Vec<f64> = (0..n).map(|_| rng.random_range(lo..hi)).collect();
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("shape matches")
+    }
+
+    /// Checks d(sum(f(inputs) * w))/d(inputs) for fixed random weights `w`
+    /// against central differences; returns the largest relative error.
+    pub fn check<F, E>(f: F, inputs: &[Tensor], tol: f64)
+    where
+        F: Fn(&[Tensor]) -> std::result::Result<Tensor, E>,
+        E: std::fmt::Debug,
+    {
+        let vars: Vec<Var> = inputs
+            .iter()
+            .map(|t| Var::from_tensor(t).expect("var"))
+            .collect();
+        let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+        let out = f(&ts).expect("forward");
+        assert_eq!(out.dtype(), DType::F64);
+        let w = rand(out.dims(), -1.0, 1.0, 99);
+        let loss = out.mul(&w).expect("mul").sum_all().expect("sum");
+        let grads = loss.backward().expect("backward");
+        let eps = 1e-6;
+        for (k, input) in inputs.iter().enumerate() {
+            let analytic: Vec<f64> = match grads.get(&ts[k]) {
+                Some(g) => g.flatten_all().and_then(|g| g.to_vec1()).expect("grad"),
+                None => vec![0.0; input.elem_count()],
+            };
+            let base: Vec<f64> = input.flatten_all().and_then(|t| t.to_vec1()).expect("vec");
+            for i in 0..base.len() {
+                let eval = |delta: f64| -> f64 {
+                    let args: Vec<Tensor> = inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(j, t)| {
+                            if j == k {
+                                let mut v = base.clone();
+                                v[i] += delta;
+                                Tensor::from_vec(v, t.dims(), &Device::Cpu).expect("shape")
+                            } else {
+                                t.clone()
+                            }
+                        })
+                        .collect();
+                    let o = f(&args).expect("forward");
+                    o.mul(&w)
+                        .and_then(|o| o.sum_all())
+                        .and_then(|s| s.to_scalar::<f64>())
+                        .expect("loss")
+                };
+                let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+                let err = (numeric - analytic[i]).abs() / (1.0 + numeric.abs());
+                assert!(
+                    err < tol,
+                    "input {k} element {i}: analytic {} numeric {numeric} (rel err {err})",
+                    analytic[i]
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,510 @@
+//! Max and average pooling with any kernel, stride and asymmetric padding,
+//! with correct gradients.
+//!
+//! candle 0.11's `max_pool2d` backward multiplies the gradient by
+//! (number of maxima)/k^2 and refuses kernel != stride, so acbench has its
+//! own: a CPU kernel ([`pool2d_cpu`]) with an explicit backward, and a
+//! generic path ([`pool2d_generic`]) from differentiable candle ops for other
+//! devices. Semantics (both paths):
+//! - max: padded cells never win; the whole gradient of a window goes to its
+//!   first maximum in row-major order (PyTorch's and TensorFlow's argmax);
+//! - average: the divisor is the number of real (unpadded) cells of the
+//!   window, or kh*kw with `count_include_pad`.
+
+use acbench_dsl::ir::{Pool2d, PoolKind};
+use candle_core::{
+    CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType, bail,
+};
+use rayon::prelude::*;
+
+use super::{filled, strided_index};
+
+/// The resolved geometry of one pooling over an `h x w` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolGeom {
+    /// Max or average.
+    pub kind: PoolKind,
+    /// Input height and width.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Kernel (rows, columns).
+    pub kernel: (usize, usize),
+    /// Stride (rows, columns).
+    pub stride: (usize, usize),
+    /// Padding: top, bottom, left, right.
+    pub pad: (usize, usize, usize, usize),
+    /// Whether padded cells count in an average's divisor.
+    pub count_include_pad: bool,
+    /// Output height.
+    pub oh: usize,
+    /// Output width.
+    pub ow: usize,
+}
+
+impl PoolGeom {
+    /// Checks `p` against an `h x w` input: every window must hold at least
+    /// one real cell (padding smaller than the kernel), so a max is never
+    /// taken over padding alone and an average never divides by zero.
+    pub fn new(p: &Pool2d, h: usize, w: usize) -> Result<Self> {
+        let (kh, kw) = p.kernel;
+        let (sh, sw) = p.stride;
+        let pd = p.padding;
+        if kh == 0 || kw == 0 || sh == 0 || sw == 0 {
+            bail!(
+                "pooling kernel and stride must be positive, got kernel {kh}x{kw} stride {sh}x{sw}"
+            );
+        }
+        if pd.top >= kh || pd.bottom >= kh || pd.left >= kw || pd.right >= kw {
+            bail!("pooling padding {pd:?} must be smaller than the kernel {kh}x{kw}");
+        }
+        let (hp, wp) = (h + pd.top + pd.bottom, w + pd.left + pd.right);
+        if hp < kh || wp < kw {
+            bail!("pooling kernel {kh}x{kw} is larger than the padded input {hp}x{wp}");
+        }
+        Ok(Self {
+            kind: p.kind,
+            h,
+            w,
+            kernel: p.kernel,
+            stride: p.stride,
+            pad: (pd.top, pd.bottom, pd.left, pd.right),
+            count_include_pad: p.count_include_pad,
+            oh: (hp - kh) / sh + 1,
+            ow: (wp - kw) / sw + 1,
+        })
+    }
+
+    /// Real-cell ranges `[y0, y1) x [x0, x1)` of window `(oy, ox)` in input coordinates.
+    #[inline]
+    fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+        let ys = (oy * self.stride.0) as isize - self.pad.0 as isize;
+        let xs = (ox * self.stride.1) as isize - self.pad.2 as isize;
+        let clip = |v: isize, hi: usize| v.clamp(0, hi as isize) as usize;
+        (
+            clip(ys, self.h),
+            clip(ys + self.kernel.0 as isize, self.h),
+            clip(xs, self.w),
+            clip(xs + self.kernel.1 as isize, self.w),
+        )
+    }
+
+    fn divisor(&self, y0: usize, y1: usize, x0: usize, x1: usize) -> f64 {
+        if self.count_include_pad {
+            (self.kernel.0 * self.kernel.1) as f64
+        } else {
+            ((y1 - y0) * (x1 - x0)) as f64
+        }
+    }
+
+    /// Index (in the plane) of the first maximum of window `(oy, ox)`.
+    #[inline]
+    fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+        let (y0, y1, x0, x1) = self.window(oy, ox);
+        let mut best = y0 * self.w + x0;
+        let mut best_v = plane[best];
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let v = plane[y * self.w + x];
+                // Strict `>` keeps the first maximum; a NaN wins so that it
+                // propagates (and the divergence guard sees it).
+                #[allow(clippy::eq_op)]
+                let nan = v != v && best_v == best_v;
+                if v > best_v || nan {
+                    best = y * self.w + x;
+                    best_v = v;
+                }
+            }
+        }
+        best
+    }
+}
+
+/// Pools an `[N, C, H, W]` tensor: the CPU kernel on the CPU, the generic
+/// path elsewhere.
+pub fn pool2d(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
+    if x.device().is_cpu() {
+        pool2d_cpu(x, p)
+    } else {
+        pool2d_generic(x, p)
+    }
+}
+
+/// The CPU kernel (f32 and f64), parallel over `N * C` planes.
+pub fn pool2d_cpu(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let geom = PoolGeom::new(p, h, w)?;
+    x.contiguous()?.apply_op1(PoolFwd(geom))
+}
+
+fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&s[a..b]),
+        None => bail!("pooling kernel needs a contiguous tensor"),
+    }
+}
+
+struct PoolFwd(PoolGeom);
+
+impl PoolFwd {
+    fn run<T: WithDType>(&self, src: &[T], l: &Layout) -> Result<(Vec<T>, Shape)> {
+        let g = &self.0;
+        let (n, c, _, _) = l.shape().dims4()?;
+        let src = contiguous(src, l)?;
+        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+        let mut out = vec![T::zero(); n * c * plane_out];
+        out.par_chunks_mut(plane_out.max(1))
+            .zip(src.par_chunks(plane_in.max(1)))
+            .for_each(|(o, s)| {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        o[oy * g.ow + ox] = match g.kind {
+                            PoolKind::Max => s[g.argmax(s, oy, ox)],
+                            PoolKind::Avg => {
+                                let (y0, y1, x0, x1) = g.window(oy, ox);
+                                let mut acc = 0f64;
+                                for y in y0..y1 {
+                                    for v in &s[y * g.w + x0..y * g.w + x1] {
+                                        acc += v.to_f64();
+                                    }
+                                }
+                                T::from_f64(acc / g.divisor(y0, y1, x0, x1))
+                            }
+                        };
+                    }
+                }
+            });
+        Ok((out, Shape::from((n, c, g.oh, g.ow))))
+    }
+}
+
+impl CustomOp1 for PoolFwd {
+    fn name(&self) -> &'static str {
+        "acbench-pool2d"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        match s {
+            CpuStorage::F32(v) => self.run(v, l).map(|(o, sh)| (CpuStorage::F32(o), sh)),
+            CpuStorage::F64(v) => self.run(v, l).map(|(o, sh)| (CpuStorage::F64(o), sh)),
+            _ => bail!("pooling supports f32 and f64 tensors only"),
+        }
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let grad = grad.contiguous()?;
+        arg.apply_op2_no_bwd(&grad, &PoolBwd(self.0)).map(Some)
+    }
+}
+
+/// Gradient of [`PoolFwd`] with respect to its input: `(x, grad_out) -> grad_x`.
+/// The max case recomputes each window's argmax from `x` instead of storing
+/// indices in the forward pass.
+struct PoolBwd(PoolGeom);
+
+impl PoolBwd {
+    fn run<T: WithDType>(
+        &self,
+        x: &[T],
+        lx: &Layout,
+        gr: &[T],
+        lg: &Layout,
+    ) -> Result<(Vec<T>, Shape)> {
+        let g = &self.0;
+        let (n, c, _, _) = lx.shape().dims4()?;
+        let x = contiguous(x, lx)?;
+        let gr = contiguous(gr, lg)?;
+        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
+        let mut out = vec![T::zero(); n * c * plane_in];
+        out.par_chunks_mut(plane_in.max(1))
+            .zip(
+                x.par_chunks(plane_in.max(1))
+                    .zip(gr.par_chunks(plane_out.max(1))),
+            )
+            .for_each(|(o, (s, go))| {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let gv = go[oy * g.ow + ox];
+                        match g.kind {
+                            PoolKind::Max => o[g.argmax(s, oy, ox)] += gv,
+                            PoolKind::Avg => {
+                                let (y0, y1, x0, x1) = g.window(oy, ox);
+                                let share = T::from_f64(gv.to_f64() / g.divisor(y0, y1, x0, x1));
+                                for y in y0..y1 {
+                                    for v in &mut o[y * g.w + x0..y * g.w + x1] {
+                                        *v += share;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            });
+        Ok((out, lx.shape().clone()))
+    }
+}
+
+impl CustomOp2 for PoolBwd {
+    fn name(&self) -> &'static str {
+        "acbench-pool2d-bwd"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        match (s1, s2) {
+            (CpuStorage::F32(x), CpuStorage::F32(g)) => self
+                .run(x, l1, g, l2)
+                .map(|(o, sh)| (CpuStorage::F32(o), sh)),
+            (CpuStorage::F64(x), CpuStorage::F64(g)) => self
+                .run(x, l1, g, l2)
+                .map(|(o, sh)| (CpuStorage::F64(o), sh)),
+            _ => bail!("pooling backward supports f32 and f64 with matching dtypes"),
+        }
+    }
+}
+
+/// Pooling from differentiable candle ops, for any device: every window
+/// offset `(ky, kx)` is a strided view taken with `index_select`; max picks
+/// the first maximum with `gather` (so the gradient goes only there),
+/// average sums the views and divides by a precomputed divisor map.
+pub fn pool2d_generic(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let g = PoolGeom::new(p, h, w)?;
+    let dev = x.device();
+    let (pt, pb, pl, pr) = g.pad;
+    let padded = match g.kind {
+        PoolKind::Max => pad_value(x, g.pad, f64::NEG_INFINITY)?,
+        PoolKind::Avg => x.pad_with_zeros(2, pt, pb)?.pad_with_zeros(3, pl, pr)?,
+    };
+    let (kh, kw) = g.kernel;
+    let cols: Vec<Tensor> = (0..kw)
+        .map(|kx| strided_index(kx, g.stride.1, g.ow, dev))
+        .collect::<Result<_>>()?;
+    let mut views = Vec::with_capacity(kh * kw);
+    for ky in 0..kh {
+        let rows = padded.index_select(&strided_index(ky, g.stride.0, g.oh, dev)?, 2)?;
+        for c in &cols {
+            views.push(rows.index_select(c, 3)?);
+        }
+    }
+    match g.kind {
+        PoolKind::Max => {
+            let stacked = Tensor::stack(&views, 4)?;
+            // First maximum, device-independently: the smallest offset whose
+            // value equals the window's max (argmax's tie rule is not
+            // specified on every backend).
+            let detached = stacked.detach();
+            let max = detached.max_keepdim(4)?;
+            let is_max = detached.broadcast_ge(&max)?;
+            let kk = kh * kw;
+            let offsets = Tensor::arange(0u32, kk as u32, dev)?.to_dtype(DType::F32)?;
+            let offsets = offsets
+                .reshape((1, 1, 1, 1, kk))?
+                .broadcast_as(stacked.shape())?
+                .contiguous()?;
+            let never = filled(kk as f64, stacked.dims(), DType::F32, dev)?;
+            let first = is_max
+                .where_cond(&offsets, &never)?
+                .min_keepdim(4)?
+                .to_dtype(DType::U32)?;
+            stacked.gather(&first, 4)?.squeeze(4)
+        }
+        PoolKind::Avg => {
+            let mut sum = views[0].clone();
+            for v in &views[1..] {
+                sum = (sum + v)?;
+            }
+            let mut inv = Vec::with_capacity(g.oh * g.ow);
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let (y0, y1, x0, x1) = g.window(oy, ox);
+                    inv.push(1.0 / g.divisor(y0, y1, x0, x1));
+                }
+            }
+            let inv = Tensor::from_vec(inv, (1, 1, g.oh, g.ow), dev)?.to_dtype(x.dtype())?;
+            sum.broadcast_mul(&inv)
+        }
+    }
+}
+
+/// Pads H and W with a constant (minus infinity for max pooling).
+fn pad_value(x: &Tensor, (pt, pb, pl, pr): (usize, usize, usize, usize), v: f64) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    let (dt, dev) = (x.dtype(), x.device());
+    let mut parts = Vec::with_capacity(3);
+    let cols = |t: Tensor| -> Result<Tensor> {
+        let mut p = Vec::with_capacity(3);
+        if pl > 0 {
+            p.push(filled(v, &[n, c, h + pt + pb, pl], dt, dev)?);
+        }
+        p.push(t);
+        if pr > 0 {
+            p.push(filled(v, &[n, c, h + pt + pb, pr], dt, dev)?);
+        }
+        Tensor::cat(&p, 3)
+    };
+    if pt > 0 {
+        parts.push(filled(v, &[n, c, pt, w], dt, dev)?);
+    }
+    parts.push(x.clone());
+    if pb > 0 {
+        parts.push(filled(v, &[n, c, pb, w], dt, dev)?);
+    }
+    cols(Tensor::cat(&parts, 2)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::gradcheck;
+    use acbench_dsl::ir::Padding;
+    use candle_core::{Device, Var};
+
+    fn pool(
+        kind: PoolKind,
+        k: (usize, usize),
+        s: (usize, usize),
+        pad: [usize; 4],
+        incl: bool,
+    ) -> Pool2d {
+        Pool2d {
+            kind,
+            kernel: k,
+            stride: s,
+            padding: Padding {
+                top: pad[0],
+                bottom: pad[1],
+                left: pad[2],
+                right: pad[3],
+            },
+            count_include_pad: incl,
+        }
+    }
+
+    fn t(v: &[f64], shape: &[usize]) -> Tensor {
+        Tensor::from_vec(v.to_vec(), shape, &Device::Cpu).expect("shape")
+    }
+
+    fn vals(t: &Tensor) -> Vec<f64> {
+        t.flatten_all().and_then(|t| t.to_vec1()).expect("vec")
+    }
+
+    type PoolFn = fn(&Tensor, &Pool2d) -> Result<Tensor>;
+    const PATHS: [PoolFn; 2] = [pool2d_cpu, pool2d_generic];
+
+    #[test]
+    fn max_and_avg_forward_by_hand() -> Result<()> {
+        // 3x3 input 1..9, kernel 2, stride 1, padding 1 on the bottom/right only.
+        let x = t(&[1., 2., 3., 4., 5., 6., 7., 8., 9.], &[1, 1, 3, 3]);
+        let max = pool(PoolKind::Max, (2, 2), (1, 1), [0, 1, 0, 1], false);
+        let avg = pool(PoolKind::Avg, (2, 2), (1, 1), [0, 1, 0, 1], false);
+        let avg_incl = pool(PoolKind::Avg, (2, 2), (1, 1), [0, 1, 0, 1], true);
+        for f in PATHS {
+            assert_eq!(vals(&f(&x, &max)?), [5., 6., 6., 8., 9., 9., 8., 9., 9.]);
+            assert_eq!(
+                vals(&f(&x, &avg)?),
+                [3., 4., 4.5, 6., 7., 7.5, 7.5, 8.5, 9.]
+            );
+            assert_eq!(
+                vals(&f(&x, &avg_incl)?),
+                [3., 4., 2.25, 6., 7., 3.75, 3.75, 4.25, 2.25]
+            );
+        }
+        // Negative values: padding must not win a max (it would give 0).
+        let neg = x.neg()?;
+        let max_pad = pool(PoolKind::Max, (3, 3), (2, 2), [1, 1, 1, 1], false);
+        for f in PATHS {
+            assert_eq!(vals(&f(&neg, &max_pad)?), [-1., -2., -4., -5.]);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn kernel_larger_than_stride_gradients() -> Result<()> {
+        // AlexNet/GoogLeNet shapes: 3x3 stride 2 and 3x3 stride 1 pad 1.
+        let cases = [
+            pool(PoolKind::Max, (3, 3), (2, 2), [0, 0, 0, 0], false),
+            pool(PoolKind::Max, (3, 3), (1, 1), [1, 1, 1, 1], false),
+            pool(PoolKind::Max, (2, 3), (1, 2), [1, 0, 0, 2], false),
+            pool(PoolKind::Avg, (3, 3), (2, 2), [1, 0, 1, 0], false),
+            pool(PoolKind::Avg, (3, 3), (1, 1), [1, 1, 1, 1], true),
+            pool(PoolKind::Avg, (2, 3), (2, 1), [0, 1, 2, 0], false),
+        ];
+        for (i, p) in cases.iter().enumerate() {
+            let x = gradcheck::rand(&[2, 2, 5, 6], -1.0, 1.0, i as u64);
+            for f in PATHS {
+                gradcheck::check(|a| f(&a[0], p), std::slice::from_ref(&x), 1e-6);
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ties_give_the_whole_gradient_to_the_first_maximum() -> Result<()> {
+        // One 2x2 window of equal values: all gradient to the top-left cell
+        // (PyTorch and TensorFlow agree; candle splits it).
+        let p = pool(PoolKind::Max, (2, 2), (2, 2), [0, 0, 0, 0], false);
+        for f in PATHS {
+            let x = Var::from_tensor(&t(&[3., 3., 3., 3.], &[1, 1, 2, 2]))?;
+            let y = f(x.as_tensor(), &p)?;
+            let g = y.sum_all()?.backward()?;
+            let gx = g.get(x.as_tensor()).map(vals);
+            assert_eq!(gx, Some(vec![1., 0., 0., 0.]));
+            // Overlapping windows that share the maximum accumulate.
+            let p2 = pool(PoolKind::Max, (2, 2), (1, 1), [0, 0, 0, 0], false);
+            let x2 = Var::from_tensor(&t(&[1., 2., 1., 0., 9., 0., 1., 2., 1.], &[1, 1, 3, 3]))?;
+            let g2 = f(x2.as_tensor(), &p2)?.sum_all()?.backward()?;
+            assert_eq!(
+                g2.get(x2.as_tensor()).map(vals),
+                Some(vec![0., 0., 0., 0., 4., 0., 0., 0., 0.])
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn cpu_and_generic_agree_in_f32() -> Result<()> {
+        let x = gradcheck::rand(&[2, 3, 7, 5], -2.0, 2.0, 5).to_dtype(DType::F32)?;
+        for p in [
+            pool(PoolKind::Max, (3, 3), (2, 2), [1, 1, 1, 1], false),
+            pool(PoolKind::Avg, (3, 2), (2, 1), [1, 2, 0, 1], false),
+        ] {
+            let (va, vb) = (Var::from_tensor(&x)?, Var::from_tensor(&x)?);
+            let (ya, yb) = (
+                pool2d_cpu(va.as_tensor(), &p)?,
+                pool2d_generic(vb.as_tensor(), &p)?,
+            );
+            let w = gradcheck::rand(ya.dims(), -1.0, 1.0, 1).to_dtype(DType::F32)?;
+            let ga = (&ya * &w)?.sum_all()?.backward()?;
+            let gb = (&yb * &w)?.sum_all()?.backward()?;
+            let d = (ya - yb)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-6, "values differ by {d}");
+            let (ga, gb) = (ga.get(va.as_tensor()), gb.get(vb.as_tensor()));
+            let (Some(ga), Some(gb)) = (ga, gb) else {
+                panic!("missing gradient")
+            };
+            let d = (ga - gb)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(d < 1e-6, "gradients differ by {d}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn bad_geometry_is_an_error() {
+        let x = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).expect("zeros");
+        assert!(pool2d(&x, &pool(PoolKind::Max, (2, 2), (0, 1), [0; 4], false)).is_err());
+        assert!(
+            pool2d(
+                &x,
+                &pool(PoolKind::Max, (2, 2), (1, 1), [2, 0, 0, 0], false)
+            )
+            .is_err()
+        );
+        assert!(pool2d(&x, &pool(PoolKind::Avg, (5, 5), (1, 1), [0; 4], false)).is_err());
+    }
+}
