@@ -29,6 +29,76 @@ pub enum Command {
     /// List, locate and download datasets.
     #[command(subcommand)]
     Data(DataCommand),
+    /// List activation plugins and check their fused kernels.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// Run a suite (models x activations x optimisers x seeds) into its
+    /// ledger, then report it beside the paper. Finished runs are skipped.
+    Suite(Box<SuiteArgs>),
+    /// Render the tables, exports and plots of a suite's output folder.
+    Report(ReportArgs),
+}
+
+/// `acbench suite`.
+#[derive(Debug, Args)]
+pub struct SuiteArgs {
+    /// The suite file (`suites/quickstart.yaml`).
+    pub file: PathBuf,
+
+    /// Print the run matrix and the number of runs without training.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Override a suite field, e.g. `--set epochs=1`, `--set dataset.limit_train=1000` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Output folder (ledger, exports, plots); overrides the suite's `out`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Train every run again, even those the ledger has finished.
+    #[arg(long)]
+    pub rerun: bool,
+
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Compute activations through their formulas even where fused kernels exist.
+    #[arg(long)]
+    pub no_fused: bool,
+
+    /// Extra place to look for datasets (before $ACBENCH_DATA and the cache).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Device to train on.
+    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
+    pub device: DeviceName,
+
+    /// Skip the SVG plots of the final report.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// `acbench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A suite's output folder (holds `ledger.sqlite` and `suite.json`).
+    pub dir: PathBuf,
+
+    /// Skip the SVG plots.
+    #[arg(long)]
+    pub no_plots: bool,
+}
+
+/// Which activation plugins to load besides the shipped ones.
+#[derive(Debug, Args)]
+pub struct PluginArgs {
+    /// An activation plugin library to load (repeatable); also
+    /// $ACBENCH_PLUGIN_PATH (files or directories, `:`-separated).
+    #[arg(long = "plugin", value_name = "PATH")]
+    pub plugins: Vec<PathBuf>,
 }
 
 /// Which model file, network and network arguments to use.
@@ -57,6 +127,14 @@ pub struct TrainArgs {
     /// the slot `act@fc`; `lrelu:s=0.2` overrides an initial value.
     #[arg(long = "act", value_name = "SPEC", required = true)]
     pub acts: Vec<String>,
+
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Compute activations through their formulas even where a plugin has
+    /// fused kernels (for checks and speed comparisons).
+    #[arg(long)]
+    pub no_fused: bool,
 
     /// Dataset name (`acbench data list`), or `folder:PATH`.
     #[arg(long, value_name = "NAME")]
@@ -183,6 +261,29 @@ pub enum ModelCommand {
         /// Also count the parameters of these activation bindings (as for `train`).
         #[arg(long = "act", value_name = "SPEC")]
         acts: Vec<String>,
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+}
+
+/// `acbench plugins ...`.
+#[derive(Debug, Subcommand)]
+pub enum PluginsCommand {
+    /// List every activation: parameters, tier (formula or formula+fused), plugin file.
+    List {
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
+    /// Compare fused kernels with the formula (values and gradients) and the
+    /// formula's gradients with finite differences; fails on a mismatch.
+    Check {
+        /// Check only this activation (default: all).
+        name: Option<String>,
+        /// Seed of the random inputs.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        #[command(flatten)]
+        plugins: PluginArgs,
     },
 }
 

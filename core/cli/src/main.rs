@@ -16,8 +16,14 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = cli::Cli::parse();
     init_logging();
+    // Unwrapped messages: errors name files, and a path broken across lines
+    // can be neither read nor copied. The hook is set once, first thing.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     if let Err(e) = configure_threads(cli.threads) {
         eprintln!("{e:?}");
         return ExitCode::from(2);
@@ -63,4 +69,16 @@ fn configure_threads(requested: Option<usize>) -> miette::Result<()> {
         .num_threads(n)
         .build_global();
     Ok(())
+}
+
+/// Rust ignores SIGPIPE, so `acbench ... | head` would panic on the first
+/// write after `head` exits; a command-line tool should just stop, as
+/// every Unix tool does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: resetting a signal disposition to its default at the start of
+    // main, before any thread exists, has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }

@@ -3,7 +3,9 @@
 use std::io::IsTerminal;
 
 use acbench_engine::train::{EpochMetrics, Observer};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use acbench_suite::RunSpec;
+use acbench_suite::runner::{Outcome, RunObserver};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Shows training progress: a bar per epoch on a terminal; on a pipe or a
 /// file only one line per finished epoch, so logs stay readable.
@@ -11,6 +13,8 @@ pub struct TrainProgress {
     bar: Option<ProgressBar>,
     interactive: bool,
     epochs: usize,
+    /// Set when the bars live under a suite's bar.
+    multi: Option<MultiProgress>,
 }
 
 impl TrainProgress {
@@ -20,6 +24,7 @@ impl TrainProgress {
             bar: None,
             interactive: std::io::stderr().is_terminal(),
             epochs,
+            multi: None,
         }
     }
 }
@@ -29,7 +34,12 @@ impl Observer for TrainProgress {
         if !self.interactive {
             return;
         }
-        let bar = ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr());
+        let bar = match &self.multi {
+            Some(multi) => multi.add(ProgressBar::new(batches as u64)),
+            None => {
+                ProgressBar::with_draw_target(Some(batches as u64), ProgressDrawTarget::stderr())
+            }
+        };
         let style = ProgressStyle::with_template(
             "epoch {prefix} [{bar:30}] {pos}/{len} batches  {msg}  {elapsed}<{eta}",
         )
@@ -53,7 +63,7 @@ impl Observer for TrainProgress {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!(
+        let line = format!(
             "epoch {:>3}/{}  lr {:.2e}  train loss {:.4}  acc {:.4}  |  test loss {:.4}  acc {:.4}  |  {:.1}s, {:.0} img/s",
             m.epoch + 1,
             self.epochs,
@@ -65,5 +75,107 @@ impl Observer for TrainProgress {
             m.wall_s,
             m.images_per_s
         );
+        // Under a suite's bar, print through it so the bars stay intact.
+        match &self.multi {
+            Some(multi) if self.interactive => {
+                let _ = multi.println(line);
+            }
+            _ => println!("{line}"),
+        }
+    }
+}
+
+/// Suite progress: an overall bar (runs done / total, ETA) above the
+/// current epoch's bar on a terminal; one line per run and per epoch
+/// otherwise.
+pub struct SuiteProgress {
+    multi: MultiProgress,
+    suite_bar: Option<ProgressBar>,
+    epoch: TrainProgress,
+}
+
+impl SuiteProgress {
+    /// Progress for a suite of `runs` runs.
+    pub fn new(runs: usize) -> Self {
+        let interactive = std::io::stderr().is_terminal();
+        let multi = MultiProgress::with_draw_target(if interactive {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        });
+        let suite_bar = interactive.then(|| {
+            let bar = multi.add(ProgressBar::new(runs as u64));
+            let style = ProgressStyle::with_template(
+                "suite [{bar:30}] {pos}/{len} runs  {msg}  {elapsed}<{eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
+            bar.set_style(style);
+            bar
+        });
+        let mut epoch = TrainProgress::new(0);
+        epoch.multi = Some(multi.clone());
+        Self {
+            multi,
+            suite_bar,
+            epoch,
+        }
+    }
+
+    /// A run ended (trained now or found in the ledger).
+    pub fn run_end(&mut self, outcome: &Outcome) {
+        if let Some(bar) = &self.suite_bar {
+            bar.inc(1);
+        }
+        if let Outcome::Replayed(status) = outcome {
+            let line = format!("  already in the ledger: {status:?}");
+            match &self.suite_bar {
+                Some(bar) => bar.set_message(line.trim().to_owned()),
+                None => println!("{line}"),
+            }
+        }
+    }
+
+    /// The suite is done: clear the bars.
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.suite_bar.take() {
+            bar.finish_and_clear();
+        }
+        let _ = self.multi.clear();
+    }
+}
+
+impl Observer for SuiteProgress {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize, lr: f64) {
+        self.epoch.epoch_start(epoch, epochs, batches, lr);
+    }
+
+    fn batch_end(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
+        self.epoch.batch_end(epoch, batch, batches, loss);
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics) {
+        self.epoch.epoch_end(m);
+    }
+}
+
+impl RunObserver for SuiteProgress {
+    fn run_start(&mut self, spec: &RunSpec, index: usize, total: usize) {
+        self.epoch.epochs = spec.train.epochs;
+        let line = format!(
+            "run {}/{total}: {} / {} / {} / seed {}",
+            index + 1,
+            spec.model.label,
+            spec.activation.label,
+            spec.optimizer,
+            spec.train.seed.0
+        );
+        match &self.suite_bar {
+            Some(bar) => {
+                bar.set_message(format!("{} / {}", spec.model.label, spec.activation.label));
+                bar.println(line);
+            }
+            None => println!("{line}"),
+        }
     }
 }

@@ -22,7 +22,7 @@ pub mod registry;
 
 pub use batch::{Augment, Batcher, Normalization, channel_stats};
 pub use error::DataError;
-pub use registry::{DatasetStatus, LoadOptions, default_root, list, load, locate};
+pub use registry::{DatasetStatus, LoadOptions, default_root, geometry, list, load, locate};
 
 /// A loaded dataset: train and test splits of equally shaped images.
 #[derive(Debug, Clone)]

@@ -141,6 +141,28 @@ const REGISTRY: &[Entry] = &[
     },
 ];
 
+/// What a registered dataset looks like without loading it: class count
+/// and image shape (channels, height, width). Lets a suite be checked, and
+/// its networks elaborated, before any data is read. `None` for unknown
+/// names and for `folder:` datasets, whose classes are their sub-folders.
+pub fn geometry(
+    name: &str,
+    image_size: Option<(usize, usize)>,
+) -> Option<(usize, (usize, usize, usize))> {
+    let entry = REGISTRY.iter().find(|e| e.name == name)?;
+    Some(match entry.kind {
+        Kind::Idx { names } => (names.len(), (1, 28, 28)),
+        Kind::Cifar10 => (10, (3, 32, 32)),
+        Kind::Cifar100(Cifar100Labels::Fine) => (100, (3, 32, 32)),
+        Kind::Cifar100(Cifar100Labels::Coarse) => (20, (3, 32, 32)),
+        // miniImageNet is 100 classes by definition (Vinyals et al. 2016).
+        Kind::Folder { default_size } => {
+            let (h, w) = image_size.unwrap_or(default_size);
+            (100, (3, h, w))
+        }
+    })
+}
+
 /// Registered dataset names, in display order.
 pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|e| e.name).collect()
@@ -307,6 +329,19 @@ fn load_with(name: &str, opts: &LoadOptions, roots: &Roots) -> Result<Dataset, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn geometry_is_known_without_loading() {
+        assert_eq!(geometry("fashion-mnist", None), Some((10, (1, 28, 28))));
+        assert_eq!(geometry("cifar100", None), Some((100, (3, 32, 32))));
+        assert_eq!(geometry("cifar100-coarse", None), Some((20, (3, 32, 32))));
+        assert_eq!(
+            geometry("mini-imagenet", Some((64, 64))),
+            Some((100, (3, 64, 64)))
+        );
+        assert_eq!(geometry("folder:/x", None), None);
+        assert_eq!(geometry("nope", None), None);
+    }
 
     fn roots(base: &Path) -> Roots {
         Roots {

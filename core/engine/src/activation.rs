@@ -1,31 +1,39 @@
 //! Activation functions as data, bound to a network's `act` slots.
 //!
-//! - [`Registry`]: the known [`ActivationDef`]s, each formula parsed once when
-//!   it is registered ([`Registry::builtin`] holds the shipped adaptive and
-//!   baseline activations; plugins will add more).
+//! - [`Registry`]: the known activations, each formula parsed once when it is
+//!   registered. Every activation comes from a plugin ([`crate::plugin`]),
+//!   the shipped ones included ([`Registry::builtin`], [`Registry::discover`]).
 //! - [`ActBindings`]: which activation each slot gets, parsed from CLI-style
 //!   specs (`arelu`, `fc=relu`, `lrelu:s=0.2`, `fc=prelu:p=0`).
-//! - [`ActLayer`]: one `act` node of a built model with its own parameters;
-//!   its forward pass lowers the parsed formula to candle ops, so autograd
-//!   and every device come for free.
+//! - [`ActLayer`]: one `act` node of a built model with its own parameters.
+//!   Its forward pass calls the plugin's fused kernels when it has them and
+//!   the tensor is an f32 CPU tensor ([`crate::ops::fused`]); otherwise it
+//!   lowers the parsed formula to candle ops, so autograd and every device
+//!   come for free.
 //!
 //! Lowering rules: numeric literals and fixed per-layer parameters are folded
 //! as scalars; comparisons become masks; `max(u, v)` is
 //! `where(u >= v, u, v)` so that on ties the *whole* gradient goes to `u`
 //! (candle's `maximum` splits it 50/50, which would keep AReLU linear from
-//! its a = b, c = d start); `min(u, v)` is `where(u <= v, u, v)`.
+//! its a = b, c = d start); `min(u, v)` is `where(u <= v, u, v)`; `relu` and
+//! `abs` are candle's, whose derivative at 0 is that of the positive side
+//! (as `max(x, 0)` under the tie rule). Fused kernels must follow the same
+//! conventions; `acbench plugins check` holds them to it.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use acbench_dsl::formula::{self, BinOp, CmpOp, Cond, Expr, Func};
 use acbench_dsl::ir::{Network, Op};
+use acbench_plugin_api::abi::EntryFn;
 use acbench_plugin_api::{ActivationDef, ParamScope};
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{Error, Result};
 use crate::ops::filled;
 use crate::params::{Param, ParamKind};
+use crate::plugin::{self, Kernels, LoadedActivation, PluginError, PluginManifest, PluginOptions};
 
 /// An activation definition with its formula parsed.
 #[derive(Debug, Clone)]
@@ -34,13 +42,40 @@ pub struct CompiledActivation {
     pub def: ActivationDef,
     /// The parsed formula; `Expr::Param(i)` refers to `def.params[i]`.
     pub expr: Expr,
+    /// The plugin's fused CPU kernels, when it has them.
+    pub kernels: Option<Kernels>,
+    /// The plugin file it came from (`None` for definitions registered in Rust).
+    pub plugin: Option<PathBuf>,
 }
 
-/// The activations a run may bind, by name. A value rather than a global so
-/// that loaded plugins extend one run's registry only.
-#[derive(Debug, Clone, Default)]
+impl CompiledActivation {
+    /// What computes it: `formula`, or `formula+fused` when kernels exist.
+    pub fn tier(&self) -> &'static str {
+        if self.kernels.is_some() {
+            "formula+fused"
+        } else {
+            "formula"
+        }
+    }
+}
+
+/// The activations a run may bind, by name, and the plugins they came from.
+/// A value rather than a global so that one run's plugins stay its own.
+#[derive(Debug, Clone)]
 pub struct Registry {
     acts: Vec<Arc<CompiledActivation>>,
+    plugins: Vec<PluginManifest>,
+    fused: bool,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            acts: Vec::new(),
+            plugins: Vec::new(),
+            fused: true,
+        }
+    }
 }
 
 impl Registry {
@@ -49,21 +84,95 @@ impl Registry {
         Self::default()
     }
 
-    /// The activations shipped with acbench: the adaptive ones (ASigmoid,
-    /// ATanh, AReLU) and the baselines.
+    /// The activations of the plugins shipped with acbench (the adaptive
+    /// ones and the baselines), found next to the executable; ignores
+    /// `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
     pub fn builtin() -> Result<Self> {
+        Self::discover(&PluginOptions::shipped_only())
+    }
+
+    /// Loads every plugin `options` names ([`PluginOptions::resolve`]).
+    pub fn discover(options: &PluginOptions) -> Result<Self> {
         let mut r = Self::new();
-        for def in acbench_adaptive::definitions()
-            .into_iter()
-            .chain(acbench_baselines::definitions())
-        {
-            r.register(def)?;
+        for path in options.resolve()? {
+            r.load_plugin(&path)?;
         }
         Ok(r)
     }
 
-    /// Adds a definition after checking it: a new name, distinct parameter
-    /// names (none called `x`), a formula that parses.
+    /// Loads one plugin library and registers all its activations, or none
+    /// when one is refused. A file whose contents are already loaded (the
+    /// same plugin reached by two paths) is skipped.
+    pub fn load_plugin(&mut self, path: &Path) -> Result<()> {
+        let loaded = plugin::load(path)?;
+        if let Some(same) = self
+            .plugins
+            .iter()
+            .find(|p| p.sha256 == loaded.manifest.sha256)
+        {
+            tracing::debug!(
+                "plugin {} is identical to {}, already loaded",
+                loaded.manifest.path.display(),
+                same.path.display()
+            );
+            return Ok(());
+        }
+        self.add(&loaded.manifest.path, loaded.activations)?;
+        self.plugins.push(loaded.manifest);
+        Ok(())
+    }
+
+    /// Registers the activations of a plugin linked into this process, given
+    /// its entry point: the same checks as [`Registry::load_plugin`], without
+    /// a file. `origin` names it in messages; no manifest is recorded.
+    ///
+    /// # Safety
+    /// `entry` must follow the ABI of [`acbench_plugin_api::abi`], and
+    /// everything its table points to must live for the rest of the process.
+    pub unsafe fn load_entry(&mut self, origin: &Path, entry: EntryFn) -> Result<()> {
+        // SAFETY: the caller's contract is read_entry's.
+        let acts = unsafe { plugin::read_entry(origin, entry, None) }?;
+        self.add(origin, acts)
+    }
+
+    /// Checks a plugin's activations against the registry, then adds them all.
+    fn add(&mut self, origin: &Path, acts: Vec<LoadedActivation>) -> Result<()> {
+        let mut compiled = Vec::with_capacity(acts.len());
+        for a in acts {
+            if let Some(prev) = self.acts.iter().find(|p| p.def.name == a.def.name) {
+                return Err(PluginError::Duplicate {
+                    name: a.def.name,
+                    first: prev
+                        .plugin
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("<registered in Rust>")),
+                    second: origin.to_path_buf(),
+                }
+                .into());
+            }
+            let names: Vec<&str> = a.def.params.iter().map(|p| p.name.as_str()).collect();
+            let expr =
+                formula::parse(&a.def.formula, &names).map_err(|e| PluginError::Formula {
+                    path: origin.to_path_buf(),
+                    activation: a.def.name.clone(),
+                    formula: a.def.formula.clone(),
+                    column: e.column,
+                    message: e.message,
+                })?;
+            compiled.push(Arc::new(CompiledActivation {
+                def: a.def,
+                expr,
+                kernels: a.kernels,
+                plugin: Some(origin.to_path_buf()),
+            }));
+        }
+        self.acts.extend(compiled);
+        Ok(())
+    }
+
+    /// Adds a definition written in Rust (no kernels, no plugin file) after
+    /// checking it: a new name, distinct parameter names (none called `x`),
+    /// a formula that parses. For tests and experiments; runs load plugins.
     pub fn register(&mut self, def: ActivationDef) -> Result<()> {
         let invalid = |message: String| Error::InvalidActivation {
             name: def.name.clone(),
@@ -90,7 +199,12 @@ impl Registry {
             column: e.column,
             message: e.message,
         })?;
-        self.acts.push(Arc::new(CompiledActivation { def, expr }));
+        self.acts.push(Arc::new(CompiledActivation {
+            def,
+            expr,
+            kernels: None,
+            plugin: None,
+        }));
         Ok(())
     }
 
@@ -101,7 +215,14 @@ impl Registry {
             .find(|a| a.def.name == name)
             .ok_or_else(|| Error::UnknownActivation {
                 name: name.to_owned(),
-                known: self.names().collect::<Vec<_>>().join(", "),
+                known: if self.acts.is_empty() {
+                    "none: no plugins are loaded; acbench looks for its shipped plugins \
+                     (libacbench_plugin_*) next to its executable and in its deps/ folder, \
+                     so build them with cargo, or give --plugin / $ACBENCH_PLUGIN_PATH"
+                        .to_owned()
+                } else {
+                    self.names().collect::<Vec<_>>().join(", ")
+                },
             })
     }
 
@@ -113,6 +234,22 @@ impl Registry {
     /// Every registered activation, in registration order.
     pub fn iter(&self) -> impl Iterator<Item = &CompiledActivation> {
         self.acts.iter().map(|a| a.as_ref())
+    }
+
+    /// The plugin files loaded, in load order, for a run's manifest.
+    pub fn plugins(&self) -> &[PluginManifest] {
+        &self.plugins
+    }
+
+    /// Whether act layers built from now on use fused kernels where they can
+    /// (the default) or always the formula (for checks and benchmarks).
+    pub fn set_fused(&mut self, on: bool) {
+        self.fused = on;
+    }
+
+    /// See [`Registry::set_fused`].
+    pub fn fused(&self) -> bool {
+        self.fused
     }
 }
 
@@ -326,6 +463,8 @@ pub struct ActLayer {
     pub slot: Option<String>,
     act: Arc<CompiledActivation>,
     params: Vec<(String, ParamValue)>,
+    /// Use the plugin's kernels where they apply (see [`Registry::set_fused`]).
+    fused: bool,
 }
 
 /// An intermediate value while lowering a formula.
@@ -399,6 +538,7 @@ impl ActLayer {
                 slot: slot.map(str::to_owned),
                 act,
                 params,
+                fused: registry.fused(),
             },
             trainable,
         ))
@@ -424,8 +564,59 @@ impl ActLayer {
             .collect()
     }
 
-    /// Applies the activation to `x` (`[N, C, H, W]` or `[N, C]`).
+    /// Applies the activation to `x` (`[N, C, H, W]` or `[N, C]`): with the
+    /// plugin's fused kernels when it has them, they are enabled and `x` is
+    /// an f32 CPU tensor; otherwise through the formula.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.fused && self.fused_applies(x) {
+            self.forward_fused(x)
+        } else {
+            self.forward_formula(x)
+        }
+    }
+
+    /// Whether [`ActLayer::forward_fused`] can compute `x`.
+    pub fn fused_applies(&self, x: &Tensor) -> bool {
+        self.act.kernels.is_some()
+            && x.device().is_cpu()
+            && x.dtype() == DType::F32
+            && x.rank() >= 2
+            && self.params.iter().all(|(_, v)| match v {
+                ParamValue::Scalar(_) => true,
+                ParamValue::Fixed(t) => t.dtype() == DType::F32 && t.elem_count() == x.dims()[1],
+                ParamValue::Trained(v) => {
+                    v.dtype() == DType::F32
+                        && (v.elem_count() == 1 || v.elem_count() == x.dims()[1])
+                }
+            })
+    }
+
+    /// Applies the activation with the plugin's fused kernels (an error when
+    /// it has none or `x` is not an f32 CPU tensor).
+    pub fn forward_fused(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(kernels) = &self.act.kernels else {
+            return Err(Error::Config(format!(
+                "activation `{}` has no fused kernels",
+                self.act.def.name
+            )));
+        };
+        let params = self
+            .params
+            .iter()
+            .map(|(_, v)| {
+                Ok(match v {
+                    ParamValue::Scalar(s) => Tensor::new(&[*s as f32], x.device())?,
+                    ParamValue::Fixed(t) => t.clone(),
+                    ParamValue::Trained(var) => var.as_tensor().clone(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(crate::ops::fused::activation(x, &params, kernels)?)
+    }
+
+    /// Applies the activation by lowering its formula to candle ops (every
+    /// device and dtype).
+    pub fn forward_formula(&self, x: &Tensor) -> Result<Tensor> {
         // Per-channel values broadcast along axis 1; per-layer `[1]` broadcasts as is.
         let channel_shape: Vec<usize> = (0..x.rank())
             .map(|d| if d == 1 { x.dims()[1] } else { 1 })

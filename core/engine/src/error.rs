@@ -41,6 +41,9 @@ pub enum Error {
     /// The dataset does not fit the network (shape or class count).
     #[error("dataset does not fit the network: {0}")]
     DataMismatch(String),
+    /// A plugin could not be loaded, or one of its kernels failed.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
     /// Batching the dataset failed (a malformed split or bad normalisation).
     #[error(transparent)]
     Data(#[from] acbench_data::DataError),

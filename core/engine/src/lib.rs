@@ -8,6 +8,7 @@ pub mod model;
 pub mod ops;
 pub mod optim;
 pub mod params;
+pub mod plugin;
 pub mod rng;
 pub mod schedule;
 pub mod train;

@@ -23,8 +23,10 @@ pub enum Stream {
     Augment = 4,
 }
 
-/// A run's seed, from which every stream is derived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A run's seed, from which every stream is derived (a plain number in
+/// suites and results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Seed(pub u64);
 
 impl Seed {

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{ActSlotValues, Mode, Model};
 use crate::optim::{Optimizer, OptimizerConfig};
+use crate::params::ParamKind;
 use crate::rng::{Seed, Stream};
 use crate::schedule::Schedule;
 use crate::{Error, Result};
@@ -42,7 +43,6 @@ pub struct TrainConfig {
     pub weight_decay: f64,
     /// Seed of every random stream of the run (shuffling, dropout,
     /// augmentation; initial weights are drawn when the model is built).
-    #[serde(with = "seed_serde")]
     pub seed: Seed,
     /// How pixels are turned into network inputs.
     #[serde(default)]
@@ -94,20 +94,6 @@ fn default_eval_batch_size() -> usize {
 }
 
 /// `Seed` is a plain newtype of the rng module; it is written as its number.
-mod seed_serde {
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    use crate::rng::Seed;
-
-    pub fn serialize<S: Serializer>(seed: &Seed, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_u64(seed.0)
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Seed, D::Error> {
-        u64::deserialize(d).map(Seed)
-    }
-}
-
 impl TrainConfig {
     /// Checks every value before any work starts.
     pub fn validate(&self) -> Result<()> {
@@ -150,6 +136,10 @@ pub struct EpochMetrics {
     pub images_per_s: f64,
     /// Activation parameters of every act slot after the epoch.
     pub act_values: Vec<ActSlotValues>,
+    /// Per convolution/linear layer: Euclidean norm of the change of its
+    /// weights over the epoch (the paper's Fig. 4), in forward order.
+    #[serde(default)]
+    pub weight_increments: Vec<(String, f64)>,
 }
 
 /// How a run ended.
@@ -250,6 +240,7 @@ pub fn train(
 
     for epoch in 0..cfg.epochs {
         let epoch_start = Instant::now();
+        let weights_before = WeightSnapshot::take(model)?;
         let first_lr = cfg.schedule.lr(epoch, 0, batches, cfg.epochs);
         obs.epoch_start(epoch, cfg.epochs, batches, first_lr);
         order.shuffle(&mut shuffle_rng);
@@ -299,6 +290,7 @@ pub fn train(
             wall_s: epoch_start.elapsed().as_secs_f64(),
             images_per_s: n_train as f64 / train_s.max(f64::MIN_POSITIVE),
             act_values: model.act_values()?,
+            weight_increments: weights_before.increments(model)?,
         };
         obs.epoch_end(&metrics);
         history.push(metrics);
@@ -309,6 +301,45 @@ pub fn train(
         act_values: model.act_values()?,
         wall_s: run_start.elapsed().as_secs_f64(),
     })
+}
+
+/// Copies of every weight tensor (conv and linear), taken at an epoch's
+/// start to measure how far training moved them.
+struct WeightSnapshot(Vec<Tensor>);
+
+impl WeightSnapshot {
+    fn take(model: &Model) -> Result<Self> {
+        let weights = model
+            .params()
+            .iter()
+            .filter(|p| p.kind == ParamKind::Weight);
+        Ok(Self(
+            weights
+                .map(|p| p.var.as_tensor().copy())
+                .collect::<candle_core::Result<_>>()?,
+        ))
+    }
+
+    /// `(layer path, ||w_now - w_before||)` per weight, in forward order.
+    fn increments(&self, model: &Model) -> Result<Vec<(String, f64)>> {
+        let weights = model
+            .params()
+            .iter()
+            .filter(|p| p.kind == ParamKind::Weight);
+        weights
+            .zip(&self.0)
+            .map(|(p, before)| {
+                let norm = (p.var.as_tensor() - before)?
+                    .to_dtype(DType::F64)?
+                    .sqr()?
+                    .sum_all()?
+                    .sqrt()?
+                    .to_scalar::<f64>()?;
+                let layer = p.name.strip_suffix(".weight").unwrap_or(&p.name).to_owned();
+                Ok((layer, norm))
+            })
+            .collect()
+    }
 }
 
 /// Batch buffers reused for the whole run: only the tensors candle makes

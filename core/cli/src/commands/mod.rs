@@ -3,11 +3,19 @@
 mod data;
 mod model;
 mod network;
+mod plugins;
+mod report;
+mod suite;
 mod train;
 
+use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command};
+use candle_core::Device;
+use miette::IntoDiagnostic;
+use serde::Serialize;
+
+use crate::cli::{Cli, Command, DeviceName};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> miette::Result<ExitCode> {
@@ -15,5 +23,33 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Train(args) => train::run(&args),
         Command::Model(cmd) => model::run(cmd),
         Command::Data(cmd) => data::run(cmd),
+        Command::Plugins(cmd) => plugins::run(cmd),
+        Command::Suite(args) => suite::run(&args),
+        Command::Report(args) => report::run(&args),
+    }
+}
+
+/// Writes through a temporary file and a rename, so an interrupted write
+/// never leaves a truncated result behind.
+pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> miette::Result<()> {
+    let text = serde_json::to_string_pretty(value).into_diagnostic()?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text + "\n")
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("cannot write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path)
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("cannot write {}", path.display())))
+}
+
+pub(crate) fn device(name: DeviceName) -> miette::Result<Device> {
+    match name {
+        DeviceName::Cpu => Ok(Device::Cpu),
+        DeviceName::Cuda => {
+            if !candle_core::utils::cuda_is_available() {
+                miette::bail!("--device cuda: this acbench was built without the `cuda` feature");
+            }
+            Device::new_cuda(0).map_err(|e| miette::miette!("--device cuda: {e}"))
+        }
     }
 }

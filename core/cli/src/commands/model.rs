@@ -17,13 +17,15 @@ pub fn run(cmd: ModelCommand) -> miette::Result<ExitCode> {
             network,
             args,
             acts,
+            plugins,
         } => {
             let args = parse_net_args(&args)?;
             let net = load_network(&file, network.as_deref(), &args, &[])?;
             let act_params = if acts.is_empty() {
                 None
             } else {
-                Some(super::network::act_param_count(&net, &acts)?)
+                let registry = super::plugins::registry(&plugins)?;
+                Some(super::network::act_param_count(&net, &acts, &registry)?)
             };
             print!("{}", render(&net, act_params));
             Ok(ExitCode::SUCCESS)

@@ -66,12 +66,15 @@ pub fn load_network(
 }
 
 /// Activation parameters the bindings add to `net` (trainable and fixed).
-pub fn act_param_count(net: &Network, specs: &[String]) -> miette::Result<usize> {
-    let registry = acbench_engine::activation::Registry::builtin().map_err(miette::Report::msg)?;
+pub fn act_param_count(
+    net: &Network,
+    specs: &[String],
+    registry: &acbench_engine::activation::Registry,
+) -> miette::Result<usize> {
     let bindings =
         acbench_engine::activation::ActBindings::parse(specs).map_err(miette::Report::msg)?;
     bindings
-        .param_count(net, &registry)
+        .param_count(net, registry)
         .map_err(miette::Report::msg)
 }
 

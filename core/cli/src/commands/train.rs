@@ -1,21 +1,19 @@
 //! `acbench train`: one model, one activation binding, one dataset.
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use acbench_dsl::ir::{Network, Shape, Value};
-use acbench_engine::activation::{ActBindings, Registry};
+use acbench_engine::activation::ActBindings;
 use acbench_engine::model::Model;
 use acbench_engine::optim::OptimizerConfig;
+use acbench_engine::plugin::PluginManifest;
 use acbench_engine::rng::Seed;
 use acbench_engine::schedule::Schedule;
 use acbench_engine::train::{self, InputNorm, RunStatus, TrainConfig, TrainOutcome};
-use candle_core::Device;
-use miette::IntoDiagnostic;
 use serde::Serialize;
 
 use super::network::{load_network, parse_net_args};
-use crate::cli::{DeviceName, NormName, OptimizerName, TrainArgs};
+use crate::cli::{NormName, OptimizerName, TrainArgs};
 use crate::progress::TrainProgress;
 
 /// Runs `acbench train`.
@@ -23,9 +21,10 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
     // Everything the user typed is validated before the (slow) data load.
     let net_args = parse_net_args(&args.model.args)?;
     let bindings = ActBindings::parse(&args.acts).map_err(miette::Report::msg)?;
-    let registry = Registry::builtin().map_err(miette::Report::msg)?;
+    let mut registry = super::plugins::registry(&args.plugins)?;
+    registry.set_fused(!args.no_fused);
     let config = train_config(args)?;
-    let device = device(args.device)?;
+    let device = super::device(args.device)?;
 
     let load = acbench_data::LoadOptions {
         data_dir: args.data_dir.clone(),
@@ -86,13 +85,15 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
             train_examples: data.train.len(),
             test_examples: data.test.len(),
             activations: &args.acts,
+            plugins: registry.plugins(),
+            fused: !args.no_fused,
             device: format!("{:?}", args.device).to_lowercase(),
             threads: rayon_threads(),
             config: &config,
             test_accuracy: outcome.epochs.last().map(|e| e.test_acc),
             outcome: &outcome,
         };
-        write_json(path, &record)?;
+        super::write_json(path, &record)?;
         println!("result written to {}", path.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -110,6 +111,10 @@ struct RunRecord<'a> {
     train_examples: usize,
     test_examples: usize,
     activations: &'a [String],
+    /// Every plugin loaded for the run: path, sha256, activations.
+    plugins: &'a [PluginManifest],
+    /// Whether fused kernels were allowed (`--no-fused` turns them off).
+    fused: bool,
     device: String,
     threads: usize,
     config: &'a TrainConfig,
@@ -123,19 +128,6 @@ fn rayon_threads() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
-}
-
-/// Writes through a temporary file and a rename, so an interrupted write
-/// never leaves a truncated result behind.
-fn write_json(path: &Path, value: &impl Serialize) -> miette::Result<()> {
-    let text = serde_json::to_string_pretty(value).into_diagnostic()?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot write {}", path.display())))
 }
 
 fn print_outcome(outcome: &TrainOutcome) {
@@ -215,18 +207,6 @@ fn check_fits(net: &Network, data: &acbench_data::Dataset) -> miette::Result<()>
         );
     }
     Ok(())
-}
-
-fn device(name: DeviceName) -> miette::Result<Device> {
-    match name {
-        DeviceName::Cpu => Ok(Device::Cpu),
-        DeviceName::Cuda => {
-            if !candle_core::utils::cuda_is_available() {
-                miette::bail!("--device cuda: this acbench was built without the `cuda` feature");
-            }
-            Device::new_cuda(0).map_err(|e| miette::miette!("--device cuda: {e}"))
-        }
-    }
 }
 
 fn parse_size(s: &str) -> miette::Result<(usize, usize)> {

@@ -16,8 +16,10 @@
 //!   differ), candle's `conv2d` made exact elsewhere.
 //! - [`lrn`]: local response normalisation, TensorFlow's convention.
 //! - [`norm`]: batch normalisation in train and eval mode.
+//! - [`fused`]: an activation plugin's fused CPU kernels with their backward.
 
 pub mod conv;
+pub mod fused;
 pub mod lrn;
 pub mod norm;
 pub mod pool;

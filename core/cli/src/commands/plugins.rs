@@ -1,0 +1,198 @@
+//! `acbench plugins list|check`, and the registry every command loads.
+
+use std::process::ExitCode;
+
+use acbench_engine::activation::{CompiledActivation, Registry};
+use acbench_engine::plugin::PluginOptions;
+use acbench_engine::plugin::check::{CheckRow, check_activation};
+use acbench_plugin_api::{Constraint, ParamScope};
+use tabled::settings::{Alignment, Style, object::Columns};
+use tabled::{Table, Tabled};
+
+use crate::cli::{PluginArgs, PluginsCommand};
+
+/// The shipped plugins, `$ACBENCH_PLUGIN_PATH` and `--plugin` files.
+pub fn registry(args: &PluginArgs) -> miette::Result<Registry> {
+    Registry::discover(&PluginOptions::from_env(args.plugins.clone())).map_err(miette::Report::msg)
+}
+
+/// Runs `acbench plugins ...`.
+pub fn run(cmd: PluginsCommand) -> miette::Result<ExitCode> {
+    match cmd {
+        PluginsCommand::List { plugins } => {
+            let registry = registry(&plugins)?;
+            print!("{}", render_list(&registry));
+            Ok(ExitCode::SUCCESS)
+        }
+        PluginsCommand::Check {
+            name,
+            seed,
+            plugins,
+        } => check(&registry(&plugins)?, name.as_deref(), seed),
+    }
+}
+
+#[derive(Tabled)]
+struct ListRow {
+    #[tabled(rename = "name")]
+    name: String,
+    #[tabled(rename = "parameters (initial value)")]
+    params: String,
+    #[tabled(rename = "tier")]
+    tier: &'static str,
+    #[tabled(rename = "file")]
+    file: String,
+}
+
+/// One parameter as `name=init`, with its scope and kind when not the
+/// common per-layer trainable case.
+fn describe_param(p: &acbench_plugin_api::ParamSpec) -> String {
+    let mut notes = Vec::new();
+    if p.scope == ParamScope::Channel {
+        notes.push("per channel".to_owned());
+    }
+    if !p.trainable {
+        notes.push("fixed".to_owned());
+    }
+    if let Constraint::Positive(min) = p.constraint {
+        notes.push(format!(">= {min}"));
+    }
+    if notes.is_empty() {
+        format!("{}={}", p.name, p.init)
+    } else {
+        format!("{}={} ({})", p.name, p.init, notes.join(", "))
+    }
+}
+
+fn file_name(a: &CompiledActivation) -> String {
+    a.plugin
+        .as_deref()
+        .and_then(|p| p.file_name())
+        .map_or_else(|| "-".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
+/// The table `plugins list` prints, then each plugin's path and sha256.
+fn render_list(registry: &Registry) -> String {
+    let rows: Vec<ListRow> = registry
+        .iter()
+        .map(|a| ListRow {
+            name: a.def.name.clone(),
+            params: if a.def.params.is_empty() {
+                "-".into()
+            } else {
+                a.def
+                    .params
+                    .iter()
+                    .map(describe_param)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            tier: a.tier(),
+            file: file_name(a),
+        })
+        .collect();
+    let mut out = if rows.is_empty() {
+        "no activation plugins found: build acbench with cargo (it builds the shipped plugins), \
+         or give --plugin / $ACBENCH_PLUGIN_PATH\n"
+            .to_owned()
+    } else {
+        let mut table = Table::new(rows);
+        table.with(Style::sharp());
+        format!("{table}\n")
+    };
+    for p in registry.plugins() {
+        out.push_str(&format!("{}  sha256 {}\n", p.path.display(), p.sha256));
+    }
+    out
+}
+
+#[derive(Tabled)]
+struct CheckLine {
+    #[tabled(rename = "activation")]
+    activation: String,
+    #[tabled(rename = "check")]
+    check: String,
+    #[tabled(rename = "max abs error")]
+    max_abs_err: String,
+    #[tabled(rename = "result")]
+    result: String,
+}
+
+/// `plugins check [NAME]`: a table of every comparison, then a loud summary
+/// of what failed (exit code 1) or a one-line pass.
+fn check(registry: &Registry, name: Option<&str>, seed: u64) -> miette::Result<ExitCode> {
+    let names: Vec<String> = match name {
+        Some(n) => vec![
+            registry
+                .get(n)
+                .map_err(miette::Report::msg)?
+                .def
+                .name
+                .clone(),
+        ],
+        None => registry.names().map(str::to_owned).collect(),
+    };
+    if names.is_empty() {
+        miette::bail!("no activation plugins found; give --plugin or $ACBENCH_PLUGIN_PATH");
+    }
+    let mut lines = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    for n in &names {
+        match check_activation(registry, n, seed) {
+            Ok(rows) => {
+                if registry.get(n).is_ok_and(|a| a.kernels.is_none()) {
+                    lines.push(CheckLine {
+                        activation: n.clone(),
+                        check: "fused kernels".into(),
+                        max_abs_err: "-".into(),
+                        result: "none (formula only)".into(),
+                    });
+                }
+                for row in rows {
+                    if !row.passed() {
+                        failed.push(format!("{n}: {} (worst at {})", row.check, row.case));
+                    }
+                    lines.push(line(row));
+                }
+            }
+            Err(e) => {
+                failed.push(format!("{n}: {e}"));
+                lines.push(CheckLine {
+                    activation: n.clone(),
+                    check: "kernels run".into(),
+                    max_abs_err: "-".into(),
+                    result: "FAIL (error)".into(),
+                });
+            }
+        }
+    }
+    let mut table = Table::new(lines);
+    table
+        .with(Style::sharp())
+        .modify(Columns::new(2..3), Alignment::right());
+    println!("{table}");
+    if failed.is_empty() {
+        println!(
+            "all checks passed ({} activation{})",
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        );
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("PLUGIN CHECK FAILED: {} problem(s)", failed.len());
+        for f in &failed {
+            eprintln!("  FAIL {f}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn line(row: CheckRow) -> CheckLine {
+    let passed = row.passed();
+    CheckLine {
+        activation: row.activation,
+        check: row.check,
+        max_abs_err: format!("{:.2e}", row.max_abs_err),
+        result: if passed { "ok".into() } else { "FAIL".into() },
+    }
+}

@@ -1,0 +1,265 @@
+//! `acbench suite FILE`: run a declared study into its ledger and report it
+//! beside the paper.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::ExitCode;
+
+use acbench_engine::activation::Registry;
+use acbench_engine::plugin::PluginOptions;
+use acbench_ledger::{Ledger, RunStatus};
+use acbench_suite::runner::{Outcome, Runner};
+use acbench_suite::{Catalog, PluginRef, Suite};
+use miette::IntoDiagnostic;
+use serde::{Deserialize, Serialize};
+use tabled::settings::Style;
+use tabled::{Table, Tabled};
+
+use super::report;
+use crate::cli::SuiteArgs;
+use crate::progress::SuiteProgress;
+
+/// File in the output folder that says which suite wrote the ledger and
+/// which paper table it reproduces, for `acbench report DIR`.
+pub const SUITE_META: &str = "suite.json";
+
+/// Ledger file name in the output folder.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+/// What `suite.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SuiteMeta {
+    /// Suite name.
+    pub name: String,
+    /// The suite file.
+    pub file: String,
+    /// Paper tables it reproduces.
+    pub paper_tables: Vec<String>,
+    /// How the settings differ from the paper's (said in the report).
+    pub deviations: Vec<String>,
+    /// Keys of the suite's runs, in matrix order.
+    pub keys: Vec<String>,
+}
+
+/// Runs `acbench suite`.
+pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
+    let loaded = acbench_suite::read(&args.file, &args.sets).map_err(miette::Report::new)?;
+    let mut files = loaded.plugin_paths();
+    files.extend(args.plugins.plugins.iter().cloned());
+    let mut registry =
+        Registry::discover(&PluginOptions::from_env(files)).map_err(miette::Report::msg)?;
+    registry.set_fused(!args.no_fused);
+    let catalog = catalog(&registry);
+    let suite = loaded
+        .resolve(&catalog, args.out.as_deref())
+        .map_err(miette::Report::new)?;
+
+    if args.dry_run {
+        print_matrix(&suite);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    std::fs::create_dir_all(&suite.out_dir)
+        .into_diagnostic()
+        .map_err(|e| e.wrap_err(format!("cannot create {}", suite.out_dir.display())))?;
+    let meta = SuiteMeta {
+        name: suite.name.clone(),
+        file: suite.file.display().to_string(),
+        paper_tables: suite.paper_tables.clone(),
+        deviations: deviations(&suite),
+        keys: suite.runs.iter().map(acbench_suite::RunSpec::key).collect(),
+    };
+    super::write_json(&suite.out_dir.join(SUITE_META), &meta)?;
+    let mut ledger = Ledger::open(&suite.out_dir.join(LEDGER_FILE)).map_err(miette::Report::msg)?;
+
+    println!(
+        "suite {}: {} runs into {}",
+        suite.name,
+        suite.runs.len(),
+        suite.out_dir.display()
+    );
+    let device = super::device(args.device)?;
+    let mut runner = Runner::new(&registry, device, args.data_dir.clone(), args.rerun);
+    let mut progress = SuiteProgress::new(suite.runs.len());
+    let (mut trained, mut replayed, mut failed) = (0, 0, Vec::new());
+    for (i, spec) in suite.runs.iter().enumerate() {
+        let outcome = runner
+            .run(&mut ledger, spec, &mut progress, i, suite.runs.len())
+            .map_err(miette::Report::msg)?;
+        match &outcome {
+            Outcome::Replayed(_) => replayed += 1,
+            Outcome::Trained(_) => trained += 1,
+        }
+        if let RunStatus::Failed { error } = outcome.status() {
+            failed.push(format!(
+                "{} / {} / {} / seed {}: {error}",
+                spec.model.label, spec.activation.label, spec.optimizer, spec.train.seed.0
+            ));
+        }
+        progress.run_end(&outcome);
+    }
+    progress.finish();
+    println!("{trained} runs trained, {replayed} already in the ledger");
+
+    report::render(&suite.out_dir, &meta, &ledger, args.no_plots)?;
+    if failed.is_empty() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "{} runs failed (kept in the ledger as failed):",
+            failed.len()
+        );
+        for f in &failed {
+            eprintln!("  {f}");
+        }
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+/// What the host offers, for resolving a suite.
+fn catalog(registry: &Registry) -> Catalog {
+    let activations: BTreeMap<String, Vec<String>> = registry
+        .iter()
+        .map(|a| {
+            (
+                a.def.name.clone(),
+                a.def.params.iter().map(|p| p.name.clone()).collect(),
+            )
+        })
+        .collect();
+    let plugins = registry
+        .plugins()
+        .iter()
+        .map(|p| PluginRef {
+            path: p.path.clone(),
+            sha256: p.sha256.clone(),
+        })
+        .collect();
+    Catalog {
+        activations,
+        plugins,
+    }
+}
+
+/// The paper's settings for each table, to say how a suite differs.
+fn deviations(suite: &Suite) -> Vec<String> {
+    let Some(table) = suite.paper_tables.first().map(String::as_str) else {
+        return Vec::new();
+    };
+    let (epochs, batch) = match table {
+        "table1" | "table2" | "table5" => (80, 64),
+        "table3" | "table4" => (150, 250),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    let Some(run) = suite.runs.first() else {
+        return out;
+    };
+    if run.train.epochs < epochs {
+        out.push(format!(
+            "{} epochs instead of the paper's {epochs}",
+            run.train.epochs
+        ));
+    }
+    if run.train.batch_size != batch {
+        out.push(format!(
+            "batch {} instead of the paper's {batch}",
+            run.train.batch_size
+        ));
+    }
+    if let Some(n) = run.dataset.limit_train {
+        out.push(format!("only the first {n} training images"));
+    }
+    out
+}
+
+fn print_matrix(suite: &Suite) {
+    #[derive(Tabled)]
+    struct Row {
+        #[tabled(rename = "#")]
+        index: usize,
+        model: String,
+        activation: String,
+        optimizer: String,
+        lr: String,
+        seed: u64,
+        epochs: usize,
+        batch: usize,
+        key: String,
+    }
+    let status = ledger_status(&suite.out_dir.join(LEDGER_FILE));
+    let rows: Vec<Row> = suite
+        .runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Row {
+            index: i + 1,
+            model: r.model.label.clone(),
+            activation: r.activation.label.clone(),
+            optimizer: r.optimizer.clone(),
+            lr: format!("{:e}", r.train.schedule.initial_lr()),
+            seed: r.train.seed.0,
+            epochs: r.train.epochs,
+            batch: r.train.batch_size,
+            key: match status.get(&r.key()) {
+                Some(s) => format!("{} ({s})", r.short_key()),
+                None => r.short_key(),
+            },
+        })
+        .collect();
+    println!(
+        "suite {} ({} preset) on {}",
+        suite.name,
+        suite.preset,
+        suite.runs.first().map_or("-", |r| r.dataset.name.as_str())
+    );
+    if let Some(d) = &suite.description {
+        println!("{}", d.trim());
+    }
+    if !suite.paper_tables.is_empty() {
+        println!(
+            "reproduces the paper's {}",
+            suite.paper_tables.join(" and ")
+        );
+    }
+    let mut table = Table::new(rows);
+    table.with(Style::psql());
+    println!("{table}");
+    let done = suite
+        .runs
+        .iter()
+        .filter(|r| status.contains_key(&r.key()))
+        .count();
+    println!(
+        "{} runs ({} already in {}); output: {}",
+        suite.runs.len(),
+        done,
+        LEDGER_FILE,
+        suite.out_dir.display()
+    );
+}
+
+/// Ended runs already in a ledger (empty when there is none yet).
+fn ledger_status(path: &Path) -> BTreeMap<String, String> {
+    if !path.exists() {
+        return BTreeMap::new();
+    }
+    let Ok(ledger) = Ledger::open(path) else {
+        return BTreeMap::new();
+    };
+    ledger
+        .runs()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| r.status.is_done())
+        .map(|r| {
+            let s = match r.status {
+                RunStatus::Finished => "finished",
+                RunStatus::Diverged { .. } => "diverged",
+                RunStatus::Failed { .. } => "failed",
+                RunStatus::Running => "running",
+            };
+            (r.key, s.to_owned())
+        })
+        .collect()
+}

@@ -1,0 +1,289 @@
+//! Activation plugins end to end: the shipped ones are found without
+//! configuration and pass their check; a plugin built out of tree from
+//! `plugins/template` is checked and trained; broken plugins (built here
+//! from `tests/fixtures/bad_plugins`) give clear errors, never a crash.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+
+use common::{acbench, fashion_dir, model, repo_root};
+use predicates::prelude::*;
+
+const ACTIVATIONS: [&str; 11] = [
+    "asigmoid", "atanh", "arelu", "relu", "lrelu", "prelu", "swish", "pelu", "frelu", "sigmoid",
+    "tanh",
+];
+
+fn dylib(name: &str) -> String {
+    format!(
+        "{}{name}{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    )
+}
+
+/// Copies a directory tree, leaving out build output (`target/`).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        if entry.file_type().expect("file type").is_dir() {
+            if entry.file_name() != "target" {
+                copy_tree(&src, &dst);
+            }
+        } else {
+            std::fs::copy(&src, &dst).expect("copy");
+        }
+    }
+}
+
+/// Replaces the relative path of the acbench-plugin-api dependency in
+/// `manifest` by the repository's, absolute: the crate now lives elsewhere.
+fn point_api_at_repo(manifest: &Path, relative: &str) {
+    let text = std::fs::read_to_string(manifest).expect("read manifest");
+    let api = repo_root()
+        .join("plugins/api")
+        .canonicalize()
+        .expect("plugins/api");
+    let from = format!("path = \"{relative}\"");
+    assert!(
+        text.contains(&from),
+        "{} no longer has `{from}`",
+        manifest.display()
+    );
+    let text = text.replace(&from, &format!("path = {:?}", api.display().to_string()));
+    std::fs::write(manifest, text).expect("write manifest");
+}
+
+/// `cargo build` of the crate or workspace at `dir`, into its own target
+/// directory; returns that directory's `debug` folder.
+fn cargo_build(dir: &Path) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let target = dir.join("target");
+    let status = Process::new(cargo)
+        .args([
+            "build",
+            "--offline",
+            "--quiet",
+            "--workspace",
+            "--manifest-path",
+        ])
+        .arg(dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        // The outer build's settings are for the acbench workspace, not this one.
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_BUILD_RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building {} failed", dir.display());
+    target.join("debug")
+}
+
+#[test]
+fn shipped_plugins_are_listed_and_pass_their_check() {
+    let out = acbench().args(["plugins", "list"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for name in ACTIVATIONS {
+        let row = text
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(name))
+            .unwrap_or_else(|| panic!("{name} missing from\n{text}"));
+        assert!(row.contains("formula+fused"), "{row}");
+    }
+    assert!(text.contains("a=1, b=1, c=0, d=0"), "{text}");
+    assert!(text.contains(&dylib("acbench_plugin_adaptive")), "{text}");
+    assert!(text.contains("sha256 "), "{text}");
+    acbench()
+        .args(["plugins", "check"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "all checks passed (11 activations)",
+        ))
+        .stdout(predicate::str::contains("finite diff a"))
+        .stdout(predicate::str::contains("FAIL").not());
+    acbench()
+        .args(["plugins", "check", "nope"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unknown activation `nope`"));
+}
+
+#[test]
+fn out_of_tree_plugin_from_the_template_is_checked_and_trained() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let krate = work.path().join("softsign");
+    copy_tree(&repo_root().join("plugins/template"), &krate);
+    point_api_at_repo(&krate.join("Cargo.toml"), "../api");
+    let lib = cargo_build(&krate).join(dylib("softsign_a"));
+    assert!(lib.is_file(), "{} was not built", lib.display());
+
+    acbench()
+        .args(["plugins", "check", "softsign_a", "--plugin"])
+        .arg(&lib)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("softsign_a"))
+        .stdout(predicate::str::contains("all checks passed (1 activation)"));
+
+    // Found through $ACBENCH_PLUGIN_PATH as well (a folder of plugins).
+    let dir = work.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(&lib, dir.join(dylib("softsign_a"))).expect("copy");
+    acbench()
+        .env("ACBENCH_PLUGIN_PATH", &dir)
+        .args(["plugins", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("softsign_a"))
+        .stdout(predicate::str::contains("a=1 (>= 0.001)"));
+
+    let data = fashion_dir(64, 32);
+    let out = work.path().join("r.json");
+    acbench()
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args([
+            "--act",
+            "softsign_a",
+            "--dataset",
+            "fashion-mnist",
+            "--data-dir",
+        ])
+        .arg(data.path())
+        .args(["--epochs", "1", "--batch", "32", "--lr", "0.05", "--plugin"])
+        .arg(&lib)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("final test accuracy"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("result")).expect("json");
+    let plugins = v["plugins"].as_array().expect("plugins in the result");
+    let ours = plugins
+        .iter()
+        .find(|p| p["activations"] == serde_json::json!(["softsign_a"]))
+        .expect("the template plugin in the manifest");
+    assert_eq!(
+        ours["path"].as_str().map(PathBuf::from),
+        Some(lib.canonicalize().expect("lib path"))
+    );
+    assert_eq!(ours["sha256"].as_str().map(str::len), Some(64));
+    assert_eq!(plugins.len(), 3, "two shipped plugins and the template");
+    assert_eq!(v["fused"], true);
+    let slots = v["outcome"]["act_values"].as_array().expect("act values");
+    assert!(slots.iter().all(|s| s["activation"] == "softsign_a"));
+}
+
+#[test]
+fn broken_plugins_give_clear_errors_and_never_crash() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let fixtures = work.path().join("bad_plugins");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_plugins"),
+        &fixtures,
+    );
+    point_api_at_repo(&fixtures.join("Cargo.toml"), "../../../../../plugins/api");
+    let built = cargo_build(&fixtures);
+    let lib = |name: &str| built.join(dylib(name));
+
+    let missing = work.path().join(dylib("nothing_here"));
+    let load_errors = [
+        (
+            missing.clone(),
+            format!("plugin {}: no such file", missing.display()),
+        ),
+        (
+            lib("no_entry"),
+            "not an acbench plugin: it does not export the symbol `acbench_plugin_entry`".into(),
+        ),
+        (
+            lib("wrong_abi"),
+            "built for plugin ABI version 999, but this acbench speaks version 1".into(),
+        ),
+        (
+            lib("bad_formula"),
+            "activation `bad_formula`: formula error at column 11".into(),
+        ),
+        (lib("dup_relu"), "activation `relu` is defined twice".into()),
+    ];
+    for (path, expect) in &load_errors {
+        acbench()
+            .args(["plugins", "list", "--plugin"])
+            .arg(path)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(expect.as_str()))
+            .stderr(predicate::str::contains("panicked").not());
+    }
+    // A non-library file on the search path.
+    let junk = work.path().join("junk");
+    std::fs::create_dir_all(&junk).expect("mkdir");
+    std::fs::write(junk.join(dylib("junk")), "not a library").expect("write");
+    acbench()
+        .env("ACBENCH_PLUGIN_PATH", &junk)
+        .args(["plugins", "list"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot load the library"));
+
+    // Kernels that fail or panic: the run stops with the plugin's message
+    // and exit code 1 (an abort would have no exit code).
+    let data = fashion_dir(32, 16);
+    for (act, expect) in [
+        (
+            "bad_fails",
+            "activation `bad_fails`: the forward kernel failed (status 1): fails on purpose",
+        ),
+        (
+            "bad_panics",
+            "activation `bad_panics`: the forward kernel panicked",
+        ),
+    ] {
+        acbench()
+            .env("RUST_BACKTRACE", "0")
+            .args(["train", "--model"])
+            .arg(model("convnet.acnet"))
+            .args(["--act", act, "--dataset", "fashion-mnist", "--data-dir"])
+            .arg(data.path())
+            .args(["--epochs", "1", "--batch", "16", "--plugin"])
+            .arg(lib("bad_kernels"))
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(expect))
+            .stderr(predicate::str::contains(
+                lib("bad_kernels")
+                    .canonicalize()
+                    .expect("lib")
+                    .display()
+                    .to_string(),
+            ));
+        // The formula path does not touch the kernels.
+        acbench()
+            .args(["train", "--model"])
+            .arg(model("convnet.acnet"))
+            .args(["--act", act, "--dataset", "fashion-mnist", "--data-dir"])
+            .arg(data.path())
+            .args(["--epochs", "1", "--batch", "16", "--no-fused", "--plugin"])
+            .arg(lib("bad_kernels"))
+            .assert()
+            .success();
+    }
+    acbench()
+        .env("RUST_BACKTRACE", "0")
+        .args(["plugins", "check", "--plugin"])
+        .arg(lib("bad_kernels"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "PLUGIN CHECK FAILED: 2 problem(s)",
+        ))
+        .stderr(predicate::str::contains("FAIL bad_fails"))
+        .stderr(predicate::str::contains("FAIL bad_panics"));
+}

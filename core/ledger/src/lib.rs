@@ -1,0 +1,754 @@
+//! The results ledger: an embedded SQLite database (WAL mode) that keeps
+//! every run of a suite or sweep, keyed by the hash of its fully resolved
+//! spec.
+//!
+//! Each finished epoch is committed in its own transaction, so killing
+//! acbench (SIGINT or SIGKILL) loses at most the epoch in flight. A run's
+//! status moves `running` → `finished` | `diverged` | `failed`; a run found
+//! `running` when the ledger is opened again was interrupted and is trained
+//! again from the start (training is deterministic, so it gives the same
+//! numbers), its partial epochs replaced.
+//!
+//! The ledger knows nothing of candle or of the engine: it stores numbers
+//! under names. Reports and exports read it back with [`Ledger::runs`].
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use serde::{Deserialize, Serialize};
+
+/// Schema version, kept in SQLite's `user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS runs (
+    key         TEXT PRIMARY KEY,
+    suite       TEXT NOT NULL,
+    model       TEXT NOT NULL,
+    activation  TEXT NOT NULL,
+    optimizer   TEXT NOT NULL,
+    dataset     TEXT NOT NULL,
+    seed        INTEGER NOT NULL,
+    spec        TEXT NOT NULL,
+    manifest    TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'diverged', 'failed')),
+    error       TEXT,
+    diverged_epoch INTEGER,
+    attempts    INTEGER NOT NULL DEFAULT 1,
+    started_at  REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS epochs (
+    run_key    TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch      INTEGER NOT NULL,
+    lr         REAL NOT NULL,
+    train_loss REAL NOT NULL,
+    train_acc  REAL NOT NULL,
+    test_loss  REAL NOT NULL,
+    test_acc   REAL NOT NULL,
+    wall_s     REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch)
+);
+CREATE TABLE IF NOT EXISTS act_params (
+    run_key    TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch      INTEGER NOT NULL,
+    slot       TEXT NOT NULL,
+    activation TEXT NOT NULL,
+    param      TEXT NOT NULL,
+    idx        INTEGER NOT NULL,
+    value      REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch, slot, param, idx)
+);
+CREATE TABLE IF NOT EXISTS weight_increments (
+    run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch   INTEGER NOT NULL,
+    layer   TEXT NOT NULL,
+    norm    REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch, layer)
+);
+";
+
+/// Everything that can go wrong with the ledger.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite failed (disk full, locked, corrupt file, ...).
+    #[error("ledger {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The file was written by a newer acbench.
+    #[error(
+        "ledger {path}: schema version {found} is newer than this acbench understands ({SCHEMA_VERSION})"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// Version in the file.
+        found: i64,
+    },
+    /// A run key that is not in the ledger.
+    #[error("ledger {path}: no run with key {key}")]
+    UnknownRun {
+        /// The database file.
+        path: PathBuf,
+        /// The key asked for.
+        key: String,
+    },
+    /// A stored JSON column does not parse.
+    #[error("ledger {path}: run {key}: stored {column} is not valid JSON: {message}")]
+    BadJson {
+        /// The database file.
+        path: PathBuf,
+        /// The run.
+        key: String,
+        /// Which column.
+        column: &'static str,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// Result alias for the ledger.
+pub type Result<T> = std::result::Result<T, LedgerError>;
+
+/// How a run stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Started and not (yet) ended; found on open, it was interrupted.
+    Running,
+    /// Every epoch ran.
+    Finished,
+    /// A loss became NaN or infinite in this epoch.
+    Diverged {
+        /// 0-based epoch.
+        epoch: usize,
+    },
+    /// An error (not divergence) stopped it.
+    Failed {
+        /// The error, as shown to the user.
+        error: String,
+    },
+}
+
+impl RunStatus {
+    /// Whether the run ended (so a resumed suite skips it).
+    pub fn is_done(&self) -> bool {
+        !matches!(self, RunStatus::Running)
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Diverged { .. } => "diverged",
+            RunStatus::Failed { .. } => "failed",
+        }
+    }
+}
+
+/// What a run is, for grouping in reports; the full spec is kept as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLabels {
+    /// Suite (or sweep) name.
+    pub suite: String,
+    /// Model name (the `.acnet` file stem).
+    pub model: String,
+    /// Activation binding as written (`arelu`, `arelu fc=relu`).
+    pub activation: String,
+    /// Optimiser name.
+    pub optimizer: String,
+    /// Dataset name.
+    pub dataset: String,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Values of one activation parameter in one slot (1 value per layer, or
+/// one per channel).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActParam {
+    /// Slot path (`stage2.basic0.act1`).
+    pub slot: String,
+    /// Activation bound there.
+    pub activation: String,
+    /// Parameter name.
+    pub param: String,
+    /// Its values.
+    pub values: Vec<f64>,
+}
+
+/// One finished epoch.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// Learning rate at the epoch's start.
+    pub lr: f64,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training accuracy.
+    pub train_acc: f64,
+    /// Mean test loss over the whole test split.
+    pub test_loss: f64,
+    /// Test accuracy over the whole test split.
+    pub test_acc: f64,
+    /// Wall time of the epoch, evaluation included.
+    pub wall_s: f64,
+    /// Every activation parameter after the epoch.
+    pub act_params: Vec<ActParam>,
+    /// Per layer: norm of the change of its weights over the epoch (Fig. 4).
+    pub weight_increments: Vec<(String, f64)>,
+}
+
+/// A run read back from the ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRun {
+    /// Spec hash.
+    pub key: String,
+    /// Grouping labels.
+    pub labels: RunLabels,
+    /// The fully resolved spec.
+    pub spec: serde_json::Value,
+    /// Plugins and environment of the run.
+    pub manifest: serde_json::Value,
+    /// Current status.
+    pub status: RunStatus,
+    /// How many times it was started.
+    pub attempts: u32,
+    /// Finished epochs, in order.
+    pub epochs: Vec<EpochRecord>,
+}
+
+/// An open ledger file.
+pub struct Ledger {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ledger").field("path", &self.path).finish()
+    }
+}
+
+fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Ledger {
+    /// Opens (creating if needed) the ledger at `path`, in WAL mode.
+    pub fn open(path: &Path) -> Result<Self> {
+        let err = |source| LedgerError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        // NORMAL is durable across a killed process in WAL mode (only an OS
+        // crash can lose the last transaction), and much faster than FULL.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(err)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        if version > SCHEMA_VERSION {
+            return Err(LedgerError::NewerSchema {
+                path: path.to_owned(),
+                found: version,
+            });
+        }
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
+        |source| LedgerError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Status of the run with this key, if the ledger has it.
+    pub fn status(&self, key: &str) -> Result<Option<RunStatus>> {
+        self.conn
+            .query_row(
+                "SELECT status, error, diverged_epoch FROM runs WHERE key = ?1",
+                params![key],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                    ))
+                },
+            )
+            .optional()
+            .map_err(self.sql())
+            .map(|row| row.map(|(s, e, d)| status_from(&s, e, d)))
+    }
+
+    /// Records that a run starts. A run already in the ledger (interrupted,
+    /// or forced again with `--rerun`) loses its old epochs and counts one
+    /// more attempt.
+    pub fn begin_run(
+        &mut self,
+        key: &str,
+        labels: &RunLabels,
+        spec: &serde_json::Value,
+        manifest: &serde_json::Value,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        delete_epochs(&tx, key).map_err(err)?;
+        tx.execute(
+            "INSERT INTO runs (key, suite, model, activation, optimizer, dataset, seed, spec, manifest,
+                               status, attempts, started_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', 1, ?10)
+             ON CONFLICT(key) DO UPDATE SET
+                 suite = excluded.suite, model = excluded.model, activation = excluded.activation,
+                 optimizer = excluded.optimizer, dataset = excluded.dataset, seed = excluded.seed,
+                 spec = excluded.spec, manifest = excluded.manifest, status = 'running', error = NULL,
+                 diverged_epoch = NULL, attempts = runs.attempts + 1,
+                 started_at = excluded.started_at, finished_at = NULL",
+            params![
+                key,
+                labels.suite,
+                labels.model,
+                labels.activation,
+                labels.optimizer,
+                labels.dataset,
+                labels.seed as i64,
+                spec.to_string(),
+                manifest.to_string(),
+                now(),
+            ],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Commits one finished epoch of a running run, all of it or nothing.
+    pub fn record_epoch(&mut self, key: &str, e: &EpochRecord) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| LedgerError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        let known: Option<i64> = tx
+            .query_row("SELECT 1 FROM runs WHERE key = ?1", params![key], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(err)?;
+        if known.is_none() {
+            return Err(LedgerError::UnknownRun {
+                path,
+                key: key.to_owned(),
+            });
+        }
+        let epoch = e.epoch as i64;
+        tx.execute(
+            "INSERT OR REPLACE INTO epochs (run_key, epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![key, epoch, e.lr, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.wall_s],
+        )
+        .map_err(err)?;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO act_params (run_key, epoch, slot, activation, param, idx, value)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(err)?;
+            for p in &e.act_params {
+                for (i, v) in p.values.iter().enumerate() {
+                    stmt.execute(params![
+                        key,
+                        epoch,
+                        p.slot,
+                        p.activation,
+                        p.param,
+                        i as i64,
+                        v
+                    ])
+                    .map_err(err)?;
+                }
+            }
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO weight_increments (run_key, epoch, layer, norm)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for (layer, norm) in &e.weight_increments {
+                stmt.execute(params![key, epoch, layer, norm])
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Ends a run with its final status.
+    pub fn end_run(&mut self, key: &str, status: &RunStatus) -> Result<()> {
+        let (error, diverged) = match status {
+            RunStatus::Failed { error } => (Some(error.as_str()), None),
+            RunStatus::Diverged { epoch } => (None, Some(*epoch as i64)),
+            RunStatus::Running | RunStatus::Finished => (None, None),
+        };
+        let changed = self
+            .conn
+            .execute(
+                "UPDATE runs SET status = ?2, error = ?3, diverged_epoch = ?4, finished_at = ?5 WHERE key = ?1",
+                params![key, status.code(), error, diverged, now()],
+            )
+            .map_err(self.sql())?;
+        if changed == 0 {
+            return Err(LedgerError::UnknownRun {
+                path: self.path.clone(),
+                key: key.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Every run, with its epochs, ordered by suite, model, activation,
+    /// optimiser and seed.
+    pub fn runs(&self) -> Result<Vec<StoredRun>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, suite, model, activation, optimizer, dataset, seed, spec, manifest,
+                        status, error, diverged_epoch, attempts
+                 FROM runs ORDER BY suite, model, activation, optimizer, seed, key",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    RunLabels {
+                        suite: r.get(1)?,
+                        model: r.get(2)?,
+                        activation: r.get(3)?,
+                        optimizer: r.get(4)?,
+                        dataset: r.get(5)?,
+                        seed: r.get::<_, i64>(6)? as u64,
+                    },
+                    r.get::<_, String>(7)?,
+                    r.get::<_, String>(8)?,
+                    status_from(&r.get::<_, String>(9)?, r.get(10)?, r.get(11)?),
+                    r.get::<_, i64>(12)?,
+                ))
+            })
+            .map_err(self.sql())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql())?;
+        rows.into_iter()
+            .map(|(key, labels, spec, manifest, status, attempts)| {
+                let json = |column: &'static str, text: &str| {
+                    serde_json::from_str(text).map_err(|e| LedgerError::BadJson {
+                        path: self.path.clone(),
+                        key: key.clone(),
+                        column,
+                        message: e.to_string(),
+                    })
+                };
+                Ok(StoredRun {
+                    spec: json("spec", &spec)?,
+                    manifest: json("manifest", &manifest)?,
+                    epochs: self.epochs(&key)?,
+                    key,
+                    labels,
+                    status,
+                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+                })
+            })
+            .collect()
+    }
+
+    /// The finished epochs of one run.
+    pub fn epochs(&self, key: &str) -> Result<Vec<EpochRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s
+                 FROM epochs WHERE run_key = ?1 ORDER BY epoch",
+            )
+            .map_err(self.sql())?;
+        let mut epochs = stmt
+            .query_map(params![key], |r| {
+                Ok(EpochRecord {
+                    epoch: r.get::<_, i64>(0)? as usize,
+                    lr: r.get(1)?,
+                    train_loss: r.get(2)?,
+                    train_acc: r.get(3)?,
+                    test_loss: r.get(4)?,
+                    test_acc: r.get(5)?,
+                    wall_s: r.get(6)?,
+                    act_params: Vec::new(),
+                    weight_increments: Vec::new(),
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql())?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT epoch, slot, activation, param, value FROM act_params
+                 WHERE run_key = ?1 ORDER BY epoch, slot, param, idx",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (epoch, slot, activation, param, value) = row.map_err(self.sql())?;
+            let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) else {
+                continue;
+            };
+            match e.act_params.last_mut() {
+                Some(p) if p.slot == slot && p.param == param => p.values.push(value),
+                _ => e.act_params.push(ActParam {
+                    slot,
+                    activation,
+                    param,
+                    values: vec![value],
+                }),
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT epoch, layer, norm FROM weight_increments WHERE run_key = ?1 ORDER BY epoch, layer",
+            )
+            .map_err(self.sql())?;
+        let rows = stmt
+            .query_map(params![key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, f64>(2)?,
+                ))
+            })
+            .map_err(self.sql())?;
+        for row in rows {
+            let (epoch, layer, norm) = row.map_err(self.sql())?;
+            if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
+                e.weight_increments.push((layer, norm));
+            }
+        }
+        Ok(epochs)
+    }
+}
+
+fn delete_epochs(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
+    for table in ["epochs", "act_params", "weight_increments"] {
+        tx.execute(
+            &format!("DELETE FROM {table} WHERE run_key = ?1"),
+            params![key],
+        )?;
+    }
+    Ok(())
+}
+
+fn status_from(code: &str, error: Option<String>, diverged: Option<i64>) -> RunStatus {
+    match code {
+        "finished" => RunStatus::Finished,
+        "diverged" => RunStatus::Diverged {
+            epoch: diverged.unwrap_or(0).max(0) as usize,
+        },
+        "failed" => RunStatus::Failed {
+            error: error.unwrap_or_default(),
+        },
+        _ => RunStatus::Running,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(seed: u64) -> RunLabels {
+        RunLabels {
+            suite: "quick".into(),
+            model: "convnet".into(),
+            activation: "arelu".into(),
+            optimizer: "sgd".into(),
+            dataset: "fashion-mnist".into(),
+            seed,
+        }
+    }
+
+    fn epoch(i: usize) -> EpochRecord {
+        EpochRecord {
+            epoch: i,
+            lr: 0.05,
+            train_loss: 1.0 / (i + 1) as f64,
+            train_acc: 0.5,
+            test_loss: 0.9,
+            test_acc: 0.6 + i as f64 / 100.0,
+            wall_s: 1.5,
+            act_params: vec![
+                ActParam {
+                    slot: "act0".into(),
+                    activation: "arelu".into(),
+                    param: "a".into(),
+                    values: vec![1.0 + i as f64],
+                },
+                ActParam {
+                    slot: "act0".into(),
+                    activation: "arelu".into(),
+                    param: "b".into(),
+                    values: vec![1.0],
+                },
+                ActParam {
+                    slot: "act1".into(),
+                    activation: "prelu".into(),
+                    param: "p".into(),
+                    values: vec![0.1, 0.2, 0.3],
+                },
+            ],
+            weight_increments: vec![("conv0".into(), 0.5), ("linear0".into(), 0.25)],
+        }
+    }
+
+    #[test]
+    fn epochs_round_trip_and_status_moves() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ledger.sqlite");
+        let mut l = Ledger::open(&path).expect("open");
+        assert_eq!(l.status("k1").expect("status"), None);
+        let spec = serde_json::json!({"lr": 0.05});
+        l.begin_run("k1", &labels(0), &spec, &serde_json::json!({}))
+            .expect("begin");
+        assert_eq!(l.status("k1").expect("status"), Some(RunStatus::Running));
+        l.record_epoch("k1", &epoch(0)).expect("epoch 0");
+        l.record_epoch("k1", &epoch(1)).expect("epoch 1");
+        l.end_run("k1", &RunStatus::Finished).expect("end");
+        drop(l);
+
+        let l = Ledger::open(&path).expect("reopen");
+        let runs = l.runs().expect("runs");
+        assert_eq!(runs.len(), 1);
+        let r = &runs[0];
+        assert_eq!(r.status, RunStatus::Finished);
+        assert_eq!(r.labels, labels(0));
+        assert_eq!(r.spec, spec);
+        assert_eq!(r.epochs, vec![epoch(0), epoch(1)]);
+    }
+
+    #[test]
+    fn restarting_a_run_replaces_its_epochs_and_counts_attempts() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).expect("open");
+        let none = serde_json::json!(null);
+        l.begin_run("k", &labels(1), &none, &none).expect("begin");
+        l.record_epoch("k", &epoch(0)).expect("epoch");
+        l.begin_run("k", &labels(1), &none, &none)
+            .expect("begin again");
+        let runs = l.runs().expect("runs");
+        assert!(runs[0].epochs.is_empty(), "old epochs must go");
+        assert_eq!(runs[0].attempts, 2);
+        assert_eq!(runs[0].status, RunStatus::Running);
+    }
+
+    #[test]
+    fn diverged_and_failed_keep_their_details() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).expect("open");
+        let none = serde_json::json!(null);
+        l.begin_run("d", &labels(1), &none, &none).expect("begin");
+        l.end_run("d", &RunStatus::Diverged { epoch: 3 })
+            .expect("end");
+        l.begin_run("f", &labels(2), &none, &none).expect("begin");
+        l.end_run(
+            "f",
+            &RunStatus::Failed {
+                error: "plugin `x` panicked".into(),
+            },
+        )
+        .expect("end");
+        assert_eq!(
+            l.status("d").expect("s"),
+            Some(RunStatus::Diverged { epoch: 3 })
+        );
+        assert_eq!(
+            l.status("f").expect("s"),
+            Some(RunStatus::Failed {
+                error: "plugin `x` panicked".into()
+            })
+        );
+        assert!(RunStatus::Finished.is_done() && !RunStatus::Running.is_done());
+    }
+
+    #[test]
+    fn unknown_runs_are_errors_not_silent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut l = Ledger::open(&dir.path().join("l.sqlite")).expect("open");
+        assert!(matches!(
+            l.record_epoch("nope", &epoch(0)),
+            Err(LedgerError::UnknownRun { .. })
+        ));
+        assert!(matches!(
+            l.end_run("nope", &RunStatus::Finished),
+            Err(LedgerError::UnknownRun { .. })
+        ));
+    }
+
+    #[test]
+    fn a_file_from_a_newer_acbench_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("l.sqlite");
+        drop(Ledger::open(&path).expect("open"));
+        let conn = Connection::open(&path).expect("raw open");
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .expect("bump");
+        drop(conn);
+        let err = Ledger::open(&path).expect_err("newer schema");
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("junk.sqlite");
+        std::fs::write(&path, vec![7u8; 4096]).expect("write junk");
+        let err = Ledger::open(&path).expect_err("not a database");
+        assert!(err.to_string().contains("junk.sqlite"), "{err}");
+    }
+}

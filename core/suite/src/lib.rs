@@ -1,0 +1,116 @@
+//! Suite files: a declared study (`suites/*.yaml`) resolved into fully
+//! specified runs.
+//!
+//! Two stages, as ripgrep does with its flags: [`read`] parses the YAML
+//! (serde-saphyr; unknown keys and wrong types are errors with line and
+//! column) and applies `--set` overrides; [`Loaded::resolve`] fills the
+//! preset's defaults, expands the matrix (models × activations × optimisers
+//! × seeds) and checks everything that can be checked without data. The
+//! result is a list of [`RunSpec`]s, each keyed by the hash of its contents.
+//!
+//! ```yaml
+//! name: quickstart
+//! preset: standard            # or paper-code
+//! paper_table: table1         # compare with the paper's Table 1
+//! dataset: {name: fashion-mnist, limit_train: 10000}
+//! models: [../suites/models/convnet.acnet]
+//! activations: [relu, sigmoid, asigmoid, arelu, "arelu fc=relu"]
+//! optimizers: [sgd, {name: adam, lr: 1e-3}]
+//! lr: 0.05
+//! epochs: 2
+//! seeds: [0, 1]
+//! ```
+
+pub mod error;
+pub mod file;
+pub mod resolve;
+pub mod runner;
+pub mod set;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+pub use error::SuiteError;
+pub use file::Preset;
+pub use resolve::{Catalog, Suite};
+pub use spec::{ActivationSpec, DatasetSpec, ModelSpec, PluginRef, RunSpec};
+
+use error::{Place, SourceFile};
+use file::SuiteFile;
+use set::Override;
+
+/// A parsed suite file with its overrides applied, not yet resolved.
+#[derive(Debug)]
+pub struct Loaded {
+    source: SourceFile,
+    file: SuiteFile,
+}
+
+/// Reads and parses a suite file, then applies `--set key=value` overrides.
+pub fn read(path: &Path, sets: &[String]) -> Result<Loaded, SuiteError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SuiteError::io(path, &e))?;
+    parse(path, text, sets)
+}
+
+/// Like [`read`], from text already in memory (`path` names it in errors).
+pub fn parse(path: &Path, text: String, sets: &[String]) -> Result<Loaded, SuiteError> {
+    let source = SourceFile {
+        path: path.to_owned(),
+        text,
+    };
+    let options = serde_saphyr::options! { with_snippet: false };
+    let yaml_error = |e: serde_saphyr::Error| {
+        let place = e.location().map(Place::from_location).unwrap_or_default();
+        let text = e.to_string();
+        // serde-saphyr says "error: line L column C: what"; the location is
+        // ours to render, so keep only "what".
+        let what = text
+            .strip_prefix("error: ")
+            .map(
+                |rest| match rest.strip_prefix("line ").and_then(|r| r.split_once(": ")) {
+                    Some((_, what)) => what,
+                    None => rest,
+                },
+            )
+            .unwrap_or(&text);
+        source.error_at(place, "", what.trim().to_owned())
+    };
+    let file: SuiteFile =
+        serde_saphyr::from_str_with_options(&source.text, options.clone()).map_err(yaml_error)?;
+    if sets.is_empty() {
+        return Ok(Loaded { source, file });
+    }
+    // Overrides are applied to the document, which is then read again; values
+    // that came from --set have no line, and errors about them say so.
+    let mut doc: serde_json::Value =
+        serde_saphyr::from_str_with_options(&source.text, options).map_err(yaml_error)?;
+    for raw in sets {
+        let o = Override::parse(raw).map_err(|m| source.error("--set", m))?;
+        o.apply(&mut doc).map_err(|m| source.error("--set", m))?;
+    }
+    let file: SuiteFile = serde_json::from_value(doc)
+        .map_err(|e| source.error("--set", format!("after applying {}: {e}", sets.join(" "))))?;
+    Ok(Loaded { source, file })
+}
+
+impl Loaded {
+    /// Plugin libraries the suite names, resolved against its folder.
+    pub fn plugin_paths(&self) -> Vec<PathBuf> {
+        let base = self.source.path.parent().unwrap_or(Path::new("."));
+        self.file
+            .plugins
+            .iter()
+            .flatten()
+            .map(|p| base.join(&p.value))
+            .collect()
+    }
+
+    /// Resolves the suite against what the host offers; `out` overrides the
+    /// suite's output directory.
+    pub fn resolve(&self, catalog: &Catalog, out: Option<&Path>) -> Result<Suite, SuiteError> {
+        resolve::resolve(&self.source, &self.file, catalog, out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

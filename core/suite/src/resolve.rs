@@ -1,0 +1,575 @@
+//! From a raw suite file to fully resolved runs: presets fill what the file
+//! leaves out, every dimension is expanded (models × activations ×
+//! optimisers × seeds), and everything that can be checked without data is
+//! checked — model files parse and fit the dataset, activations and their
+//! parameters exist — so a bad suite fails before any training.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use acbench_dsl::ir::{Network, Op, Value};
+use acbench_engine::activation::{ActBindings, ActSpec};
+use acbench_engine::optim::OptimizerConfig;
+use acbench_engine::train::TrainConfig;
+use serde_json::json;
+use serde_saphyr::Spanned;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Place, SourceFile, SuiteError};
+use crate::file::{ArgValue, OptimizerEntry, Preset, ScheduleEntry, SuiteFile};
+use crate::spec::{ActivationSpec, DatasetSpec, ModelSpec, PluginRef, RunSpec};
+
+/// Tables of the paper a suite may name (`reports/paper/tables.yaml`).
+pub const PAPER_TABLES: [&str; 7] = [
+    "table1", "table2", "table3", "table4", "table5", "table6", "table7",
+];
+
+/// What the host offers, for checking a suite: activation names with their
+/// parameter names, and the plugin libraries they come from.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Activation name -> parameter names.
+    pub activations: BTreeMap<String, Vec<String>>,
+    /// Every loaded plugin library (they are part of each run's key).
+    pub plugins: Vec<PluginRef>,
+}
+
+/// A resolved suite.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    /// Name (the file's `name`, else its stem).
+    pub name: String,
+    /// Description from the file.
+    pub description: Option<String>,
+    /// The suite file.
+    pub file: PathBuf,
+    /// Preset in force.
+    pub preset: Preset,
+    /// Paper tables the suite reproduces (often one).
+    pub paper_tables: Vec<String>,
+    /// Where the ledger, exports and plots go.
+    pub out_dir: PathBuf,
+    /// Every run, in matrix order (model, activation, optimiser, seed).
+    pub runs: Vec<RunSpec>,
+}
+
+struct Defaults {
+    optimizer: &'static str,
+    schedule: ScheduleEntry,
+    lr: f64,
+    batch_size: usize,
+    normalization: &'static str,
+    /// Initial values the preset gives (activation, parameter, value).
+    act_inits: &'static [(&'static str, &'static str, f64)],
+}
+
+fn defaults(preset: Preset) -> Defaults {
+    match preset {
+        Preset::PaperCode => Defaults {
+            optimizer: "sgd",
+            schedule: ScheduleEntry {
+                kind: "step".into(),
+                milestones: Some(vec![70, 100]),
+                factor: Some(10.0),
+                min_lr: None,
+                per_step: None,
+            },
+            lr: 1e-3,
+            batch_size: 64,
+            normalization: "per_image",
+            act_inits: &[("lrelu", "s", 0.2), ("prelu", "p", 0.0)],
+        },
+        Preset::Standard => Defaults {
+            optimizer: "sgd",
+            schedule: ScheduleEntry {
+                kind: "constant".into(),
+                milestones: None,
+                factor: None,
+                min_lr: None,
+                per_step: None,
+            },
+            lr: 0.01,
+            batch_size: 64,
+            normalization: "per_channel",
+            act_inits: &[],
+        },
+    }
+}
+
+fn place<T>(s: &Spanned<T>) -> Place {
+    Place::from_location(s.referenced)
+}
+
+/// Resolves `file` (read from `src`) against `catalog`. `out` overrides
+/// the file's output directory.
+pub fn resolve(
+    src: &SourceFile,
+    file: &SuiteFile,
+    catalog: &Catalog,
+    out: Option<&Path>,
+) -> Result<Suite, SuiteError> {
+    let base = src.path.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let stem = src
+        .path
+        .file_stem()
+        .map_or_else(|| "suite".to_owned(), |s| s.to_string_lossy().into_owned());
+    let name = file.name.clone().unwrap_or(stem);
+    let preset = file.preset.unwrap_or_default();
+    let d = defaults(preset);
+
+    let mut paper_tables = Vec::new();
+    if let Some(t) = &file.paper_table {
+        for id in &t.value.0 {
+            if !PAPER_TABLES.contains(&id.as_str()) {
+                return Err(src
+                    .error_at(place(t), "paper_table", format!("unknown table `{id}`"))
+                    .with_help(format!(
+                        "the paper's tables are {}",
+                        PAPER_TABLES.join(", ")
+                    )));
+            }
+            paper_tables.push(id.clone());
+        }
+    }
+
+    let dataset = dataset_spec(src, file)?;
+    let geometry = acbench_data::geometry(&dataset.name, dataset.image_size);
+    if geometry.is_none() && !dataset.name.starts_with("folder:") {
+        return Err(src
+            .error_at(
+                place(&file.dataset),
+                "dataset",
+                format!("unknown dataset `{}`", dataset.name),
+            )
+            .with_help(format!(
+                "known: {} (or folder:PATH)",
+                acbench_data::registry::names().join(", ")
+            )));
+    }
+
+    let epochs = match file.epochs {
+        Some(0) => return Err(src.error("epochs", "must be at least 1")),
+        Some(e) => e,
+        None => return Err(src.error("epochs", "missing: how many epochs each run trains")),
+    };
+    let seeds: Vec<u64> = match (&file.seeds, file.repeats) {
+        (Some(_), Some(_)) => return Err(src.error("seeds", "give `seeds` or `repeats`, not both")),
+        (Some(s), None) if s.is_empty() => return Err(src.error("seeds", "the list is empty")),
+        (Some(s), None) => s.clone(),
+        (None, Some(0)) => return Err(src.error("repeats", "must be at least 1")),
+        (None, Some(n)) => (0..n as u64).collect(),
+        (None, None) => vec![0],
+    };
+    if file.models.is_empty() {
+        return Err(src.error("models", "the list is empty"));
+    }
+    if file.activations.is_empty() {
+        return Err(src.error("activations", "the list is empty"));
+    }
+
+    let mut plugins = catalog.plugins.clone();
+    plugins.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+    plugins.dedup_by(|a, b| a.sha256 == b.sha256);
+
+    let models = file
+        .models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| model_spec(src, &base, i, m, geometry))
+        .collect::<Result<Vec<_>, _>>()?;
+    let activations = file
+        .activations
+        .iter()
+        .enumerate()
+        .map(|(i, a)| activation_spec(src, i, a, catalog, &d, &models))
+        .collect::<Result<Vec<_>, _>>()?;
+    let default_opt = [Spanned::new(
+        crate::file::Short(<OptimizerEntry as crate::file::FromShort>::from_short(
+            d.optimizer,
+        )),
+        serde_saphyr::Location::UNKNOWN,
+        serde_saphyr::Location::UNKNOWN,
+    )];
+    let optimizers = file.optimizers.as_deref().unwrap_or(&default_opt);
+    if optimizers.is_empty() {
+        return Err(src.error("optimizers", "the list is empty"));
+    }
+    let schedule = file.schedule.as_ref().map_or(&d.schedule, |s| &s.0);
+    let normalization = file
+        .normalization
+        .clone()
+        .unwrap_or_else(|| d.normalization.to_owned());
+    let augment = file.augment.unwrap_or_default();
+
+    let mut runs = Vec::new();
+    for (model, _net) in &models {
+        for act in &activations {
+            for (oi, opt) in optimizers.iter().enumerate() {
+                let entry = &opt.value.0;
+                let lr = entry.lr.or(file.lr).unwrap_or(d.lr);
+                let optimizer = optimizer_config(src, oi, opt)?;
+                for &seed in &seeds {
+                    let train = json!({
+                        "epochs": epochs,
+                        "batch_size": file.batch_size.unwrap_or(d.batch_size),
+                        "eval_batch_size": file.eval_batch_size.unwrap_or(500),
+                        "optimizer": optimizer,
+                        "schedule": schedule_json(schedule, lr),
+                        "weight_decay": file.weight_decay.unwrap_or(0.0),
+                        "seed": seed,
+                        "normalization": normalization,
+                        "augment": {"crop_padding": augment.crop_padding, "hflip": augment.hflip},
+                    });
+                    let train: TrainConfig = serde_json::from_value(train)
+                        .map_err(|e| src.error("training settings", e.to_string()))?;
+                    train
+                        .validate()
+                        .map_err(|e| src.error("training settings", e.to_string()))?;
+                    runs.push(RunSpec {
+                        suite: name.clone(),
+                        preset,
+                        model: model.clone(),
+                        activation: act.clone(),
+                        optimizer: entry.name.clone(),
+                        dataset: dataset.clone(),
+                        train,
+                        plugins: plugins.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    let out_dir = match (out, &file.out) {
+        (Some(o), _) => o.to_path_buf(),
+        (None, Some(o)) => base.join(o),
+        (None, None) => PathBuf::from("results").join(&name),
+    };
+    Ok(Suite {
+        name,
+        description: file.description.clone(),
+        file: src.path.clone(),
+        preset,
+        paper_tables,
+        out_dir,
+        runs,
+    })
+}
+
+fn dataset_spec(src: &SourceFile, file: &SuiteFile) -> Result<DatasetSpec, SuiteError> {
+    let e = &file.dataset.value.0;
+    let at = place(&file.dataset);
+    let image_size = match &e.image_size {
+        None => None,
+        Some(s) => {
+            let parsed = s
+                .split_once('x')
+                .and_then(|(h, w)| {
+                    Some((
+                        h.trim().parse::<usize>().ok()?,
+                        w.trim().parse::<usize>().ok()?,
+                    ))
+                })
+                .filter(|&(h, w)| h > 0 && w > 0);
+            match parsed {
+                Some(hw) => Some(hw),
+                None => {
+                    return Err(src.error_at(
+                        at,
+                        "dataset.image_size",
+                        format!("`{s}` is not HxW such as 84x84"),
+                    ));
+                }
+            }
+        }
+    };
+    for (key, v) in [
+        ("dataset.limit_train", e.limit_train),
+        ("dataset.limit_test", e.limit_test),
+    ] {
+        if v == Some(0) {
+            return Err(src.error_at(at, key, "must be at least 1"));
+        }
+    }
+    Ok(DatasetSpec {
+        name: e.name.clone(),
+        limit_train: e.limit_train,
+        limit_test: e.limit_test,
+        image_size,
+    })
+}
+
+fn model_spec(
+    src: &SourceFile,
+    base: &Path,
+    i: usize,
+    m: &Spanned<crate::file::Short<ModelEntryAlias>>,
+    geometry: Option<(usize, (usize, usize, usize))>,
+) -> Result<(ModelSpec, Network), SuiteError> {
+    let entry = &m.value.0;
+    let key = format!("models[{i}]");
+    let at = place(m);
+    let path = base.join(&entry.file);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        src.error_at(
+            at,
+            &key,
+            format!("cannot read model file {}: {e}", path.display()),
+        )
+    })?;
+    let module = acbench_dsl::parse(&text, &path.display().to_string()).map_err(|d| {
+        src.error_at(
+            at,
+            &key,
+            format!("model file {} has errors", path.display()),
+        )
+        .caused_by(d)
+    })?;
+    let sig = module
+        .networks()
+        .into_iter()
+        .rev()
+        .find(|s| entry.network.as_deref().is_none_or(|n| n == s.name));
+    let Some(sig) = sig else {
+        return Err(src.error_at(
+            at,
+            &key,
+            format!(
+                "{} has no network `{}`",
+                path.display(),
+                entry.network.as_deref().unwrap_or("?")
+            ),
+        ));
+    };
+    let mut args = entry.args.clone();
+    if let Some((classes, (c, h, w))) = geometry {
+        let derived = [
+            ("classes", classes),
+            ("channels", c),
+            ("height", h),
+            ("width", w),
+        ];
+        for (k, v) in derived {
+            if sig.takes(k) && !args.contains_key(k) {
+                args.insert(k.to_owned(), ArgValue::Int(v as i64));
+            }
+        }
+        if h == w && sig.takes("size") && !args.contains_key("size") {
+            args.insert("size".to_owned(), ArgValue::Int(h as i64));
+        }
+    }
+    let dsl_args: Vec<(String, Value)> = args
+        .iter()
+        .map(|(k, v)| {
+            let v = match v {
+                ArgValue::Int(i) => Value::Int(*i),
+                ArgValue::Float(x) => Value::Float(*x),
+                ArgValue::Bool(b) => Value::Bool(*b),
+                ArgValue::Word(w) => Value::Word(w.clone()),
+            };
+            (k.clone(), v)
+        })
+        .collect();
+    let net = module
+        .elaborate(entry.network.as_deref(), &dsl_args)
+        .map_err(|d| {
+            src.error_at(
+                at,
+                &key,
+                format!("model {} does not elaborate", path.display()),
+            )
+            .caused_by(d)
+        })?;
+    if let Some((classes, (c, h, w))) = geometry {
+        let want_in = acbench_dsl::ir::Shape::Image { c, h, w };
+        if net.input != want_in {
+            return Err(src.error_at(
+                at,
+                &key,
+                format!(
+                    "network `{}` takes {} inputs but the dataset's images are {want_in}",
+                    net.name, net.input
+                ),
+            ));
+        }
+        if net.output != acbench_dsl::ir::Shape::Flat(classes) {
+            return Err(src.error_at(
+                at,
+                &key,
+                format!(
+                    "network `{}` outputs {} values but the dataset has {classes} classes",
+                    net.name, net.output
+                ),
+            ));
+        }
+    }
+    let label = entry.name.clone().unwrap_or_else(|| {
+        path.file_stem()
+            .map_or_else(|| net.name.clone(), |s| s.to_string_lossy().into_owned())
+    });
+    let sha256 = hex::encode(Sha256::digest(text.as_bytes()));
+    Ok((
+        ModelSpec {
+            label,
+            file: path,
+            sha256,
+            network: entry.network.clone(),
+            args,
+        },
+        net,
+    ))
+}
+
+type ModelEntryAlias = crate::file::ModelEntry;
+
+fn activation_spec(
+    src: &SourceFile,
+    i: usize,
+    a: &Spanned<crate::file::ActivationEntry>,
+    catalog: &Catalog,
+    d: &Defaults,
+    models: &[(ModelSpec, Network)],
+) -> Result<ActivationSpec, SuiteError> {
+    let key = format!("activations[{i}]");
+    let at = place(a);
+    let bindings =
+        ActBindings::parse(&a.value.0).map_err(|e| src.error_at(at, &key, e.to_string()))?;
+    let mut specs = Vec::new();
+    let mut entries: Vec<(Option<&String>, &ActSpec)> =
+        bindings.default.iter().map(|s| (None, s)).collect();
+    entries.extend(bindings.slots.iter().map(|(k, s)| (Some(k), s)));
+    for (slot, spec) in entries {
+        let Some(params) = catalog.activations.get(&spec.activation) else {
+            let known: Vec<&str> = catalog.activations.keys().map(String::as_str).collect();
+            return Err(src
+                .error_at(
+                    at,
+                    &key,
+                    format!("unknown activation `{}`", spec.activation),
+                )
+                .with_help(format!(
+                    "known activations: {} (more through `plugins:`)",
+                    known.join(", ")
+                )));
+        };
+        let mut overrides = spec.overrides.clone();
+        for (k, _) in &overrides {
+            if !params.contains(k) {
+                return Err(src.error_at(
+                    at,
+                    &key,
+                    format!(
+                        "`{}` has no parameter `{k}` (it has: {})",
+                        spec.activation,
+                        params.join(", ")
+                    ),
+                ));
+            }
+        }
+        for &(act, param, value) in d.act_inits {
+            if act == spec.activation && !overrides.iter().any(|(k, _)| k == param) {
+                overrides.push((param.to_owned(), value));
+            }
+        }
+        let mut s = spec.activation.clone();
+        if !overrides.is_empty() {
+            let kv: Vec<String> = overrides.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s = format!("{s}:{}", kv.join(","));
+        }
+        specs.push(match slot {
+            Some(slot) => format!("{slot}={s}"),
+            None => s,
+        });
+    }
+    for (model, net) in models {
+        let slots = net_slots(net);
+        for slot in bindings.slots.keys() {
+            if !slots.contains(slot) {
+                return Err(src.error_at(
+                    at,
+                    &key,
+                    format!(
+                        "model `{}` has no act slot `{slot}` (its slots: {})",
+                        model.label,
+                        if slots.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            slots.join(", ")
+                        }
+                    ),
+                ));
+            }
+        }
+        if bindings.default.is_none() && net.act_sites().iter().any(|n| matches!(&n.op, Op::Act { slot } if slot.as_ref().is_none_or(|s| !bindings.slots.contains_key(s)))) {
+            return Err(src.error_at(at, &key, format!("model `{}` has act slots this entry leaves unbound; add a default activation", model.label)));
+        }
+    }
+    Ok(ActivationSpec {
+        label: a.value.0.join(" "),
+        bindings: specs,
+    })
+}
+
+fn net_slots(net: &Network) -> Vec<String> {
+    let mut slots: Vec<String> = net
+        .act_sites()
+        .iter()
+        .filter_map(|n| match &n.op {
+            Op::Act { slot } => slot.clone(),
+            _ => None,
+        })
+        .collect();
+    slots.sort();
+    slots.dedup();
+    slots
+}
+
+fn optimizer_config(
+    src: &SourceFile,
+    i: usize,
+    opt: &Spanned<crate::file::Short<OptimizerEntry>>,
+) -> Result<OptimizerConfig, SuiteError> {
+    let e = &opt.value.0;
+    let key = format!("optimizers[{i}]");
+    let mut map = serde_json::Map::new();
+    map.insert("name".into(), json!(e.name));
+    for (k, v) in [
+        ("momentum", e.momentum),
+        ("initial_accumulator", e.initial_accumulator),
+        ("rho", e.rho),
+        ("epsilon", e.epsilon),
+        ("beta1", e.beta1),
+        ("beta2", e.beta2),
+    ] {
+        if let Some(v) = v {
+            map.insert(k.into(), json!(v));
+        }
+    }
+    let config: OptimizerConfig =
+        serde_json::from_value(serde_json::Value::Object(map)).map_err(|err| {
+            src.error_at(place(opt), &key, format!("{err}"))
+                .with_help(format!("optimizers: {}", OptimizerConfig::NAMES.join(", ")))
+        })?;
+    config
+        .validate()
+        .map_err(|err| src.error_at(place(opt), &key, err.to_string()))?;
+    Ok(config)
+}
+
+fn schedule_json(s: &ScheduleEntry, lr: f64) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    map.insert("kind".into(), json!(s.kind));
+    map.insert("lr".into(), json!(lr));
+    if let Some(m) = &s.milestones {
+        map.insert("milestones".into(), json!(m));
+    }
+    for (k, v) in [("factor", s.factor), ("min_lr", s.min_lr)] {
+        if let Some(v) = v {
+            map.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(p) = s.per_step {
+        map.insert("per_step".into(), json!(p));
+    }
+    serde_json::Value::Object(map)
+}

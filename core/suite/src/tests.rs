@@ -1,0 +1,314 @@
+//! Suite parsing and resolution on small files in a temp dir.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use super::*;
+
+const NET: &str = "network tiny(classes=10, channels=1, size=28) {\n  input(channels, size, size)\n  conv(4, 3, pad=same) act maxpool(2)\n  flatten linear(16) act@fc linear(classes)\n}\n";
+
+fn catalog() -> Catalog {
+    let mut activations = BTreeMap::new();
+    for (name, params) in [
+        ("relu", vec![]),
+        ("arelu", vec!["a", "b", "c", "d"]),
+        ("lrelu", vec!["s"]),
+        ("prelu", vec!["p"]),
+    ] {
+        activations.insert(
+            name.to_owned(),
+            params.into_iter().map(str::to_owned).collect(),
+        );
+    }
+    Catalog {
+        activations,
+        plugins: vec![PluginRef {
+            path: "/x/libp.so".into(),
+            sha256: "ab".repeat(32),
+        }],
+    }
+}
+
+fn setup(suite: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tiny.acnet"), NET).expect("model");
+    std::fs::write(
+        dir.path().join("fixed.acnet"),
+        "network fixed(classes=10) {\n  input 1x28x28\n  flatten linear(classes)\n}\n",
+    )
+    .expect("model");
+    let path = dir.path().join("s.yaml");
+    std::fs::write(&path, suite).expect("suite");
+    (dir, path)
+}
+
+fn resolve_err(suite: &str, sets: &[&str]) -> String {
+    let (_d, path) = setup(suite);
+    let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+    match read(&path, &sets).and_then(|l| l.resolve(&catalog(), None)) {
+        Ok(_) => panic!("expected an error for:\n{suite}"),
+        Err(e) => e.headline().replace(&*path.to_string_lossy(), "s.yaml"),
+    }
+}
+
+const GOOD: &str = "name: quick\npreset: paper-code\npaper_table: table1\ndataset: {name: fashion-mnist, limit_train: 100}\nmodels: [tiny.acnet]\nactivations: [relu, lrelu, \"arelu fc=relu\"]\noptimizers: [sgd, {name: adam, lr: 0.0001}]\nepochs: 2\nrepeats: 2\n";
+
+#[test]
+fn matrix_is_expanded_with_preset_defaults() {
+    let (_d, path) = setup(GOOD);
+    let suite = read(&path, &[])
+        .expect("reads")
+        .resolve(&catalog(), None)
+        .expect("resolves");
+    assert_eq!(suite.name, "quick");
+    assert_eq!(suite.paper_tables, vec!["table1".to_owned()]);
+    assert_eq!(
+        suite.runs.len(),
+        3 * 2 * 2,
+        "activations x optimizers x seeds"
+    );
+    let r = &suite.runs[0];
+    assert_eq!(r.model.label, "tiny");
+    assert_eq!(r.model.args.get("classes"), Some(&file::ArgValue::Int(10)));
+    assert_eq!(r.train.batch_size, 64, "paper-code batch");
+    assert_eq!(r.train.schedule.initial_lr(), 1e-3, "paper-code lr");
+    assert_eq!(r.dataset.limit_train, Some(100));
+    let lrelu = suite
+        .runs
+        .iter()
+        .find(|r| r.activation.label == "lrelu")
+        .expect("lrelu run");
+    assert_eq!(
+        lrelu.activation.bindings,
+        vec!["lrelu:s=0.2".to_owned()],
+        "paper-code slope"
+    );
+    let adam = suite
+        .runs
+        .iter()
+        .find(|r| r.optimizer == "adam")
+        .expect("adam run");
+    assert_eq!(adam.train.schedule.initial_lr(), 1e-4, "per-optimizer lr");
+    let mixed = suite
+        .runs
+        .iter()
+        .find(|r| r.activation.label == "arelu fc=relu")
+        .expect("mixed");
+    assert_eq!(
+        mixed.activation.bindings,
+        vec!["arelu".to_owned(), "fc=relu".to_owned()]
+    );
+    let keys: std::collections::HashSet<String> = suite.runs.iter().map(RunSpec::key).collect();
+    assert_eq!(keys.len(), suite.runs.len(), "every run has its own key");
+}
+
+#[test]
+fn keys_ignore_locations_but_not_contents() {
+    let (_d, path) = setup(GOOD);
+    let a = read(&path, &[])
+        .expect("reads")
+        .resolve(&catalog(), None)
+        .expect("resolves");
+    let (_d2, path2) = setup(GOOD);
+    let b = read(&path2, &[])
+        .expect("reads")
+        .resolve(&catalog(), None)
+        .expect("resolves");
+    assert_ne!(a.runs[0].model.file, b.runs[0].model.file);
+    assert_eq!(
+        a.runs[0].key(),
+        b.runs[0].key(),
+        "moving the checkout keeps keys"
+    );
+    std::fs::write(
+        path2.parent().expect("dir").join("tiny.acnet"),
+        NET.replace("linear(16)", "linear(17)"),
+    )
+    .expect("edit");
+    let c = read(&path2, &[])
+        .expect("reads")
+        .resolve(&catalog(), None)
+        .expect("resolves");
+    assert_ne!(
+        a.runs[0].key(),
+        c.runs[0].key(),
+        "editing the model changes the key"
+    );
+}
+
+#[test]
+fn set_overrides_any_field() {
+    let (_d, path) = setup(GOOD);
+    let sets = vec![
+        "epochs=1".to_owned(),
+        "seeds=[7]".to_owned(),
+        "repeats=".to_owned(),
+        "dataset.limit_test=50".to_owned(),
+    ];
+    let suite = read(&path, &sets)
+        .expect("reads")
+        .resolve(&catalog(), None)
+        .expect("resolves");
+    assert!(
+        suite
+            .runs
+            .iter()
+            .all(|r| r.train.epochs == 1 && r.train.seed.0 == 7)
+    );
+    assert_eq!(suite.runs[0].dataset.limit_test, Some(50));
+    assert_eq!(suite.runs.len(), 3 * 2);
+}
+
+#[test]
+fn unknown_key_and_wrong_type_are_located() {
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\nbogus: 3\n",
+        &[],
+    );
+    assert!(
+        e.starts_with("s.yaml:5:1:") && e.contains("unknown field `bogus`"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: many\n",
+        &[],
+    );
+    assert!(e.starts_with("s.yaml:4:9:"), "{e}");
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels:\n  - {file: tiny.acnet, nmae: x}\nactivations: [relu]\nepochs: 1\n",
+        &[],
+    );
+    assert!(e.starts_with("s.yaml:3:") && e.contains("nmae"), "{e}");
+}
+
+#[test]
+fn semantic_errors_name_file_line_and_key() {
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels:\n  - nope.acnet\nactivations: [relu]\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.starts_with("s.yaml:3:5: `models[0]`: cannot read model file"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations:\n  - relu\n  - swishy\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.starts_with("s.yaml:5:5: `activations[1]`: unknown activation `swishy`"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [\"lrelu:q=1\"]\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.contains("`activations[0]`") && e.contains("no parameter `q`"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [\"relu conv=relu\"]\nepochs: 1\n",
+        &[],
+    );
+    assert!(e.contains("no act slot `conv`"), "{e}");
+    let e = resolve_err(
+        "dataset: cifar10\nmodels: [tiny.acnet, fixed.acnet]\nactivations: [relu]\nepochs: 1\n",
+        &[],
+    );
+    assert!(e.starts_with("s.yaml:2:22: `models[1]`"), "{e}");
+    assert!(e.contains("takes 1x28x28"), "model does not fit cifar: {e}");
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\n",
+        &[],
+    );
+    assert!(e.contains("`epochs`: missing"), "{e}");
+    let e = resolve_err(
+        "dataset: imagenet\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.starts_with("s.yaml:1:10: `dataset`: unknown dataset"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\noptimizers: [rmsprop]\nepochs: 1\n",
+        &[],
+    );
+    assert!(e.contains("`optimizers[0]`"), "{e}");
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\npaper_table: [table1, table9]\n",
+        &[],
+    );
+    assert!(
+        e.starts_with("s.yaml:5:14: `paper_table`: unknown table `table9`"),
+        "{e}"
+    );
+    let e = resolve_err(GOOD, &["epochs=0"]);
+    assert!(e.contains("`epochs`: must be at least 1"), "{e}");
+    let e = resolve_err(GOOD, &["epochs.x=1"]);
+    assert!(e.contains("--set"), "{e}");
+}
+
+#[test]
+fn plugin_paths_are_relative_to_the_suite() {
+    let (_d, path) = setup(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\nplugins: [lib/libx.so]\n",
+    );
+    let loaded = read(&path, &[]).expect("reads");
+    assert_eq!(
+        loaded.plugin_paths(),
+        vec![path.parent().expect("dir").join("lib/libx.so")]
+    );
+    assert!(Path::new(&loaded.plugin_paths()[0]).is_absolute());
+}
+
+#[test]
+fn shipped_suites_resolve() {
+    let mut activations = BTreeMap::new();
+    for (name, params) in [
+        ("relu", ""),
+        ("sigmoid", ""),
+        ("tanh", ""),
+        ("lrelu", "s"),
+        ("prelu", "p"),
+        ("swish", "beta"),
+        ("pelu", "a b"),
+        ("frelu", "bias"),
+        ("asigmoid", "a b c d"),
+        ("atanh", "a b c d"),
+        ("arelu", "a b c d"),
+    ] {
+        activations.insert(
+            name.to_owned(),
+            params.split_whitespace().map(str::to_owned).collect(),
+        );
+    }
+    let catalog = Catalog {
+        activations,
+        plugins: Vec::new(),
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("suites dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let suite = read(&path, &[])
+            .and_then(|l| l.resolve(&catalog, None))
+            .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.headline()));
+        assert!(!suite.runs.is_empty(), "{}", path.display());
+        seen += 1;
+        if suite.name == "cifar100" {
+            assert_eq!(suite.runs.len(), 3 * 11 * 3, "the paper's CIFAR-100 matrix");
+            assert!(
+                suite
+                    .runs
+                    .iter()
+                    .all(|r| r.train.batch_size == 250 && r.train.epochs == 150)
+            );
+        }
+    }
+    assert!(seen >= 6, "six shipped suites, found {seen}");
+}

@@ -1,0 +1,245 @@
+//! Checks for a kernel's unit tests: compare a [`FusedKernel`] with a
+//! straightforward `f64` reference of its formula, and its backward with
+//! central finite differences of its forward.
+//!
+//! `acbench plugins check` does the same against the formula itself once the
+//! plugin is built; these let an author catch mistakes with `cargo test`.
+
+use crate::abi::Layout;
+use crate::kernel::{FusedKernel, param_at};
+
+/// Deterministic pseudo-random numbers (SplitMix64) for test inputs; written
+/// here so that this crate stays free of dependencies.
+#[derive(Debug, Clone)]
+pub struct TestRng(u64);
+
+impl TestRng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `[lo, hi)`.
+    pub fn uniform(&mut self, lo: f32, hi: f32) -> f32 {
+        // 24 random bits: exactly the precision of an f32 in [0, 1).
+        let unit = (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32;
+        lo + (hi - lo) * unit
+    }
+
+    /// `n` values uniform in `[lo, hi)`.
+    pub fn fill(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(lo, hi)).collect()
+    }
+}
+
+/// A reference's answer for one element: the value and its partial
+/// derivatives with respect to `x` and to each parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partials {
+    /// `f(x; params)`.
+    pub value: f64,
+    /// `df/dx`.
+    pub dx: f64,
+    /// `df/dparams[i]`, one per parameter.
+    pub dparams: Vec<f64>,
+}
+
+/// Largest errors found by a check, each relative to `1 + |expected|` (for
+/// parameter totals: to `1 + sum of |terms|`, the scale of the sum).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Errors {
+    /// Forward values.
+    pub value: f64,
+    /// Input gradient.
+    pub grad_x: f64,
+    /// Parameter gradients.
+    pub grad_params: f64,
+}
+
+impl Errors {
+    /// The largest of the three.
+    pub fn max(&self) -> f64 {
+        self.value.max(self.grad_x).max(self.grad_params)
+    }
+}
+
+fn rel(got: f64, want: f64, scale: f64) -> f64 {
+    if got.is_nan() != want.is_nan() {
+        return f64::INFINITY;
+    }
+    if got == want || got.is_nan() {
+        return 0.0;
+    }
+    (got - want).abs() / (1.0 + scale)
+}
+
+/// What [`run_kernel`] computed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelRun {
+    /// Forward values.
+    pub out: Vec<f32>,
+    /// Input gradient.
+    pub grad_x: Vec<f32>,
+    /// Parameter gradients, one buffer per parameter.
+    pub grad_params: Vec<Vec<f32>>,
+}
+
+/// Runs `K`'s forward and backward, with parameter gradients zeroed first as
+/// the host does.
+pub fn run_kernel<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+) -> Result<KernelRun, String> {
+    let mut out = vec![0.0; x.len()];
+    K::forward(layout, x, params, &mut out)?;
+    let mut grad_x = vec![0.0; x.len()];
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
+    K::backward(layout, x, params, grad_out, &mut grad_x, &mut views)?;
+    Ok(KernelRun {
+        out,
+        grad_x,
+        grad_params: grads,
+    })
+}
+
+/// Compares `K` with `reference` (the formula's value and partials in `f64`)
+/// on the given buffers: forward values, `grad_x = grad_out * df/dx`, and the
+/// per-parameter totals `sum grad_out * df/dp` (per channel for per-channel
+/// parameters).
+pub fn check_against_reference<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+    reference: impl Fn(f64, &[f64]) -> Partials,
+) -> Result<Errors, String> {
+    let KernelRun {
+        out,
+        grad_x,
+        grad_params: grads,
+    } = run_kernel::<K>(layout, x, params, grad_out)?;
+    let mut want: Vec<Vec<f64>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let mut scale: Vec<Vec<f64>> = want.clone();
+    let mut errors = Errors::default();
+    let mut p64 = vec![0.0; params.len()];
+    for (c, rows) in layout.rows() {
+        for (v, p) in p64.iter_mut().zip(params) {
+            *v = f64::from(param_at(p, c));
+        }
+        for k in rows {
+            let r = reference(f64::from(x[k]), &p64);
+            if r.dparams.len() != params.len() {
+                return Err(format!(
+                    "the reference gives {} parameter partials for {} parameters",
+                    r.dparams.len(),
+                    params.len()
+                ));
+            }
+            let g = f64::from(grad_out[k]);
+            errors.value = errors
+                .value
+                .max(rel(f64::from(out[k]), r.value, r.value.abs()));
+            let gx = g * r.dx;
+            errors.grad_x = errors.grad_x.max(rel(f64::from(grad_x[k]), gx, gx.abs()));
+            for (i, d) in r.dparams.iter().enumerate() {
+                let j = if params[i].len() == 1 { 0 } else { c };
+                want[i][j] += g * d;
+                scale[i][j] += (g * d).abs();
+            }
+        }
+    }
+    for i in 0..params.len() {
+        for j in 0..params[i].len() {
+            let e = rel(f64::from(grads[i][j]), want[i][j], scale[i][j]);
+            errors.grad_params = errors.grad_params.max(e);
+        }
+    }
+    Ok(errors)
+}
+
+/// `sum grad_out * f(x; params)` in `f64`: the loss whose gradient the
+/// backward computes.
+fn loss<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+) -> Result<f64, String> {
+    let mut out = vec![0.0; x.len()];
+    K::forward(layout, x, params, &mut out)?;
+    Ok(out
+        .iter()
+        .zip(grad_out)
+        .map(|(&y, &g)| f64::from(y) * f64::from(g))
+        .sum())
+}
+
+/// Central difference of `loss` in one coordinate, moved by `h` either way.
+fn central(
+    value: f32,
+    h: f32,
+    mut loss_at: impl FnMut(f32) -> Result<f64, String>,
+) -> Result<f64, String> {
+    let (up, down) = (value + h, value - h);
+    // The step actually taken after rounding to f32.
+    let step = f64::from(up) - f64::from(down);
+    Ok((loss_at(up)? - loss_at(down)?) / step)
+}
+
+/// Compares `K`'s backward with central differences (step `h`) of `K`'s
+/// forward, for every input element and every parameter value; returns the
+/// largest error relative to `1 + |analytic|`. Inputs must stay at least `h`
+/// away from the function's kinks, where no derivative exists.
+pub fn check_finite_differences<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+    h: f32,
+) -> Result<f64, String> {
+    let KernelRun {
+        grad_x,
+        grad_params: grads,
+        ..
+    } = run_kernel::<K>(layout, x, params, grad_out)?;
+    let mut worst = 0.0f64;
+    let mut xs = x.to_vec();
+    for k in 0..x.len() {
+        let numeric = central(x[k], h, |v| {
+            xs[k] = v;
+            loss::<K>(layout, &xs, params, grad_out)
+        })?;
+        xs[k] = x[k];
+        worst = worst.max(rel(
+            numeric,
+            f64::from(grad_x[k]),
+            f64::from(grad_x[k]).abs(),
+        ));
+    }
+    let mut ps: Vec<Vec<f32>> = params.iter().map(|p| p.to_vec()).collect();
+    for i in 0..params.len() {
+        for j in 0..params[i].len() {
+            let numeric = central(params[i][j], h, |v| {
+                ps[i][j] = v;
+                let views: Vec<&[f32]> = ps.iter().map(Vec::as_slice).collect();
+                loss::<K>(layout, x, &views, grad_out)
+            })?;
+            ps[i][j] = params[i][j];
+            let analytic = f64::from(grads[i][j]);
+            worst = worst.max(rel(numeric, analytic, analytic.abs()));
+        }
+    }
+    Ok(worst)
+}

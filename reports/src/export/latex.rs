@@ -1,0 +1,243 @@
+//! LaTeX tables with booktabs rules, ready to `\input`.
+
+use super::{Exporter, differences_text, paper_text};
+use crate::grid::Cell;
+use crate::{Report, ReportError};
+
+/// booktabs tables; the best value per column in `\textbf`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LatexExporter;
+
+/// Escapes LaTeX's special characters in plain text.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        match ch {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            // In LaTeX's default font encoding `<` and `>` print as `¡` and `¿`.
+            '<' => out.push_str("\\textless{}"),
+            '>' => out.push_str("\\textgreater{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            '±' => out.push_str("$\\pm$"),
+            '—' => out.push_str("---"),
+            'Δ' => out.push_str("$\\Delta$"),
+            _ => out.push(ch),
+        }
+    }
+    out
+}
+
+fn cell_text(cell: &Cell, best: bool) -> String {
+    let text = escape(&cell.display());
+    if best {
+        format!("\\textbf{{{text}}}")
+    } else {
+        text
+    }
+}
+
+/// One booktabs `table` environment.
+fn table(caption: &str, header: &[String], rows: &[Vec<String>]) -> String {
+    let mut out = String::from("\\begin{table}[t]\n  \\centering\n");
+    out.push_str(&format!("  \\caption{{{}}}\n", escape(caption)));
+    out.push_str(&format!(
+        "  \\begin{{tabular}}{{l{}}}\n    \\toprule\n",
+        "c".repeat(header.len().saturating_sub(1))
+    ));
+    let line = |cells: &[String]| format!("    {} \\\\\n", cells.join(" & "));
+    let escaped: Vec<String> = header.iter().map(|h| escape(h)).collect();
+    out.push_str(&line(&escaped));
+    out.push_str("    \\midrule\n");
+    for r in rows {
+        out.push_str(&line(r));
+    }
+    out.push_str("    \\bottomrule\n  \\end{tabular}\n\\end{table}\n");
+    out
+}
+
+impl Exporter for LatexExporter {
+    fn extension(&self) -> &'static str {
+        "tex"
+    }
+
+    fn render(&self, report: &Report) -> Result<String, ReportError> {
+        let mut out = format!(
+            "% {}\n% Needs \\usepackage{{booktabs}}.\n",
+            report.title.replace('\n', " ")
+        );
+        for section in &report.sections {
+            let grid = &section.grid;
+            let context = grid.caption();
+            let caption = if context.is_empty() {
+                format!("{}. {}", report.title, report.metric)
+            } else {
+                format!("{} ({context}). {}", report.title, report.metric)
+            };
+            let header: Vec<String> = std::iter::once(grid.layout.row_label().to_owned())
+                .chain(grid.columns.iter().cloned())
+                .collect();
+            let rows: Vec<Vec<String>> = grid
+                .rows
+                .iter()
+                .zip(&grid.cells)
+                .enumerate()
+                .map(|(r, (name, cells))| {
+                    std::iter::once(escape(name))
+                        .chain(
+                            cells
+                                .iter()
+                                .enumerate()
+                                .map(|(c, cell)| cell_text(cell, grid.is_best(r, c))),
+                        )
+                        .collect()
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&table(&caption, &header, &rows));
+
+            let Some(cmp) = &section.comparison else {
+                continue;
+            };
+            let mut caption = format!("Beside the paper: {} ({})", cmp.table_title, cmp.table_id);
+            if !cmp.judges_values() {
+                caption.push_str(&format!(". {}", differences_text(&cmp.differences)));
+            }
+            if !cmp.cells.is_empty() {
+                let mut header = vec![
+                    grid.layout.row_label().to_owned(),
+                    grid.layout.column_label().to_owned(),
+                    "ours".to_owned(),
+                    "paper".to_owned(),
+                ];
+                if cmp.judges_values() {
+                    header.push("Δ".to_owned());
+                }
+                let rows: Vec<Vec<String>> = cmp
+                    .cells
+                    .iter()
+                    .map(|c| {
+                        let mut r = vec![
+                            escape(&c.row),
+                            escape(&c.column),
+                            escape(&c.ours.display()),
+                            escape(&paper_text(c.paper)),
+                        ];
+                        if cmp.judges_values() {
+                            r.push(c.difference.map(|d| format!("{d:+.4}")).unwrap_or_default());
+                        }
+                        r
+                    })
+                    .collect();
+                out.push('\n');
+                out.push_str(&table(&caption, &header, &rows));
+            }
+            if !cmp.claims.is_empty() {
+                let header = ["claim", "paper", "ours", "verdict"].map(str::to_owned);
+                let rows: Vec<Vec<String>> = cmp
+                    .claims
+                    .iter()
+                    .map(|c| {
+                        let ours = if c.ours_judged == 0 {
+                            "---".to_owned()
+                        } else {
+                            format!("{}/{}", c.ours_wins, c.ours_judged)
+                        };
+                        vec![
+                            escape(&super::claim_label(c)),
+                            format!("{}/{}", c.paper_wins, c.paper_judged),
+                            ours,
+                            escape(c.verdict.label()),
+                        ]
+                    })
+                    .collect();
+                out.push('\n');
+                out.push_str(&table(
+                    &format!(
+                        "The paper's orderings ({}), checked on our runs",
+                        cmp.table_id
+                    ),
+                    &header,
+                    &rows,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::tests::small_report;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape("a_b & 50% #1 {x} ~ ^ \\"),
+            "a\\_b \\& 50\\% \\#1 \\{x\\} \\textasciitilde{} \\textasciicircum{} \\textbackslash{}"
+        );
+        assert_eq!(escape("0.8 ± 0.1"), "0.8 $\\pm$ 0.1");
+    }
+
+    #[test]
+    fn exact_latex() {
+        let tex = match LatexExporter.render(&small_report(Some("table1"), &[])) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            tex,
+            r#"% Fixture
+% Needs \usepackage{booktabs}.
+
+\begin{table}[t]
+  \centering
+  \caption{Fixture (dataset cifar10, optimizer sgd). Final test accuracy, mean $\pm$ std over seeds (n = converged runs; --- = every run diverged).}
+  \begin{tabular}{lcc}
+    \toprule
+    activation & alexnet & vgg \\
+    \midrule
+    relu & 0.8100 $\pm$ 0.0141 (n=2) & \textbf{0.9000 (n=1)} \\
+    arelu & \textbf{0.8500 (n=1, 1 diverged)} & --- (1 diverged) \\
+    \bottomrule
+  \end{tabular}
+\end{table}
+
+\begin{table}[t]
+  \centering
+  \caption{Beside the paper: Fixed activations and their adaptive versions, CIFAR10 (table1)}
+  \begin{tabular}{lcccc}
+    \toprule
+    activation & model & ours & paper & $\Delta$ \\
+    \midrule
+    relu & alexnet & 0.8100 $\pm$ 0.0141 (n=2) & 0.8351 $\pm$ 3.95e-4 & -0.0251 \\
+    relu & vgg & 0.9000 (n=1) & 0.8800 $\pm$ 1.01e-4 & +0.0200 \\
+    arelu & alexnet & 0.8500 (n=1, 1 diverged) & 0.8331 $\pm$ 2.48e-4 & +0.0169 \\
+    arelu & vgg & --- (1 diverged) & 0.8328 $\pm$ 1.26e-3 &  \\
+    \bottomrule
+  \end{tabular}
+\end{table}
+
+\begin{table}[t]
+  \centering
+  \caption{The paper's orderings (table1), checked on our runs}
+  \begin{tabular}{lccc}
+    \toprule
+    claim & paper & ours & verdict \\
+    \midrule
+    ASigmoid \textgreater{} Sigmoid & 5/5 & --- & can't tell \\
+    ATanh \textgreater{} Tanh & 3/5 & --- & can't tell \\
+    AReLU \textgreater{} ReLU & 3/5 & 1/2 & agree \\
+    AReLU \textgreater{} LReLU & 4/5 & --- & can't tell \\
+    \bottomrule
+  \end{tabular}
+\end{table}
+"#
+        );
+    }
+}

@@ -1,0 +1,208 @@
+//! Report exports: one [`Exporter`] per format, and an [`ExportManager`]
+//! that writes every requested format into an output directory.
+
+mod csv;
+mod json;
+mod latex;
+mod markdown;
+mod terminal;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use self::csv::CsvExporter;
+pub use self::json::JsonExporter;
+pub use self::latex::LatexExporter;
+pub use self::markdown::MarkdownExporter;
+pub use self::terminal::TerminalExporter;
+use crate::{Report, ReportError};
+
+/// Renders a whole [`Report`] as text in one format.
+pub trait Exporter {
+    /// File extension without the dot (`md`); output files are `report.EXT`.
+    fn extension(&self) -> &'static str;
+
+    /// The report in this format.
+    fn render(&self, report: &Report) -> Result<String, ReportError>;
+}
+
+/// A report format that can be written to a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// The terminal table without colours (`report.txt`).
+    Text,
+    /// GitHub-flavoured Markdown (`report.md`).
+    Markdown,
+    /// One line per cell (`report.csv`).
+    Csv,
+    /// The whole report as data (`report.json`).
+    Json,
+    /// booktabs tables (`report.tex`).
+    Latex,
+}
+
+impl Format {
+    /// Every format.
+    pub const ALL: [Format; 5] = [
+        Format::Text,
+        Format::Markdown,
+        Format::Csv,
+        Format::Json,
+        Format::Latex,
+    ];
+
+    /// The exporter for this format.
+    pub fn exporter(self) -> Box<dyn Exporter> {
+        match self {
+            Format::Text => Box::new(TerminalExporter { color: false }),
+            Format::Markdown => Box::new(MarkdownExporter),
+            Format::Csv => Box::new(CsvExporter),
+            Format::Json => Box::new(JsonExporter),
+            Format::Latex => Box::new(LatexExporter),
+        }
+    }
+}
+
+/// Writes a report in several formats.
+pub struct ExportManager {
+    exporters: Vec<Box<dyn Exporter>>,
+}
+
+impl ExportManager {
+    /// A manager for `formats` (duplicates are written once).
+    pub fn new(formats: &[Format]) -> Self {
+        let mut unique: Vec<Format> = Vec::new();
+        for f in formats {
+            if !unique.contains(f) {
+                unique.push(*f);
+            }
+        }
+        Self {
+            exporters: unique.into_iter().map(Format::exporter).collect(),
+        }
+    }
+
+    /// Renders every format and writes `dir/report.EXT` for each, creating
+    /// `dir` if needed; returns the written paths.
+    pub fn write_all(&self, report: &Report, dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let mut written = Vec::with_capacity(self.exporters.len());
+        for e in &self.exporters {
+            let text = e.render(report)?;
+            let path = dir.join(format!("report.{}", e.extension()));
+            std::fs::write(&path, text).map_err(|source| ReportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            written.push(path);
+        }
+        Ok(written)
+    }
+}
+
+/// `0.8141 ± 1.52e-3`, or `0.8141` for tables without spread, `—` where the
+/// paper printed a dash. The spread keeps the paper's scientific notation:
+/// four decimals would print most of them as 0.0000.
+pub(crate) fn paper_text(cell: Option<crate::paper::PaperCell>) -> String {
+    match cell {
+        None => "—".to_owned(),
+        Some(c) => match c.spread {
+            Some(s) => format!("{:.4} ± {s:.2e}", c.mean),
+            None => format!("{:.4}", c.mean),
+        },
+    }
+}
+
+/// The line every format opens a comparison with when settings differ.
+pub(crate) fn differences_text(differences: &[String]) -> String {
+    format!(
+        "Settings differ from the paper's: {}. Only the orderings are judged, not the absolute numbers.",
+        differences.join("; ")
+    )
+}
+
+/// Columns that both our grid and the paper's table have: per-column claim
+/// judgements are shown only there.
+pub(crate) fn shared_columns<'a>(
+    grid: &'a crate::grid::Grid,
+    comparison: &crate::compare::Comparison,
+) -> Vec<&'a String> {
+    grid.columns
+        .iter()
+        .filter(|c| {
+            comparison
+                .claims
+                .iter()
+                .flat_map(|cl| &cl.columns)
+                .any(|j| &j.column == *c && j.paper != crate::compare::Order::Unknown)
+        })
+        .collect()
+}
+
+/// `ASigmoid > Sigmoid`, or `googlenet: AReLU > ReLU`.
+pub(crate) fn claim_label(claim: &crate::compare::Claim) -> String {
+    let name = |row: &str| match row.rsplit_once('/') {
+        Some((_, a)) => crate::compare::display_name(a).to_owned(),
+        None => crate::compare::display_name(row).to_owned(),
+    };
+    let scope = claim
+        .first
+        .rsplit_once('/')
+        .map(|(s, _)| format!("{s}: "))
+        .unwrap_or_default();
+    format!("{scope}{} > {}", name(&claim.first), name(&claim.second))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::fixtures::run;
+    use crate::result::RunStatus;
+    use crate::{ReportSpec, build_report};
+
+    /// Two models, three activations, one partial divergence, one dash.
+    pub(crate) fn small_report(paper_table: Option<&str>, deviations: &[&str]) -> Report {
+        let runs = [
+            run("alexnet", "relu", 0, RunStatus::Finished, 0.80),
+            run("alexnet", "relu", 1, RunStatus::Finished, 0.82),
+            run("alexnet", "arelu", 0, RunStatus::Finished, 0.85),
+            run("alexnet", "arelu", 1, RunStatus::Diverged, f64::NAN),
+            run("vgg", "relu", 0, RunStatus::Finished, 0.90),
+            run("vgg", "arelu", 0, RunStatus::Diverged, f64::NAN),
+        ];
+        let spec = ReportSpec {
+            title: "Fixture".into(),
+            paper_table: paper_table.map(str::to_owned),
+            deviations: deviations.iter().map(|s| (*s).to_owned()).collect(),
+            ..ReportSpec::default()
+        };
+        match build_report(&runs, &spec) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn manager_writes_each_format_once() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let m = ExportManager::new(&[Format::Json, Format::Csv, Format::Json]);
+        let written = match m.write_all(&small_report(None, &[]), &dir.path().join("out")) {
+            Ok(w) => w,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<String> = written
+            .iter()
+            .filter_map(|p| p.file_name()?.to_str().map(str::to_owned))
+            .collect();
+        assert_eq!(names, ["report.json", "report.csv"]);
+        assert!(written.iter().all(|p| p.is_file()));
+    }
+}

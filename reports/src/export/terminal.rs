@@ -1,0 +1,214 @@
+//! The table printed at the end of a suite (tabled).
+
+use tabled::builder::Builder;
+use tabled::settings::{Color, Style};
+
+use super::{Exporter, claim_label, differences_text, paper_text, shared_columns};
+use crate::compare::Comparison;
+use crate::grid::Grid;
+use crate::{Report, ReportError};
+
+/// Plain-text tables; with `color`, each column's best value is bold (ANSI),
+/// which only a terminal shows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TerminalExporter {
+    /// Use ANSI bold for the best value per column.
+    pub color: bool,
+}
+
+impl Exporter for TerminalExporter {
+    fn extension(&self) -> &'static str {
+        "txt"
+    }
+
+    fn render(&self, report: &Report) -> Result<String, ReportError> {
+        let mut out = format!("{}\n{}\n", report.title, report.metric);
+        for section in &report.sections {
+            out.push('\n');
+            let caption = section.grid.caption();
+            if !caption.is_empty() {
+                out.push_str(&caption);
+                out.push('\n');
+            }
+            out.push_str(&self.grid(&section.grid));
+            out.push('\n');
+            if let Some(cmp) = &section.comparison {
+                out.push_str(&comparison(&section.grid, cmp));
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl TerminalExporter {
+    fn grid(&self, grid: &Grid) -> String {
+        let mut b = Builder::default();
+        b.push_record(
+            std::iter::once(grid.layout.row_label().to_owned()).chain(grid.columns.clone()),
+        );
+        for (name, cells) in grid.rows.iter().zip(&grid.cells) {
+            b.push_record(std::iter::once(name.clone()).chain(cells.iter().map(|c| c.display())));
+        }
+        let mut table = b.build();
+        table.with(Style::rounded());
+        if self.color {
+            for r in 0..grid.rows.len() {
+                for c in 0..grid.columns.len() {
+                    if grid.is_best(r, c) {
+                        table.modify((r + 1, c + 1), Color::BOLD);
+                    }
+                }
+            }
+        }
+        table.to_string()
+    }
+}
+
+fn comparison(grid: &Grid, cmp: &Comparison) -> String {
+    let mut out = format!(
+        "\nBeside the paper: {} ({})\n",
+        cmp.table_title, cmp.table_id
+    );
+    if !cmp.judges_values() {
+        out.push_str(&differences_text(&cmp.differences));
+        out.push('\n');
+    }
+    if !cmp.cells.is_empty() {
+        let rows: Vec<&String> = grid
+            .rows
+            .iter()
+            .filter(|r| cmp.cells.iter().any(|c| &c.row == *r))
+            .collect();
+        let cols: Vec<&String> = grid
+            .columns
+            .iter()
+            .filter(|col| cmp.cells.iter().any(|c| &c.column == *col))
+            .collect();
+        let mut b = Builder::default();
+        b.push_record(
+            std::iter::once(grid.layout.row_label().to_owned())
+                .chain(cols.iter().map(|c| (*c).clone())),
+        );
+        for row in rows {
+            let mut record = vec![row.clone()];
+            for col in &cols {
+                let text = cmp
+                    .cells
+                    .iter()
+                    .find(|c| &c.row == row && &c.column == *col)
+                    .map(|c| {
+                        let mut t =
+                            format!("ours  {}\npaper {}", c.ours.display(), paper_text(c.paper));
+                        if let Some(d) = c.difference {
+                            t.push_str(&format!("\nΔ     {d:+.4}"));
+                        }
+                        t
+                    })
+                    .unwrap_or_default();
+                record.push(text);
+            }
+            b.push_record(record);
+        }
+        let mut table = b.build();
+        table.with(Style::rounded());
+        out.push_str(&table.to_string());
+        out.push('\n');
+    }
+    let shared = shared_columns(grid, cmp);
+    if !cmp.claims.is_empty() {
+        out.push_str("\nThe paper's orderings, checked on our runs:\n");
+        if !shared.is_empty() {
+            let mut b = Builder::default();
+            b.push_record(
+                std::iter::once("claim".to_owned()).chain(shared.iter().map(|c| (*c).clone())),
+            );
+            for claim in &cmp.claims {
+                let mut record = vec![claim_label(claim)];
+                for col in &shared {
+                    let text = claim
+                        .columns
+                        .iter()
+                        .find(|j| &j.column == *col)
+                        .map(|j| match &j.reason {
+                            Some(r) => format!("{} ({r})", j.agreement.label()),
+                            None => j.agreement.label().to_owned(),
+                        })
+                        .unwrap_or_default();
+                    record.push(text);
+                }
+                b.push_record(record);
+            }
+            let mut table = b.build();
+            table.with(Style::rounded());
+            out.push_str(&table.to_string());
+            out.push('\n');
+        }
+        for claim in &cmp.claims {
+            out.push_str(&format!("  - {}\n", claim.summary));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::tests::small_report;
+
+    #[test]
+    fn grid_comparison_and_claims() {
+        let text =
+            match (TerminalExporter { color: false }).render(&small_report(Some("table1"), &[])) {
+                Ok(t) => t,
+                Err(e) => panic!("{e}"),
+            };
+        assert!(!text.contains('\u{1b}'), "{text}");
+        let expected_grid = r#"dataset cifar10, optimizer sgd
+╭────────────┬──────────────────────────┬────────────────╮
+│ activation │ alexnet                  │ vgg            │
+├────────────┼──────────────────────────┼────────────────┤
+│ relu       │ 0.8100 ± 0.0141 (n=2)    │ 0.9000 (n=1)   │
+│ arelu      │ 0.8500 (n=1, 1 diverged) │ — (1 diverged) │
+╰────────────┴──────────────────────────┴────────────────╯
+"#;
+        assert!(text.contains(expected_grid), "{text}");
+        assert!(text.contains(
+            "Beside the paper: Fixed activations and their adaptive versions, CIFAR10 (table1)"
+        ));
+        assert!(
+            text.contains(
+                "│ relu       │ ours  0.8100 ± 0.0141 (n=2)    │ ours  0.9000 (n=1)     │"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("can't tell (not run)"), "{text}");
+        assert!(text.contains("paper 0.8351 ± 3.95e-4"), "{text}");
+        assert!(text.contains("Δ     -0.0251"), "{text}");
+        assert!(
+            text.contains("│ AReLU > ReLU       │ disagree             │ agree                │"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "  - AReLU beats ReLU on every model: paper no (3/5), ours no (1/2): agree\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bold_best_only_with_color() {
+        let report = small_report(None, &[]);
+        let text = match (TerminalExporter { color: true }).render(&report) {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        // Best of alexnet is arelu's 0.85, of vgg relu's 0.90.
+        assert!(
+            text.contains("\u{1b}[1m0.8500 (n=1, 1 diverged)\u{1b}[22m"),
+            "{text}"
+        );
+        assert!(text.contains("\u{1b}[1m0.9000 (n=1)\u{1b}[22m"), "{text}");
+        assert_eq!(text.matches("\u{1b}[1m").count(), 2);
+    }
+}

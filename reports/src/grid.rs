@@ -1,0 +1,442 @@
+//! Aggregation of runs into the paper's table layout.
+//!
+//! A [`Grid`] has one row per activation and one column per model (or
+//! optimizer, or dataset, as the paper's tables do); each [`Cell`] holds the
+//! mean and standard deviation of the final test accuracy over seeds.
+//! Runs that differ in a field neither axis shows (two datasets in one
+//! results set, say) go into separate grids, never into one cell.
+
+use serde::{Deserialize, Serialize};
+
+use crate::paper::PaperTable;
+use crate::result::{RunResult, RunStatus};
+
+/// Which run fields make the rows and the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Layout {
+    /// Rows activations, columns models (the paper's Tables 1-4).
+    ActivationsByModel,
+    /// Rows `model/activation`, columns optimizers (Table 5).
+    ModelActivationsByOptimizer,
+    /// Rows activations, columns datasets (Table 6).
+    ActivationsByDataset,
+}
+
+impl Layout {
+    /// The layout of a paper table: tables without a single optimizer have
+    /// optimizers as columns, tables without a single dataset have datasets.
+    pub fn for_table(table: &PaperTable) -> Self {
+        if table.dataset.is_none() && table.model.is_some() {
+            Layout::ActivationsByDataset
+        } else if table.optimizer.is_none() && table.dataset.is_some() {
+            Layout::ModelActivationsByOptimizer
+        } else {
+            Layout::ActivationsByModel
+        }
+    }
+
+    /// A layout for results that name no paper table: optimizers become
+    /// columns when several were compared, else datasets when several were
+    /// used, else models.
+    pub fn infer(results: &[RunResult]) -> Self {
+        let distinct = |f: fn(&RunResult) -> &str| {
+            let mut seen: Vec<&str> = results.iter().map(f).collect();
+            seen.sort_unstable();
+            seen.dedup();
+            seen.len()
+        };
+        if distinct(|r| &r.optimizer) > 1 {
+            Layout::ModelActivationsByOptimizer
+        } else if distinct(|r| &r.dataset) > 1 && distinct(|r| &r.model) == 1 {
+            Layout::ActivationsByDataset
+        } else {
+            Layout::ActivationsByModel
+        }
+    }
+
+    /// Header of the row-name column.
+    pub fn row_label(self) -> &'static str {
+        match self {
+            Layout::ModelActivationsByOptimizer => "model/activation",
+            _ => "activation",
+        }
+    }
+
+    /// What one column is, in the singular (`model`).
+    pub fn column_label(self) -> &'static str {
+        match self {
+            Layout::ActivationsByModel => "model",
+            Layout::ModelActivationsByOptimizer => "optimizer",
+            Layout::ActivationsByDataset => "dataset",
+        }
+    }
+
+    fn row_key(self, r: &RunResult) -> String {
+        match self {
+            Layout::ModelActivationsByOptimizer => format!("{}/{}", r.model, r.activation),
+            _ => r.activation.clone(),
+        }
+    }
+
+    fn column_key(self, r: &RunResult) -> &str {
+        match self {
+            Layout::ActivationsByModel => &r.model,
+            Layout::ModelActivationsByOptimizer => &r.optimizer,
+            Layout::ActivationsByDataset => &r.dataset,
+        }
+    }
+
+    /// The fields neither axis shows, as `(name, value)`.
+    fn context(self, r: &RunResult) -> Vec<(String, String)> {
+        let pairs: [(&str, &str); 2] = match self {
+            Layout::ActivationsByModel => [("dataset", &r.dataset), ("optimizer", &r.optimizer)],
+            Layout::ModelActivationsByOptimizer => [("dataset", &r.dataset), ("optimizer", "")],
+            Layout::ActivationsByDataset => [("model", &r.model), ("optimizer", &r.optimizer)],
+        };
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+}
+
+/// The aggregate of the runs that share one row and one column.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Cell {
+    /// Mean final test accuracy over converged runs.
+    pub mean: Option<f64>,
+    /// Sample standard deviation (n - 1) over converged runs; needs n >= 2.
+    pub std: Option<f64>,
+    /// Number of converged runs.
+    pub n: usize,
+    /// Runs whose loss became non-finite.
+    pub diverged: usize,
+    /// Runs that stopped with an error.
+    pub failed: usize,
+}
+
+impl Cell {
+    /// Aggregates `runs` (all of one row and column).
+    pub fn from_runs<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Self {
+        let mut values = Vec::new();
+        let mut cell = Cell::default();
+        for r in runs {
+            match (r.status, r.final_accuracy()) {
+                (_, Some(acc)) => values.push(acc),
+                (RunStatus::Failed, None) => cell.failed += 1,
+                // A finished run without a finite accuracy lost its numbers
+                // the same way a diverged one did.
+                (_, None) => cell.diverged += 1,
+            }
+        }
+        cell.n = values.len();
+        if !values.is_empty() {
+            let n = values.len() as f64;
+            let mean = values.iter().sum::<f64>() / n;
+            cell.mean = Some(mean);
+            if values.len() >= 2 {
+                let ss: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
+                cell.std = Some((ss / (n - 1.0)).sqrt());
+            }
+        }
+        cell
+    }
+
+    /// No run at all landed here.
+    pub fn is_empty(&self) -> bool {
+        self.n + self.diverged + self.failed == 0
+    }
+
+    /// Runs landed here but none converged: the paper's "—".
+    pub fn all_lost(&self) -> bool {
+        self.n == 0 && !self.is_empty()
+    }
+
+    /// `0.8123 ± 0.0040 (n=2, 1 diverged)`, `—` when every run was lost,
+    /// empty when nothing ran.
+    pub fn display(&self) -> String {
+        let mut notes = Vec::new();
+        if self.diverged > 0 {
+            notes.push(format!("{} diverged", self.diverged));
+        }
+        if self.failed > 0 {
+            notes.push(format!("{} failed", self.failed));
+        }
+        match self.mean {
+            None if self.is_empty() => String::new(),
+            None => {
+                if notes.is_empty() {
+                    "—".to_owned()
+                } else {
+                    format!("— ({})", notes.join(", "))
+                }
+            }
+            Some(mean) => {
+                let mut s = format!("{mean:.4}");
+                if let Some(std) = self.std {
+                    s.push_str(&format!(" ± {std:.4}"));
+                }
+                notes.insert(0, format!("n={}", self.n));
+                s.push_str(&format!(" ({})", notes.join(", ")));
+                s
+            }
+        }
+    }
+}
+
+/// Runs aggregated in a paper-style layout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Grid {
+    /// Which fields are rows and columns.
+    pub layout: Layout,
+    /// Fields shared by every run in the grid (`dataset`, `optimizer`).
+    pub context: Vec<(String, String)>,
+    /// Row names in display order.
+    pub rows: Vec<String>,
+    /// Column names in display order.
+    pub columns: Vec<String>,
+    /// `cells[row][column]`.
+    pub cells: Vec<Vec<Cell>>,
+}
+
+impl Grid {
+    /// Groups `results` into one grid per distinct context. Rows and columns
+    /// named in `row_order` / `column_order` (the paper table's) come first
+    /// in that order, the rest in order of first appearance.
+    pub fn build(
+        results: &[RunResult],
+        layout: Layout,
+        row_order: &[String],
+        column_order: &[String],
+    ) -> Vec<Grid> {
+        let mut contexts: Vec<Vec<(String, String)>> = Vec::new();
+        for r in results {
+            let c = layout.context(r);
+            if !contexts.contains(&c) {
+                contexts.push(c);
+            }
+        }
+        contexts
+            .into_iter()
+            .map(|context| {
+                let runs: Vec<&RunResult> = results
+                    .iter()
+                    .filter(|r| layout.context(r) == context)
+                    .collect();
+                let rows = ordered(runs.iter().map(|r| layout.row_key(r)), row_order);
+                let columns = ordered(
+                    runs.iter().map(|r| layout.column_key(r).to_owned()),
+                    column_order,
+                );
+                let cells = rows
+                    .iter()
+                    .map(|row| {
+                        columns
+                            .iter()
+                            .map(|col| {
+                                Cell::from_runs(runs.iter().copied().filter(|r| {
+                                    layout.row_key(r) == *row && layout.column_key(r) == col
+                                }))
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Grid {
+                    layout,
+                    context,
+                    rows,
+                    columns,
+                    cells,
+                }
+            })
+            .collect()
+    }
+
+    /// The cell at (`row`, `column`), if both exist.
+    pub fn cell(&self, row: &str, column: &str) -> Option<&Cell> {
+        let r = self.rows.iter().position(|x| x == row)?;
+        let c = self.columns.iter().position(|x| x == column)?;
+        self.cells.get(r)?.get(c)
+    }
+
+    /// Whether cell (`row`, `column`) (indices) holds its column's highest
+    /// mean; ties are all best.
+    pub fn is_best(&self, row: usize, column: usize) -> bool {
+        let best = self
+            .cells
+            .iter()
+            .filter_map(|r| r.get(column)?.mean)
+            .fold(f64::NEG_INFINITY, f64::max);
+        self.cells
+            .get(row)
+            .and_then(|r| r.get(column))
+            .and_then(|c| c.mean)
+            .is_some_and(|m| m == best)
+    }
+
+    /// The run fields of cell (`row`, `column`): dataset, model, activation
+    /// and optimizer, recovered from the axes and the context.
+    pub fn run_key(&self, row: &str, column: &str) -> RunKey {
+        let ctx = |k: &str| self.context_value(k).unwrap_or_default().to_owned();
+        match self.layout {
+            Layout::ActivationsByModel => RunKey {
+                dataset: ctx("dataset"),
+                model: column.to_owned(),
+                activation: row.to_owned(),
+                optimizer: ctx("optimizer"),
+            },
+            Layout::ModelActivationsByOptimizer => {
+                let (model, activation) = row.rsplit_once('/').unwrap_or(("", row));
+                RunKey {
+                    dataset: ctx("dataset"),
+                    model: model.to_owned(),
+                    activation: activation.to_owned(),
+                    optimizer: column.to_owned(),
+                }
+            }
+            Layout::ActivationsByDataset => RunKey {
+                dataset: column.to_owned(),
+                model: ctx("model"),
+                activation: row.to_owned(),
+                optimizer: ctx("optimizer"),
+            },
+        }
+    }
+
+    /// `dataset cifar10, optimizer sgd`.
+    pub fn caption(&self) -> String {
+        self.context
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The value of context field `key` (`dataset`), if the grid has one.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What identifies the runs of one cell, seeds aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunKey {
+    /// Dataset.
+    pub dataset: String,
+    /// Model.
+    pub model: String,
+    /// Activation.
+    pub activation: String,
+    /// Optimizer.
+    pub optimizer: String,
+}
+
+/// Distinct `keys`, those in `preferred` first in its order.
+fn ordered(keys: impl Iterator<Item = String>, preferred: &[String]) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for k in keys {
+        if !seen.contains(&k) {
+            seen.push(k);
+        }
+    }
+    let mut out: Vec<String> = preferred
+        .iter()
+        .filter(|p| seen.contains(p))
+        .cloned()
+        .collect();
+    out.extend(seen.into_iter().filter(|k| !preferred.contains(k)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::run;
+
+    #[test]
+    fn mean_std_and_n_over_seeds() {
+        let runs = [
+            run("alexnet", "relu", 0, RunStatus::Finished, 0.80),
+            run("alexnet", "relu", 1, RunStatus::Finished, 0.82),
+            run("alexnet", "relu", 2, RunStatus::Finished, 0.84),
+        ];
+        let c = Cell::from_runs(&runs);
+        assert_eq!(c.n, 3);
+        assert!((c.mean.unwrap_or(0.0) - 0.82).abs() < 1e-12);
+        assert!((c.std.unwrap_or(0.0) - 0.02).abs() < 1e-12);
+        assert_eq!(c.display(), "0.8200 ± 0.0200 (n=3)");
+        assert_eq!(Cell::from_runs(&runs[..1]).display(), "0.8000 (n=1)");
+    }
+
+    #[test]
+    fn diverged_and_failed_runs() {
+        let partial = [
+            run("vgg", "sigmoid", 0, RunStatus::Finished, 0.81),
+            run("vgg", "sigmoid", 1, RunStatus::Finished, 0.8146),
+            run("vgg", "sigmoid", 2, RunStatus::Diverged, f64::NAN),
+        ];
+        let c = Cell::from_runs(&partial);
+        assert_eq!((c.n, c.diverged, c.failed), (2, 1, 0));
+        assert_eq!(c.display(), "0.8123 ± 0.0033 (n=2, 1 diverged)");
+        let lost = [
+            run("vgg", "pelu", 0, RunStatus::Diverged, f64::NAN),
+            run("vgg", "pelu", 1, RunStatus::Diverged, f64::NAN),
+        ];
+        let c = Cell::from_runs(&lost);
+        assert!(c.all_lost());
+        assert_eq!(c.mean, None);
+        assert_eq!(c.display(), "— (2 diverged)");
+        let failed = [run("vgg", "pelu", 0, RunStatus::Failed, f64::NAN)];
+        assert_eq!(Cell::from_runs(&failed).display(), "— (1 failed)");
+        assert_eq!(Cell::default().display(), "");
+        // Finished but with a NaN accuracy counts as diverged.
+        let nan = [run("vgg", "tanh", 0, RunStatus::Finished, f64::NAN)];
+        assert_eq!(Cell::from_runs(&nan).diverged, 1);
+    }
+
+    #[test]
+    fn grid_layout_order_and_best() {
+        let runs = [
+            run("vgg", "relu", 0, RunStatus::Finished, 0.7),
+            run("alexnet", "swish", 0, RunStatus::Finished, 0.6),
+            run("alexnet", "relu", 0, RunStatus::Finished, 0.5),
+            run("alexnet", "arelu", 0, RunStatus::Finished, 0.9),
+        ];
+        let order = ["arelu".to_owned(), "relu".to_owned()];
+        let cols = ["alexnet".to_owned(), "vgg".to_owned()];
+        let grids = Grid::build(&runs, Layout::ActivationsByModel, &order, &cols);
+        assert_eq!(grids.len(), 1);
+        let g = &grids[0];
+        assert_eq!(g.rows, ["arelu", "relu", "swish"]);
+        assert_eq!(g.columns, ["alexnet", "vgg"]);
+        assert_eq!(g.caption(), "dataset cifar10, optimizer sgd");
+        assert!(g.is_best(0, 0) && !g.is_best(1, 0) && g.is_best(1, 1));
+        assert!(g.cell("arelu", "vgg").is_some_and(Cell::is_empty));
+        assert!(!g.is_best(0, 1));
+    }
+
+    #[test]
+    fn separate_grids_per_context_and_inferred_layout() {
+        let mut other = run("alexnet", "relu", 0, RunStatus::Finished, 0.5);
+        other.dataset = "fashion-mnist".into();
+        let runs = [run("alexnet", "relu", 0, RunStatus::Finished, 0.7), other];
+        // One model on two datasets: the datasets become the columns.
+        assert_eq!(Layout::infer(&runs), Layout::ActivationsByDataset);
+        let grids = Grid::build(&runs, Layout::ActivationsByModel, &[], &[]);
+        assert_eq!(grids.len(), 2);
+        assert_eq!(grids[1].context_value("dataset"), Some("fashion-mnist"));
+        let mut adam = run("alexnet", "relu", 0, RunStatus::Finished, 0.5);
+        adam.optimizer = "adam".into();
+        let runs = [run("alexnet", "relu", 0, RunStatus::Finished, 0.7), adam];
+        assert_eq!(Layout::infer(&runs), Layout::ModelActivationsByOptimizer);
+        let g = &Grid::build(&runs, Layout::ModelActivationsByOptimizer, &[], &[])[0];
+        assert_eq!(g.rows, ["alexnet/relu"]);
+        assert_eq!(g.columns, ["sgd", "adam"]);
+        assert_eq!(g.caption(), "dataset cifar10");
+    }
+}

@@ -1,0 +1,314 @@
+//! Reports of acbench results: the paper's table layout, the comparison
+//! with the paper's numbers and claims, exports, and SVG plots.
+//!
+//! Data flows one way: runs ([`RunResult`], produced by the ledger) are
+//! aggregated into [`Grid`]s, optionally compared with a table of the paper
+//! ([`compare`]), and rendered by [`Exporter`]s; [`plot`] draws the paper's
+//! figures from the same runs. [`render_report`] does all of it for the CLI.
+
+pub mod compare;
+mod error;
+pub mod export;
+pub mod grid;
+pub mod paper;
+pub mod plot;
+pub mod result;
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+pub use compare::{Agreement, Claim, Comparison};
+pub use error::ReportError;
+pub use export::{ExportManager, Exporter, Format, TerminalExporter};
+pub use grid::{Cell, Grid, Layout};
+pub use paper::{PaperTable, PaperTables};
+pub use result::{EpochPoint, LayerIncrements, RunResult, RunStatus, SlotParams};
+
+/// What to report and where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportSpec {
+    /// Heading of the report (the suite's name).
+    pub title: String,
+    /// Id of the paper table the suite reproduces (`table1`), if any.
+    pub paper_table: Option<String>,
+    /// Settings the suite knows differ from the paper's, as phrases such as
+    /// `5 epochs instead of the paper's 150`. Any difference, including a
+    /// dataset or optimizer difference found here, turns the comparison into
+    /// an orderings-only one.
+    pub deviations: Vec<String>,
+    /// Row/column layout; `None` takes the paper table's, or infers one.
+    pub layout: Option<Layout>,
+    /// Export formats written to the output directory.
+    pub formats: Vec<Format>,
+    /// Whether to draw the SVG plots into `OUT/plots/`.
+    pub plots: bool,
+    /// Whether the returned terminal text may use ANSI bold.
+    pub color: bool,
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        Self {
+            title: "acbench results".to_owned(),
+            paper_table: None,
+            deviations: Vec::new(),
+            layout: None,
+            formats: Format::ALL.to_vec(),
+            plots: true,
+            color: false,
+        }
+    }
+}
+
+/// One grid and, when a paper table is named, its comparison.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Section {
+    /// Our results.
+    pub grid: Grid,
+    /// Beside the paper.
+    pub comparison: Option<Comparison>,
+}
+
+/// Everything the exporters render.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Heading.
+    pub title: String,
+    /// What the cells hold.
+    pub metric: String,
+    /// One per distinct context (dataset, optimizer, ...).
+    pub sections: Vec<Section>,
+}
+
+/// What [`render_report`] produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOutput {
+    /// The report as a terminal shows it.
+    pub text: String,
+    /// Files written (exports, then plots).
+    pub files: Vec<PathBuf>,
+}
+
+const METRIC: &str =
+    "Final test accuracy, mean ± std over seeds (n = converged runs; — = every run diverged).";
+
+/// Aggregates `results` and compares them with the paper as `spec` asks.
+pub fn build_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, ReportError> {
+    let tables = PaperTables::load()?;
+    let table = spec
+        .paper_table
+        .as_deref()
+        .map(|id| tables.get(id))
+        .transpose()?;
+    let layout = spec
+        .layout
+        .or(table.map(Layout::for_table))
+        .unwrap_or_else(|| Layout::infer(results));
+    let (rows, columns) = match table {
+        Some(t) => (
+            t.rows.iter().map(|r| r.name.clone()).collect(),
+            t.columns.clone(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let sections = Grid::build(results, layout, &rows, &columns)
+        .into_iter()
+        .map(|grid| Section {
+            comparison: table.map(|t| compare::compare(&grid, t, &spec.deviations)),
+            grid,
+        })
+        .collect();
+    Ok(Report {
+        title: spec.title.clone(),
+        metric: METRIC.to_owned(),
+        sections,
+    })
+}
+
+/// Builds the report, writes the requested exports and plots into
+/// `out_dir` (when given), and returns the terminal text.
+pub fn render_report(
+    results: &[RunResult],
+    spec: &ReportSpec,
+    out_dir: Option<&Path>,
+) -> Result<ReportOutput, ReportError> {
+    let report = build_report(results, spec)?;
+    let mut text = TerminalExporter { color: spec.color }.render(&report)?;
+    if results.is_empty() {
+        text.push_str("\nNo runs to report.\n");
+    }
+    let mut files = Vec::new();
+    if let Some(dir) = out_dir {
+        files.extend(ExportManager::new(&spec.formats).write_all(&report, dir)?);
+        if spec.plots {
+            files.extend(plot::write_plots(results, &dir.join("plots"))?);
+        }
+    }
+    Ok(ReportOutput { text, files })
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::result::*;
+
+    /// A three-epoch run whose last test accuracy is `acc`; AReLU runs carry
+    /// two act slots with parameters, every run two layers of increments.
+    pub(crate) fn run(
+        model: &str,
+        activation: &str,
+        seed: u64,
+        status: RunStatus,
+        acc: f64,
+    ) -> RunResult {
+        let s = seed as f64 * 0.01;
+        let epochs = (0..3)
+            .map(|e| EpochPoint {
+                epoch: e,
+                train_loss: 1.0 / (e as f64 + 1.0) + s,
+                test_loss: 1.1 / (e as f64 + 1.0) + s,
+                test_acc: if e == 2 { acc } else { 0.5 },
+                wall_s: 1.0,
+            })
+            .collect();
+        let final_act_params = if activation == "arelu" {
+            ["features.act0", "classifier.act1"]
+                .iter()
+                .enumerate()
+                .map(|(i, path)| SlotParams {
+                    path: (*path).to_owned(),
+                    activation: "arelu".to_owned(),
+                    formula: Some("max(a * x + c, b * x + d)".to_owned()),
+                    params: vec![
+                        ("a".to_owned(), vec![0.5 + i as f64 * 0.1 + s]),
+                        ("b".to_owned(), vec![1.2, 1.4]),
+                        ("c".to_owned(), vec![0.0]),
+                        ("d".to_owned(), vec![0.1]),
+                    ],
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        RunResult {
+            model: model.to_owned(),
+            activation: activation.to_owned(),
+            optimizer: "sgd".to_owned(),
+            dataset: "cifar10".to_owned(),
+            seed,
+            status,
+            epochs,
+            final_act_params,
+            weight_increments: vec![
+                LayerIncrements {
+                    layer: "conv0".to_owned(),
+                    per_epoch: vec![0.3, 0.2, 0.1 + s],
+                },
+                LayerIncrements {
+                    layer: "fc1".to_owned(),
+                    per_epoch: vec![0.5, 0.25, 0.2],
+                },
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn render_report_writes_exports_and_plots() {
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("{e}"),
+        };
+        let mut runs = [
+            fixtures::run("convnet", "relu", 0, RunStatus::Finished, 0.88),
+            fixtures::run("convnet", "arelu", 0, RunStatus::Finished, 0.9),
+        ];
+        for r in &mut runs {
+            r.dataset = "fashion-mnist".into();
+        }
+        let spec = ReportSpec {
+            paper_table: Some("table1".into()),
+            ..ReportSpec::default()
+        };
+        let out = match render_report(&runs, &spec, Some(dir.path())) {
+            Ok(o) => o,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(out.text.contains("Settings differ"), "{}", out.text);
+        let names: Vec<String> = out
+            .files
+            .iter()
+            .filter_map(|p| p.strip_prefix(dir.path()).ok()?.to_str().map(str::to_owned))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "report.txt",
+                "report.md",
+                "report.csv",
+                "report.json",
+                "report.tex",
+                "plots/loss-convnet.svg",
+                "plots/convergence-area.svg",
+                "plots/shapes-convnet-arelu.svg",
+                "plots/increments-convnet-relu.svg",
+                "plots/increments-convnet-arelu.svg",
+            ]
+        );
+    }
+
+    #[test]
+    fn table5_layout_pairs_within_each_model() {
+        let mut runs = Vec::new();
+        for (opt, relu, arelu) in [("sgd", 0.80, 0.85), ("adam", 0.86, 0.84)] {
+            for (act, acc) in [("relu", relu), ("arelu", arelu)] {
+                let mut r = fixtures::run("googlenet", act, 0, RunStatus::Finished, acc);
+                r.optimizer = opt.into();
+                runs.push(r);
+            }
+        }
+        let spec = ReportSpec {
+            paper_table: Some("table5".into()),
+            ..ReportSpec::default()
+        };
+        let report = match build_report(&runs, &spec) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(report.sections.len(), 1);
+        let s = &report.sections[0];
+        assert_eq!(s.grid.layout, Layout::ModelActivationsByOptimizer);
+        assert_eq!(s.grid.rows, ["googlenet/relu", "googlenet/arelu"]);
+        assert_eq!(s.grid.columns, ["sgd", "adam"]);
+        let cmp = s
+            .comparison
+            .as_ref()
+            .map(|c| (c.judges_values(), c.claims[0].summary.clone()));
+        // Paper: AReLU beats ReLU on GoogLeNet with sgd, adagrad, adadelta,
+        // adam (4/5); ours with sgd only.
+        assert_eq!(
+            cmp,
+            Some((
+                true,
+                "googlenet: AReLU beats ReLU with every optimizer: paper no (4/5), ours no (1/2): agree"
+                    .to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn unknown_paper_table_is_an_error() {
+        let spec = ReportSpec {
+            paper_table: Some("table8".into()),
+            ..ReportSpec::default()
+        };
+        assert!(matches!(
+            build_report(&[], &spec),
+            Err(ReportError::UnknownPaperTable { .. })
+        ));
+    }
+}

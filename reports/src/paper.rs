@@ -1,0 +1,323 @@
+//! The paper's reference results (`reports/paper/tables.yaml`), typed.
+//!
+//! The YAML is embedded in the binary so that a report never depends on the
+//! working directory; [`PaperTables::parse`] takes any text so that tests can
+//! feed it broken data.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_saphyr::Spanned;
+
+use crate::ReportError;
+
+/// Where the embedded data lives in the repository, for error messages.
+pub const TABLES_FILE: &str = "reports/paper/tables.yaml";
+
+const TABLES_YAML: &str = include_str!("../paper/tables.yaml");
+
+/// One printed value: a mean and, for most tables, its spread (the paper
+/// does not say whether the spread is a variance or a standard deviation).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PaperCell {
+    /// The printed mean test accuracy.
+    pub mean: f64,
+    /// The printed spread, when the table has one.
+    pub spread: Option<f64>,
+}
+
+/// One row of a paper table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaperRow {
+    /// Row name: an activation (`asigmoid`) or `model/activation` (Table 5).
+    pub name: String,
+    /// One entry per column; `None` where the paper prints "—" (did not
+    /// converge).
+    pub cells: Vec<Option<PaperCell>>,
+}
+
+/// One of the paper's tables.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaperTable {
+    /// Id used by suites (`table1`).
+    pub id: String,
+    /// Caption.
+    pub title: String,
+    /// Dataset of every cell, when the table has a single one.
+    pub dataset: Option<String>,
+    /// Optimizer of every cell, when the table has a single one.
+    pub optimizer: Option<String>,
+    /// Model of every cell, when the table has a single one (Table 6).
+    pub model: Option<String>,
+    /// Column names: models, optimizers, datasets or detection metrics.
+    pub columns: Vec<String>,
+    /// Rows in printed order.
+    pub rows: Vec<PaperRow>,
+}
+
+impl PaperTable {
+    /// The row called `name`.
+    pub fn row(&self, name: &str) -> Option<&PaperRow> {
+        self.rows.iter().find(|r| r.name == name)
+    }
+
+    /// The cell at (`row`, `column`): `None` when the table has no such row
+    /// or column, `Some(None)` where the paper prints "—".
+    pub fn cell(&self, row: &str, column: &str) -> Option<Option<PaperCell>> {
+        let c = self.columns.iter().position(|c| c == column)?;
+        self.row(row)?.cells.get(c).copied()
+    }
+}
+
+/// All of the paper's tables, in file order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PaperTables {
+    /// The tables.
+    pub tables: Vec<PaperTable>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    title: String,
+    #[serde(default)]
+    dataset: Option<String>,
+    #[serde(default)]
+    optimizer: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    columns: Vec<String>,
+    rows: IndexMap<String, Spanned<Vec<Option<RawCell>>>>,
+}
+
+/// Tables 1-6 print `[mean, spread]`, Table 7 single values.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawCell {
+    Pair([f64; 2]),
+    Single(f64),
+}
+
+impl PaperTables {
+    /// The tables shipped with acbench.
+    pub fn load() -> Result<Self, ReportError> {
+        Self::parse(TABLES_YAML, TABLES_FILE)
+    }
+
+    /// Parses and checks tables from `yaml`; `file` names it in errors.
+    pub fn parse(yaml: &str, file: &str) -> Result<Self, ReportError> {
+        let raw: IndexMap<String, Spanned<RawTable>> =
+            serde_saphyr::from_str(yaml).map_err(|e| ReportError::PaperData {
+                file: file.to_owned(),
+                line: e.location().map_or(0, |l| l.line()),
+                key: "tables".to_owned(),
+                message: e.to_string(),
+            })?;
+        let mut tables = Vec::with_capacity(raw.len());
+        for (id, table) in raw {
+            let line = table.referenced.line();
+            let t = table.value;
+            let err = |line: u64, key: String, message: String| ReportError::PaperData {
+                file: file.to_owned(),
+                line,
+                key,
+                message,
+            };
+            if t.columns.is_empty() {
+                return Err(err(line, format!("{id}.columns"), "no columns".into()));
+            }
+            for (i, c) in t.columns.iter().enumerate() {
+                if t.columns[..i].contains(c) {
+                    return Err(err(
+                        line,
+                        format!("{id}.columns"),
+                        format!("column `{c}` appears twice"),
+                    ));
+                }
+            }
+            let mut rows = Vec::with_capacity(t.rows.len());
+            for (name, cells) in t.rows {
+                let line = cells.referenced.line();
+                let key = format!("{id}.rows.{name}");
+                if cells.value.len() != t.columns.len() {
+                    return Err(err(
+                        line,
+                        key,
+                        format!(
+                            "{} cells for {} columns ({})",
+                            cells.value.len(),
+                            t.columns.len(),
+                            t.columns.join(", ")
+                        ),
+                    ));
+                }
+                let mut typed = Vec::with_capacity(cells.value.len());
+                for (cell, column) in cells.value.into_iter().zip(&t.columns) {
+                    let cell = cell.map(|c| match c {
+                        RawCell::Pair([mean, spread]) => PaperCell {
+                            mean,
+                            spread: Some(spread),
+                        },
+                        RawCell::Single(mean) => PaperCell { mean, spread: None },
+                    });
+                    if let Some(c) = cell {
+                        let bad_mean = !(0.0..=1.0).contains(&c.mean);
+                        let bad_spread = c.spread.is_some_and(|s| !(s >= 0.0 && s.is_finite()));
+                        if bad_mean || bad_spread {
+                            return Err(err(
+                                line,
+                                key,
+                                format!(
+                                    "column `{column}`: accuracy must lie in [0, 1] and spread \
+                                     be a finite non-negative number, got {c:?}"
+                                ),
+                            ));
+                        }
+                    }
+                    typed.push(cell);
+                }
+                rows.push(PaperRow { name, cells: typed });
+            }
+            tables.push(PaperTable {
+                id,
+                title: t.title,
+                dataset: t.dataset,
+                optimizer: t.optimizer,
+                model: t.model,
+                columns: t.columns,
+                rows,
+            });
+        }
+        Ok(Self { tables })
+    }
+
+    /// The table with id `id`, or an error listing the known ids.
+    pub fn get(&self, id: &str) -> Result<&PaperTable, ReportError> {
+        self.tables
+            .iter()
+            .find(|t| t.id == id)
+            .ok_or_else(|| ReportError::UnknownPaperTable {
+                name: id.to_owned(),
+                known: self
+                    .tables
+                    .iter()
+                    .map(|t| t.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables() -> PaperTables {
+        match PaperTables::load() {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn shipped_tables_load_with_expected_cells() {
+        let t = tables();
+        let ids: Vec<&str> = t.tables.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "table1", "table2", "table3", "table4", "table5", "table6", "table7"
+            ]
+        );
+        let t1 = &t.tables[0];
+        assert_eq!(t1.dataset.as_deref(), Some("cifar10"));
+        assert_eq!(t1.optimizer.as_deref(), Some("sgd"));
+        assert_eq!(t1.columns.len(), 5);
+        let rows: Vec<&str> = t1.rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(
+            rows,
+            [
+                "sigmoid", "asigmoid", "tanh", "atanh", "relu", "lrelu", "arelu"
+            ]
+        );
+        assert_eq!(
+            t1.cell("sigmoid", "alexnet"),
+            Some(Some(PaperCell {
+                mean: 0.8141,
+                spread: Some(1.52e-3)
+            }))
+        );
+        assert_eq!(
+            t1.cell("arelu", "densenet").map(|c| c.map(|c| c.mean)),
+            Some(Some(0.9538))
+        );
+        let t2 = match t.get("table2") {
+            Ok(t) => t,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(t2.cell("pelu", "alexnet"), Some(None));
+        assert_eq!(t2.cell("pelu", "nosuch"), None);
+        let t5 = &t.tables[4];
+        assert_eq!(t5.dataset.as_deref(), Some("cifar10"));
+        assert_eq!(t5.optimizer, None);
+        assert_eq!(
+            t5.cell("resnet/arelu", "adam").map(|c| c.map(|c| c.mean)),
+            Some(Some(0.8805))
+        );
+        assert_eq!(t.tables[5].model.as_deref(), Some("resnet50"));
+        let t7 = &t.tables[6];
+        assert_eq!(t7.columns.len(), 9);
+        assert_eq!(
+            t7.cell("arelu", "fcos/coco/map"),
+            Some(Some(PaperCell {
+                mean: 0.3279,
+                spread: None
+            }))
+        );
+    }
+
+    #[test]
+    fn unknown_table_lists_known_ones() {
+        let e = tables().get("table9").err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "no paper table `table9`; the paper's tables are table1, table2, table3, \
+                 table4, table5, table6, table7"
+            )
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let yaml = "t:\n  title: x\n  columns: [a, b]\n  rows:\n    relu: [[0.5, 0.1], [0.6, 0.1]]\n    tanh: [[0.5, 0.1]]\n";
+        let e = PaperTables::parse(yaml, "f.yaml")
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some("f.yaml:6: `t.rows.tanh`: 1 cells for 2 columns (a, b)")
+        );
+        let yaml = "t:\n  title: x\n  columns: [a]\n  rows:\n    relu: [[1.5, 0.1]]\n";
+        let e = PaperTables::parse(yaml, "f.yaml")
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            e.as_deref()
+                .is_some_and(|e| e.starts_with("f.yaml:5: `t.rows.relu`: column `a`")),
+            "{e:?}"
+        );
+        let yaml = "t:\n  title: x\n  colums: [a]\n  rows: {}\n";
+        match PaperTables::parse(yaml, "f.yaml") {
+            Err(ReportError::PaperData {
+                file,
+                line,
+                message,
+                ..
+            }) => {
+                assert_eq!((file.as_str(), line), ("f.yaml", 3), "{message}");
+                assert!(message.contains("colums"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,771 @@
+//! SVG plots of the paper's figures, drawn with plotters' SVG backend.
+//!
+//! Only the SVG backend is compiled: text is written as SVG `<text>` for the
+//! viewer to render, and plotters lays it out with its built-in size
+//! estimate, so no system font library is needed.
+//!
+//! Files (the suffix `-OPTIMIZER` / `-DATASET` is added only when the runs
+//! span several optimizers / datasets):
+//! - `loss-MODEL.svg`: training loss per epoch, one curve per activation,
+//!   mean over seeds with a ±std band;
+//! - `convergence-area.svg`: area under the training-loss curve per model
+//!   and activation (the paper's Fig. 6);
+//! - `shapes-MODEL-ACTIVATION.svg`: the learned activation of every act
+//!   slot, from its final parameters (Fig. 3);
+//! - `increments-MODEL-ACTIVATION.svg`: weight-increment norms per layer and
+//!   epoch (Fig. 4).
+
+use std::path::{Path, PathBuf};
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+
+use crate::ReportError;
+use crate::result::{RunResult, RunStatus};
+
+/// One rendered plot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plot {
+    /// File name (`loss-alexnet.svg`).
+    pub file_name: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+const SIZE: (u32, u32) = (900, 560);
+const LABEL_FONT: (&str, u32) = ("sans-serif", 15);
+/// Samples of x in [-5, 5] for activation shapes.
+const SHAPE_SAMPLES: usize = 201;
+
+/// Draws every plot the runs support, in a fixed order: loss curves,
+/// convergence areas, activation shapes, weight increments.
+pub fn plots(results: &[RunResult]) -> Result<Vec<Plot>, ReportError> {
+    let naming = Naming::new(results);
+    let mut out = Vec::new();
+    let mut contexts: Vec<(&str, &str)> = Vec::new();
+    let mut groups: Vec<(&str, &str, &str)> = Vec::new();
+    for r in results {
+        let c = (r.dataset.as_str(), r.optimizer.as_str());
+        if !contexts.contains(&c) {
+            contexts.push(c);
+        }
+        let g = (c.0, c.1, r.model.as_str());
+        if !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    for &(dataset, optimizer, model) in &groups {
+        let runs: Vec<&RunResult> = results
+            .iter()
+            .filter(|r| r.dataset == dataset && r.optimizer == optimizer && r.model == model)
+            .collect();
+        if let Some(p) = loss_plot(&naming, &runs)? {
+            out.push(p);
+        }
+    }
+    for &(dataset, optimizer) in &contexts {
+        let runs: Vec<&RunResult> = results
+            .iter()
+            .filter(|r| r.dataset == dataset && r.optimizer == optimizer)
+            .collect();
+        if let Some(p) = area_plot(&naming, &runs)? {
+            out.push(p);
+        }
+    }
+    // Runs of one (dataset, optimizer, model, activation), in result order.
+    let mut per_activation: Vec<Vec<&RunResult>> = Vec::new();
+    for r in results {
+        let same = |x: &&RunResult| {
+            x.dataset == r.dataset
+                && x.optimizer == r.optimizer
+                && x.model == r.model
+                && x.activation == r.activation
+        };
+        if !per_activation.iter().any(|g| g.first().is_some_and(same)) {
+            per_activation.push(results.iter().filter(|x| same(x)).collect());
+        }
+    }
+    for runs in &per_activation {
+        if let Some(p) = shape_plot(&naming, runs)? {
+            out.push(p);
+        }
+    }
+    for runs in &per_activation {
+        if let Some(p) = increments_plot(&naming, runs)? {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// Draws every plot into `dir` (created if needed); returns the paths.
+pub fn write_plots(results: &[RunResult], dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
+    let plots = plots(results)?;
+    if plots.is_empty() {
+        return Ok(Vec::new());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    plots
+        .into_iter()
+        .map(|p| {
+            let path = dir.join(&p.file_name);
+            std::fs::write(&path, p.svg)
+                .map(|()| path.clone())
+                .map_err(|source| ReportError::Io { path, source })
+        })
+        .collect()
+}
+
+fn distinct<'a>(items: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut out: Vec<&str> = Vec::new();
+    for i in items {
+        if !out.contains(&i) {
+            out.push(i);
+        }
+    }
+    out
+}
+
+/// File-name parts: the suffix names only what varies across the results.
+struct Naming {
+    by_dataset: bool,
+    by_optimizer: bool,
+}
+
+impl Naming {
+    fn new(results: &[RunResult]) -> Self {
+        Self {
+            by_dataset: distinct(results.iter().map(|r| r.dataset.as_str())).len() > 1,
+            by_optimizer: distinct(results.iter().map(|r| r.optimizer.as_str())).len() > 1,
+        }
+    }
+
+    fn file(&self, stem: &[&str], run: &RunResult) -> String {
+        let mut parts: Vec<&str> = stem.to_vec();
+        if self.by_optimizer {
+            parts.push(&run.optimizer);
+        }
+        if self.by_dataset {
+            parts.push(&run.dataset);
+        }
+        let name: String = parts
+            .join("-")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        format!("{name}.svg")
+    }
+}
+
+/// Mean and sample standard deviation of the finite `values`.
+fn mean_std(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let std = if v.len() > 1 {
+        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        0.0
+    };
+    Some((mean, std))
+}
+
+/// Area under `losses` by the trapezoid rule, epochs one unit apart.
+pub fn convergence_area(losses: &[f64]) -> f64 {
+    losses.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum()
+}
+
+/// One line of a line chart, optionally with a band `(x, low, high)`.
+struct Curve {
+    label: String,
+    points: Vec<(f64, f64)>,
+    band: Vec<(f64, f64, f64)>,
+}
+
+/// Per-epoch mean (and band) of `value` over runs, 1-based epochs.
+fn mean_curve(label: &str, series: &[Vec<f64>]) -> Option<Curve> {
+    let len = series.iter().map(Vec::len).max()?;
+    let mut points = Vec::new();
+    let mut band = Vec::new();
+    for e in 0..len {
+        if let Some((m, s)) = mean_std(series.iter().filter_map(|v| v.get(e).copied())) {
+            let x = (e + 1) as f64;
+            points.push((x, m));
+            band.push((x, m - s, m + s));
+        }
+    }
+    if points.is_empty() {
+        return None;
+    }
+    Some(Curve {
+        label: label.to_owned(),
+        points,
+        band,
+    })
+}
+
+fn plot_error(file: &str) -> impl Fn(String) -> ReportError + '_ {
+    move |message| ReportError::Plot {
+        file: file.to_owned(),
+        message,
+    }
+}
+
+fn padded(lo: f64, hi: f64) -> (f64, f64) {
+    if hi - lo > 1e-12 {
+        let pad = (hi - lo) * 0.05;
+        (lo - pad, hi + pad)
+    } else {
+        (lo - 0.5, hi + 0.5)
+    }
+}
+
+/// Whether the x axis counts epochs (integer labels only).
+#[derive(Clone, Copy, PartialEq)]
+enum XAxis {
+    Epochs,
+    Real,
+}
+
+fn line_chart(
+    title: &str,
+    x_axis: XAxis,
+    x_desc: &str,
+    y_desc: &str,
+    curves: &[Curve],
+) -> Result<String, String> {
+    let xs = curves.iter().flat_map(|c| c.points.iter().map(|p| p.0));
+    let ys = curves.iter().flat_map(|c| {
+        c.points
+            .iter()
+            .map(|p| p.1)
+            .chain(c.band.iter().flat_map(|b| [b.1, b.2]))
+    });
+    let fold = |it: &mut dyn Iterator<Item = f64>| {
+        it.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+    };
+    let (x0, x1) = fold(&mut xs.into_iter());
+    let (x0, x1) = if x1 > x0 {
+        (x0, x1)
+    } else {
+        (x0 - 0.5, x1 + 0.5)
+    };
+    let (y0, y1) = fold(&mut ys.into_iter());
+    let (y0, y1) = padded(y0, y1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(x0..x1, y0..y1)
+            .map_err(|e| e.to_string())?;
+        let epoch_label = |x: &f64| {
+            if (x - x.round()).abs() < 1e-9 {
+                format!("{x:.0}")
+            } else {
+                String::new()
+            }
+        };
+        let real_label = |x: &f64| format!("{x}");
+        let x_fmt: &dyn Fn(&f64) -> String = match x_axis {
+            XAxis::Epochs => &epoch_label,
+            XAxis::Real => &real_label,
+        };
+        chart
+            .configure_mesh()
+            .x_desc(x_desc)
+            .y_desc(y_desc)
+            .x_label_formatter(x_fmt)
+            .label_style(LABEL_FONT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, c) in curves.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            if c.band.iter().any(|b| b.2 > b.1) {
+                let outline: Vec<(f64, f64)> = c
+                    .band
+                    .iter()
+                    .map(|b| (b.0, b.2))
+                    .chain(c.band.iter().rev().map(|b| (b.0, b.1)))
+                    .collect();
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        color.mix(0.2).filled(),
+                    )))
+                    .map_err(|e| e.to_string())?;
+            }
+            chart
+                .draw_series(LineSeries::new(c.points.clone(), color.stroke_width(2)))
+                .map_err(|e| e.to_string())?
+                .label(c.label.clone())
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(LABEL_FONT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn loss_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
+    let Some(first) = runs.first() else {
+        return Ok(None);
+    };
+    let file = naming.file(&["loss", &first.model], first);
+    let curves: Vec<Curve> = distinct(runs.iter().map(|r| r.activation.as_str()))
+        .into_iter()
+        .filter_map(|act| {
+            let series: Vec<Vec<f64>> = runs
+                .iter()
+                .filter(|r| r.activation == act)
+                .map(|r| r.epochs.iter().map(|e| e.train_loss).collect())
+                .collect();
+            mean_curve(act, &series)
+        })
+        .collect();
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let title = format!(
+        "Training loss, {} ({}, {}), mean ± std over seeds",
+        first.model, first.dataset, first.optimizer
+    );
+    let svg = line_chart(&title, XAxis::Epochs, "epoch", "training loss", &curves)
+        .map_err(plot_error(&file))?;
+    Ok(Some(Plot {
+        file_name: file,
+        svg,
+    }))
+}
+
+fn area_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
+    let Some(first) = runs.first() else {
+        return Ok(None);
+    };
+    let file = naming.file(&["convergence-area"], first);
+    let models = distinct(runs.iter().map(|r| r.model.as_str()));
+    let acts = distinct(runs.iter().map(|r| r.activation.as_str()));
+    // Only finished runs: a diverged run's area would reward stopping early.
+    let area = |model: &str, act: &str| {
+        mean_std(
+            runs.iter()
+                .filter(|r| {
+                    r.model == model && r.activation == act && r.status == RunStatus::Finished
+                })
+                .map(|r| {
+                    let losses: Vec<f64> = r.epochs.iter().map(|e| e.train_loss).collect();
+                    convergence_area(&losses)
+                }),
+        )
+        .map(|(m, _)| m)
+    };
+    let bars: Vec<(String, Vec<Option<f64>>)> = acts
+        .iter()
+        .map(|a| ((*a).to_owned(), models.iter().map(|m| area(m, a)).collect()))
+        .collect();
+    let top = bars
+        .iter()
+        .flat_map(|(_, v)| v.iter().flatten())
+        .fold(0.0f64, |a, &b| a.max(b));
+    if top <= 0.0 {
+        return Ok(None);
+    }
+    let title = format!(
+        "Convergence area (area under the training loss), {}, {}",
+        first.dataset, first.optimizer
+    );
+    let svg = bar_chart(&title, &models, &bars, top).map_err(plot_error(&file))?;
+    Ok(Some(Plot {
+        file_name: file,
+        svg,
+    }))
+}
+
+fn bar_chart(
+    title: &str,
+    groups: &[&str],
+    bars: &[(String, Vec<Option<f64>>)],
+    top: f64,
+) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root: DrawingArea<SVGBackend, Shift> =
+            SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = groups.len() as f64;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 22))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(65)
+            .build_cartesian_2d(0.0..n, 0.0..top * 1.1)
+            .map_err(|e| e.to_string())?;
+        // Category names are drawn below each group by hand: plotters places
+        // numeric axis labels at round values, not at group centres.
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_labels(0)
+            .y_desc("area under the loss curve")
+            .label_style(LABEL_FONT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let width = 0.8 / bars.len().max(1) as f64;
+        for (i, (label, values)) in bars.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            let rects = values.iter().enumerate().filter_map(|(g, v)| {
+                let x = g as f64 + 0.1 + i as f64 * width;
+                v.map(|v| Rectangle::new([(x, 0.0), (x + width * 0.9, v)], color.filled()))
+            });
+            chart
+                .draw_series(rects)
+                .map_err(|e| e.to_string())?
+                .label(label.clone())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(LABEL_FONT)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        let style = TextStyle::from(LABEL_FONT.into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+        for (g, name) in groups.iter().enumerate() {
+            let (x, y) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
+            root.draw(&Text::new((*name).to_owned(), (x, y + 8), style.clone()))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+fn shape_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
+    let finished: Vec<&RunResult> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.status == RunStatus::Finished)
+        .collect();
+    let Some(first) = finished.first() else {
+        return Ok(None);
+    };
+    let file = naming.file(&["shapes", &first.model, &first.activation], first);
+    let mut curves = Vec::new();
+    for slot in &first.final_act_params {
+        let (Some(formula), false) = (&slot.formula, slot.params.is_empty()) else {
+            continue;
+        };
+        let names: Vec<&str> = slot.params.iter().map(|(n, _)| n.as_str()).collect();
+        let expr = acbench_dsl::formula::parse(formula, &names).map_err(|source| {
+            ReportError::Formula {
+                activation: slot.activation.clone(),
+                formula: formula.clone(),
+                source,
+            }
+        })?;
+        // Per-channel parameters are drawn at their channel mean; every
+        // parameter is then averaged over the seeds that have this slot.
+        let params: Vec<f64> = names
+            .iter()
+            .map(|name| {
+                mean_std(finished.iter().filter_map(|r| {
+                    let s = r.final_act_params.iter().find(|s| s.path == slot.path)?;
+                    let (_, v) = s.params.iter().find(|(n, _)| n == name)?;
+                    mean_std(v.iter().copied()).map(|(m, _)| m)
+                }))
+                .map_or(f64::NAN, |(m, _)| m)
+            })
+            .collect();
+        let points: Vec<(f64, f64)> = (0..SHAPE_SAMPLES)
+            .map(|i| {
+                let x = -5.0 + 10.0 * i as f64 / (SHAPE_SAMPLES - 1) as f64;
+                (x, expr.eval(x, &params))
+            })
+            .filter(|p| p.1.is_finite())
+            .collect();
+        if !points.is_empty() {
+            curves.push(Curve {
+                label: slot.path.clone(),
+                points,
+                band: Vec::new(),
+            });
+        }
+    }
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let title = format!(
+        "Learned {} per layer, {} ({}, {})",
+        crate::compare::display_name(&first.activation),
+        first.model,
+        first.dataset,
+        first.optimizer
+    );
+    let svg = line_chart(&title, XAxis::Real, "x", "f(x)", &curves).map_err(plot_error(&file))?;
+    Ok(Some(Plot {
+        file_name: file,
+        svg,
+    }))
+}
+
+fn increments_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
+    let Some(first) = runs.first() else {
+        return Ok(None);
+    };
+    let file = naming.file(&["increments", &first.model, &first.activation], first);
+    let layers = distinct(
+        runs.iter()
+            .flat_map(|r| r.weight_increments.iter().map(|l| l.layer.as_str())),
+    );
+    let curves: Vec<Curve> = layers
+        .into_iter()
+        .filter_map(|layer| {
+            let series: Vec<Vec<f64>> = runs
+                .iter()
+                .filter_map(|r| r.weight_increments.iter().find(|l| l.layer == layer))
+                .map(|l| l.per_epoch.clone())
+                .collect();
+            let mut c = mean_curve(layer, &series)?;
+            c.band.clear();
+            Some(c)
+        })
+        .collect();
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let title = format!(
+        "Weight increments per layer, {} with {} ({}, {})",
+        first.model,
+        crate::compare::display_name(&first.activation),
+        first.dataset,
+        first.optimizer
+    );
+    let svg = line_chart(
+        &title,
+        XAxis::Epochs,
+        "epoch",
+        "‖ΔW‖ over the epoch",
+        &curves,
+    )
+    .map_err(plot_error(&file))?;
+    Ok(Some(Plot {
+        file_name: file,
+        svg,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::run;
+
+    fn doc(svg: &str) -> roxmltree::Document<'_> {
+        match roxmltree::Document::parse(svg) {
+            Ok(d) => d,
+            Err(e) => panic!("not well-formed SVG: {e}\n{svg}"),
+        }
+    }
+
+    fn count(d: &roxmltree::Document<'_>, tag: &str) -> usize {
+        d.descendants().filter(|n| n.has_tag_name(tag)).count()
+    }
+
+    /// Data curves and their legend marks are drawn 2 px wide, axes and
+    /// mesh lines 1 px.
+    fn curves(d: &roxmltree::Document<'_>) -> usize {
+        d.descendants()
+            .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+            .count()
+    }
+
+    fn texts(d: &roxmltree::Document<'_>) -> Vec<String> {
+        d.descendants()
+            .filter(|n| n.has_tag_name("text"))
+            .filter_map(|n| n.text().map(|t| t.trim().to_owned()))
+            .collect()
+    }
+
+    fn fixture() -> Vec<RunResult> {
+        vec![
+            run("alexnet", "relu", 0, RunStatus::Finished, 0.8),
+            run("alexnet", "relu", 1, RunStatus::Finished, 0.81),
+            run("alexnet", "arelu", 0, RunStatus::Finished, 0.85),
+            run("alexnet", "arelu", 1, RunStatus::Finished, 0.86),
+            run("vgg", "relu", 0, RunStatus::Diverged, f64::NAN),
+            run("vgg", "arelu", 0, RunStatus::Finished, 0.9),
+        ]
+    }
+
+    fn get<'a>(plots: &'a [Plot], name: &str) -> &'a Plot {
+        match plots.iter().find(|p| p.file_name == name) {
+            Some(p) => p,
+            None => panic!(
+                "no {name} among {:?}",
+                plots.iter().map(|p| &p.file_name).collect::<Vec<_>>()
+            ),
+        }
+    }
+
+    #[test]
+    fn predictable_file_names() {
+        let plots = match plots(&fixture()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let names: Vec<&str> = plots.iter().map(|p| p.file_name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "loss-alexnet.svg",
+                "loss-vgg.svg",
+                "convergence-area.svg",
+                "shapes-alexnet-arelu.svg",
+                "shapes-vgg-arelu.svg",
+                "increments-alexnet-relu.svg",
+                "increments-alexnet-arelu.svg",
+                "increments-vgg-relu.svg",
+                "increments-vgg-arelu.svg",
+            ]
+        );
+        let mut adam = run("alexnet", "relu", 0, RunStatus::Finished, 0.8);
+        adam.optimizer = "adam".into();
+        let two = [run("alexnet", "relu", 0, RunStatus::Finished, 0.8), adam];
+        let names: Vec<String> = match super::plots(&two) {
+            Ok(p) => p.into_iter().map(|p| p.file_name).collect(),
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            names[..2],
+            ["loss-alexnet-sgd.svg", "loss-alexnet-adam.svg"]
+        );
+    }
+
+    #[test]
+    fn loss_plot_has_a_curve_and_band_per_activation() {
+        let plots = match plots(&fixture()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let d = doc(&get(&plots, "loss-alexnet.svg").svg);
+        // Two curves plus two legend marks; two seeds each, so two bands.
+        assert_eq!(curves(&d), 4);
+        assert_eq!(count(&d, "polygon"), 2);
+        let t = texts(&d);
+        for label in ["relu", "arelu", "epoch", "training loss"] {
+            assert!(t.iter().any(|x| x == label), "{label} not in {t:?}");
+        }
+        assert!(
+            t.iter().any(|x| x.starts_with("Training loss, alexnet")),
+            "{t:?}"
+        );
+        // One seed (vgg/arelu) gives no band.
+        let d = doc(&get(&plots, "loss-vgg.svg").svg);
+        assert_eq!(count(&d, "polygon"), 0);
+    }
+
+    #[test]
+    fn convergence_area_bars_and_labels() {
+        assert!((convergence_area(&[1.0, 0.5, 0.25]) - 1.125).abs() < 1e-12);
+        assert_eq!(convergence_area(&[1.0]), 0.0);
+        let plots = match plots(&fixture()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let d = doc(&get(&plots, "convergence-area.svg").svg);
+        let t = texts(&d);
+        for label in ["alexnet", "vgg", "relu", "arelu"] {
+            assert!(t.iter().any(|x| x == label), "{label} not in {t:?}");
+        }
+        // Bars: alexnet relu, alexnet arelu, vgg arelu (vgg relu diverged),
+        // plus two legend marks, the background and the plotting area.
+        let filled_bars = d
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("rect")
+                    && n.attribute("fill")
+                        .is_some_and(|f| f != "#FFFFFF" && f != "none")
+            })
+            .count();
+        assert_eq!(filled_bars, 5);
+    }
+
+    #[test]
+    fn shapes_evaluate_the_formula_per_slot() {
+        let plots = match plots(&fixture()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let d = doc(&get(&plots, "shapes-alexnet-arelu.svg").svg);
+        assert_eq!(curves(&d), 4);
+        let t = texts(&d);
+        assert!(t.iter().any(|x| x == "features.act0"), "{t:?}");
+        assert!(t.iter().any(|x| x == "classifier.act1"), "{t:?}");
+        assert!(
+            t.iter().any(|x| x.starts_with("Learned AReLU per layer")),
+            "{t:?}"
+        );
+        let polyline = d
+            .descendants()
+            .find(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+            .and_then(|n| n.attribute("points"))
+            .map(|p| p.split_whitespace().count());
+        assert_eq!(polyline, Some(SHAPE_SAMPLES));
+    }
+
+    #[test]
+    fn bad_formula_is_an_error() {
+        let mut r = run("alexnet", "arelu", 0, RunStatus::Finished, 0.8);
+        r.final_act_params[0].formula = Some("max(a * x + q, x)".into());
+        match plots(&[r]) {
+            Err(ReportError::Formula { activation, .. }) => assert_eq!(activation, "arelu"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn increments_one_curve_per_layer() {
+        let plots = match plots(&fixture()) {
+            Ok(p) => p,
+            Err(e) => panic!("{e}"),
+        };
+        let d = doc(&get(&plots, "increments-alexnet-relu.svg").svg);
+        assert_eq!(curves(&d), 4);
+        let t = texts(&d);
+        assert!(
+            t.iter().any(|x| x == "conv0") && t.iter().any(|x| x == "fc1"),
+            "{t:?}"
+        );
+    }
+}

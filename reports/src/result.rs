@@ -1,0 +1,99 @@
+//! What a report is made from: one record per training run.
+//!
+//! The results ledger produces these; reports never read the ledger
+//! themselves, so data flows one way (ledger -> reports) and a report can be
+//! rendered from any source of runs, such as a JSON file or a test fixture.
+
+use serde::{Deserialize, Serialize};
+
+/// One training run: what was trained, how it ended, and what it measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// Network name (`alexnet`, `convnet`).
+    pub model: String,
+    /// Activation bound to the network's `act` slots (`arelu`).
+    pub activation: String,
+    /// Optimizer name (`sgd`, `adam`).
+    pub optimizer: String,
+    /// Dataset name (`cifar10`, `fashion-mnist`).
+    pub dataset: String,
+    /// Seed of the run; runs that differ only in seed are repeats.
+    pub seed: u64,
+    /// How the run ended.
+    pub status: RunStatus,
+    /// Every finished epoch, in order.
+    pub epochs: Vec<EpochPoint>,
+    /// Activation parameters of every act slot when the run ended.
+    #[serde(default)]
+    pub final_act_params: Vec<SlotParams>,
+    /// Per-layer weight-increment norms, one value per epoch (the paper's Fig. 4).
+    #[serde(default)]
+    pub weight_increments: Vec<LayerIncrements>,
+}
+
+impl RunResult {
+    /// The run's score in tables: the test accuracy after its last epoch,
+    /// or `None` when the run did not finish or that value is not finite.
+    pub fn final_accuracy(&self) -> Option<f64> {
+        if self.status != RunStatus::Finished {
+            return None;
+        }
+        self.epochs
+            .last()
+            .map(|e| e.test_acc)
+            .filter(|a| a.is_finite())
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every epoch ran.
+    Finished,
+    /// The loss became NaN or infinite (the paper's "—").
+    Diverged,
+    /// The run stopped with an error.
+    Failed,
+}
+
+/// Metrics of one finished epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochPoint {
+    /// Epoch index, from 0.
+    pub epoch: usize,
+    /// Mean training loss over the epoch.
+    pub train_loss: f64,
+    /// Mean loss over the whole test split.
+    pub test_loss: f64,
+    /// Fraction of the test split classified correctly.
+    pub test_acc: f64,
+    /// Seconds the epoch took.
+    pub wall_s: f64,
+}
+
+/// The parameters of one act slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotParams {
+    /// Stable node path of the slot (`stage2.basic0.act1`).
+    pub path: String,
+    /// Activation bound to this slot (slots of one network may differ).
+    pub activation: String,
+    /// The activation's formula (see `acbench_dsl::formula`), used to draw
+    /// its learned shape; `None` when unknown.
+    #[serde(default)]
+    pub formula: Option<String>,
+    /// `(name, values)` in the activation's parameter order: one value for a
+    /// per-layer parameter, one per channel for a per-channel one. These
+    /// names are the ones the formula uses.
+    pub params: Vec<(String, Vec<f64>)>,
+}
+
+/// Weight-increment norms of one layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerIncrements {
+    /// Layer path (`stage1.conv0`).
+    pub layer: String,
+    /// Norm of the layer's weight change over each epoch, in epoch order.
+    pub per_epoch: Vec<f64>,
+}
