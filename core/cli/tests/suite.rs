@@ -13,9 +13,13 @@ use predicates::prelude::*;
 
 /// A suite of `runs / 2` activations x 2 seeds on the convnet.
 fn write_suite(dir: &Path, activations: &[&str], epochs: usize) -> PathBuf {
+    write_suite_on(dir, "fashion-mnist", activations, epochs)
+}
+
+fn write_suite_on(dir: &Path, dataset: &str, activations: &[&str], epochs: usize) -> PathBuf {
     let path = dir.join("tiny.yaml");
     let text = format!(
-        "name: tiny\npaper_table: table1\ndataset: {{name: fashion-mnist, limit_train: 192, limit_test: 64}}\n\
+        "name: tiny\npaper_table: table1\ndataset: {{name: {dataset}, limit_train: 192, limit_test: 64}}\n\
          models: [{}]\nactivations: [{}]\nlr: 0.05\nepochs: {epochs}\nbatch_size: 32\nseeds: [0, 1]\n",
         model("convnet.acnet").display(),
         activations.join(", ")
@@ -264,4 +268,56 @@ fn dry_run_lists_the_matrix() {
         .stdout(predicate::str::contains("99 runs"))
         .stdout(predicate::str::contains("vgg-v"))
         .stdout(predicate::str::contains("table3 and table4"));
+}
+
+#[test]
+fn failed_runs_are_kept_and_retried() {
+    // MNIST (unlike Fashion-MNIST) has no Debian location that the machine
+    // may have, so an empty data dir really lacks it.
+    let data = fashion_dir(64, 32);
+    let suite = write_suite_on(data.path(), "mnist", &["relu"], 1);
+    let out = data.path().join("out");
+    let empty = tempfile::tempdir().expect("tempdir");
+    // No dataset where it is looked for: every run fails, the suite goes on,
+    // records the failures and exits non-zero.
+    acbench()
+        .env("XDG_CACHE_HOME", empty.path())
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(empty.path())
+        .arg("--no-plots")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("2 runs failed"))
+        .stderr(predicate::str::contains("panicked").not());
+    let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
+    let runs = ledger.runs().expect("runs");
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter()
+            .all(|r| matches!(&r.status, RunStatus::Failed { error } if error.contains("mnist")))
+    );
+    drop(ledger);
+    std::fs::rename(data.path().join("fashion-mnist"), data.path().join("mnist"))
+        .expect("place mnist");
+    // With the data there, the failed runs are tried again.
+    acbench()
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--no-plots")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 runs trained"));
+    assert!(
+        finished_accuracies(&out)
+            .iter()
+            .all(|(_, attempts, _)| *attempts == 2)
+    );
 }

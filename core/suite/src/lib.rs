@@ -93,6 +93,19 @@ pub fn parse(path: &Path, text: String, sets: &[String]) -> Result<Loaded, Suite
     Ok(Loaded { source, file })
 }
 
+/// Like [`read`], from a document already in memory as JSON (a sweep
+/// script's map): `path` is where relative paths start from and what errors
+/// name; nothing in it has a line, so errors name the key only.
+pub fn from_value(path: &Path, doc: serde_json::Value) -> Result<Loaded, SuiteError> {
+    let source = SourceFile {
+        path: path.to_owned(),
+        text: String::new(),
+    };
+    let file: SuiteFile =
+        serde_json::from_value(doc).map_err(|e| source.error("spec", e.to_string()))?;
+    Ok(Loaded { source, file })
+}
+
 impl Loaded {
     /// Plugin libraries the suite names, resolved against its folder.
     pub fn plugin_paths(&self) -> Vec<PathBuf> {

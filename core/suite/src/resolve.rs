@@ -34,6 +34,34 @@ pub struct Catalog {
     pub plugins: Vec<PluginRef>,
 }
 
+impl Catalog {
+    /// Everything `registry` offers: its activations with their parameter
+    /// names, and the plugin libraries they came from.
+    pub fn from_registry(registry: &acbench_engine::activation::Registry) -> Self {
+        let activations = registry
+            .iter()
+            .map(|a| {
+                (
+                    a.def.name.clone(),
+                    a.def.params.iter().map(|p| p.name.clone()).collect(),
+                )
+            })
+            .collect();
+        let plugins = registry
+            .plugins()
+            .iter()
+            .map(|p| PluginRef {
+                path: p.path.clone(),
+                sha256: p.sha256.clone(),
+            })
+            .collect();
+        Self {
+            activations,
+            plugins,
+        }
+    }
+}
+
 /// A resolved suite.
 #[derive(Debug, Clone)]
 pub struct Suite {

@@ -1,8 +1,8 @@
 //! Running resolved specs against the ledger: the one `run(spec)` that
 //! suites and sweeps share.
 //!
-//! A spec whose key the ledger already has as ended (finished, diverged or
-//! failed) is not trained again unless forced: re-running a suite after a
+//! A spec whose key the ledger already has as finished or diverged is not
+//! trained again unless forced (a failed one is retried): re-running a suite after a
 //! crash continues where it stopped, and a sweep replays finished runs
 //! instantly. Every finished epoch is committed before the next starts.
 
@@ -90,8 +90,12 @@ impl<'a> Runner<'a> {
         total: usize,
     ) -> Result<Outcome, acbench_ledger::LedgerError> {
         let key = spec.key();
+        // Finished and diverged runs are results; a failed run (a missing
+        // dataset, a broken plugin) is tried again.
         if !self.rerun
-            && let Some(status) = ledger.status(&key)?.filter(RunStatus::is_done)
+            && let Some(status) = ledger
+                .status(&key)?
+                .filter(|s| matches!(s, RunStatus::Finished | RunStatus::Diverged { .. }))
         {
             return Ok(Outcome::Replayed(status));
         }

@@ -1,0 +1,139 @@
+//! Sweep errors: a script error names `file:line:col` and shows the line.
+
+use std::path::{Path, PathBuf};
+
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use rhai::{EvalAltResult, ParseError, Position};
+
+/// Why a sweep stopped. Every run finished before the error stays in the
+/// ledger (each run commits as it ends).
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub enum SweepError {
+    /// The script failed to parse, raised an error, or hit a sandbox limit.
+    #[error("{location}: {message}")]
+    Script {
+        /// `file:line:col`, or the file alone when rhai gives no position.
+        location: String,
+        /// What went wrong.
+        message: String,
+        /// The script, for the caret.
+        #[source_code]
+        source_code: NamedSource<String>,
+        /// Where in it.
+        #[label("here")]
+        span: Option<SourceSpan>,
+    },
+    /// The script file cannot be read.
+    #[error("cannot read sweep {}: {source}", path.display())]
+    Io {
+        /// The script.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A `--set` that is not `name=value`.
+    #[error("--set `{raw}`: {message}")]
+    Set {
+        /// The flag as given.
+        raw: String,
+        /// Why.
+        message: String,
+    },
+    /// The ledger failed (outside any script call).
+    #[error(transparent)]
+    Ledger(#[from] acbench_ledger::LedgerError),
+}
+
+impl SweepError {
+    /// An error of `script` (with text `text`) at `pos`.
+    pub fn at(script: &Path, text: &str, pos: Position, message: String) -> Self {
+        let (location, span) = match (pos.line(), pos.position()) {
+            (Some(line), col) => {
+                let col = col.unwrap_or(1);
+                (
+                    format!("{}:{line}:{col}", script.display()),
+                    offset(text, line, col).map(|o| SourceSpan::new(o.into(), 1)),
+                )
+            }
+            (None, _) => (script.display().to_string(), None),
+        };
+        Self::Script {
+            location,
+            message,
+            source_code: NamedSource::new(script.display().to_string(), text.to_owned()),
+            span,
+        }
+    }
+
+    /// A parse error of the script.
+    pub fn parse(script: &Path, text: &str, err: &ParseError) -> Self {
+        Self::at(
+            script,
+            text,
+            err.position(),
+            format!("syntax error: {}", err.err_type()),
+        )
+    }
+
+    /// A runtime error (or a sandbox limit) of the script: located at the
+    /// innermost place rhai knows, since an error inside a script function
+    /// is more useful at the line that raised it than at the call.
+    pub fn eval(script: &Path, text: &str, err: &EvalAltResult, max_operations: u64) -> Self {
+        let inner = err.unwrap_inner();
+        let pos = if inner.position().is_none() {
+            err.position()
+        } else {
+            inner.position()
+        };
+        let message = match inner {
+            EvalAltResult::ErrorRuntime(d, _) | EvalAltResult::ErrorTerminated(d, _) => {
+                d.to_string()
+            }
+            EvalAltResult::ErrorTooManyOperations(_) => format!(
+                "the script ran more than {max_operations} operations (an endless loop?); \
+                 this limit keeps a sweep from hanging"
+            ),
+            other => {
+                let mut e = other.clone();
+                e.take_position();
+                e.to_string()
+            }
+        };
+        Self::at(script, text, pos, message)
+    }
+
+    /// The one-line form (`file:line:col: message`).
+    pub fn headline(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Byte offset of 1-based `line`, `col` (in characters) in `text`.
+fn offset(text: &str, line: usize, col: usize) -> Option<usize> {
+    let mut start = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i + 1 == line {
+            let within: usize = l
+                .chars()
+                .take(col.saturating_sub(1))
+                .map(char::len_utf8)
+                .sum();
+            return Some(start + within.min(l.len().saturating_sub(1)));
+        }
+        start += l.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets_count_characters_within_the_line() {
+        let text = "let a = 1;\nlet é = oops;\n";
+        assert_eq!(offset(text, 2, 1), Some(11));
+        assert_eq!(offset(text, 2, 9), Some(11 + "let é = ".len()));
+        assert_eq!(offset(text, 5, 1), None);
+    }
+}

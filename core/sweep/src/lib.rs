@@ -1,0 +1,154 @@
+//! Sweeps: [rhai](https://rhai.rs) scripts that decide as they go which runs
+//! to train (search an initial value, halve a field of activations, compare
+//! per-layer with per-channel parameters), on the same runner and the same
+//! kind of ledger as suites.
+//!
+//! Every run goes through [`acbench_suite::runner::Runner::run`] into
+//! `OUT/ledger.sqlite`, keyed by the hash of its resolved spec: running a
+//! sweep again after a crash or Ctrl-C replays the runs it finished
+//! instantly (reading their epochs back) and trains only the rest.
+//!
+//! # Script API
+//! - `suite(path)`: a suite YAML (path relative to the script's folder) as a
+//!   map; model paths in it are rewritten to be relative to the script's
+//!   folder, and `name`, `description` and `out` are dropped (a run belongs
+//!   to the sweep, and the sweep's `--out` decides where results go).
+//! - `run(spec)`: trains one run and returns its result map. `spec` has the
+//!   keys of a suite file, which must expand to exactly one run; the
+//!   singular keys `model`, `activation`, `optimizer` and `seed` stand for
+//!   one-element `models`, `activations`, `optimizers`, `seeds`. It is
+//!   validated into the same typed `RunSpec` as a suite (unknown keys are
+//!   errors naming the key, located at the `run` call). The result map:
+//!   `status` (`"finished"`, `"diverged"`, `"failed"`), `error` (failed
+//!   runs), `final_acc` and `best_acc` (`()` when there is none), `epochs`
+//!   (maps with `epoch`, `lr`, `train_loss`, `train_acc`, `test_loss`,
+//!   `test_acc`, `wall_s`), `act_params` (slot -> parameter -> values after
+//!   the last epoch), `wall_s` (training seconds, summed over epochs),
+//!   `key`, `replayed` (found in the ledger), and the labels `model`,
+//!   `activation`, `optimizer`, `dataset`, `seed`.
+//! - `runs(specs)`: an array of specs; all are validated before any trains.
+//! - `mean(a)`, `std(a)` (sample, n - 1), `argmax(a)`, `rank(a)` (indices,
+//!   largest first; `()` and NaN rank last, so diverged runs sink).
+//! - `table(rows)`, `table(rows, options)`: the report engine's terminal
+//!   table of result maps (`rows` are maps returned by `run`), as a string.
+//!   Options: `title`, `paper_table` (`"table1"`...), `layout`
+//!   (`"activations_by_model"`, `"model_activations_by_optimizer"`,
+//!   `"activations_by_dataset"`).
+//! - `report(rows)`, `report(rows, options)`: writes the exports (text,
+//!   Markdown, CSV, JSON, LaTeX) and SVG plots into the output folder and
+//!   returns the written paths. Options as `table`, plus `dir` (a subfolder
+//!   of the output folder), `formats` (array of `"text"`, `"markdown"`,
+//!   `"csv"`, `"json"`, `"latex"`) and `plots` (bool).
+//! - `setting(name, default)`: the value of `--set name=...`, else
+//!   `default`. Every `--set` is also a constant in the script's scope.
+//! - `print(x)` writes a line to stdout (through the progress display);
+//!   `log(x)` goes to the `tracing` log at info level.
+//!
+//! # Sandbox
+//! The engine limits operations, call depth, expression depth, string,
+//! array and map sizes ([`Limits`]); `eval` and `import` are disabled
+//! symbols (no module imports at all: a sweep is one file); a wall-clock
+//! limit ([`SweepOptions::max_seconds`]) stops the script between
+//! operations and before any new training. rhai's standard library has no
+//! file or network access. An error, of any kind, is reported as
+//! `file:line:col: message` ([`SweepError`]).
+
+mod error;
+mod host;
+mod stats;
+
+use std::path::PathBuf;
+
+pub use error::SweepError;
+pub use host::run;
+
+use acbench_suite::RunSpec;
+use acbench_suite::runner::{Outcome, RunObserver};
+
+/// What a sweep runs, where, and under which limits.
+#[derive(Debug, Clone)]
+pub struct SweepOptions {
+    /// The `.rhai` script.
+    pub script: PathBuf,
+    /// Output folder: `ledger.sqlite`, exports, plots.
+    pub out_dir: PathBuf,
+    /// `name=value` constants for the script (values are YAML scalars).
+    pub sets: Vec<String>,
+    /// Stop the script after this many seconds of wall-clock time.
+    pub max_seconds: Option<f64>,
+    /// Sandbox limits.
+    pub limits: Limits,
+}
+
+/// The sandbox's limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Script operations in all (a training run is one).
+    pub max_operations: u64,
+    /// Depth of nested function calls.
+    pub max_call_levels: usize,
+    /// Longest string, in bytes.
+    pub max_string_size: usize,
+    /// Longest array.
+    pub max_array_size: usize,
+    /// Largest map.
+    pub max_map_size: usize,
+}
+
+impl Default for Limits {
+    /// Generous for orchestration (a sweep's own work is small; training
+    /// happens outside the count), tight enough that an endless loop stops
+    /// within seconds.
+    fn default() -> Self {
+        Self {
+            max_operations: 20_000_000,
+            max_call_levels: 64,
+            max_string_size: 1 << 20,
+            max_array_size: 100_000,
+            max_map_size: 10_000,
+        }
+    }
+}
+
+/// Progress of a sweep: the training callbacks, plus where the sweep is.
+pub trait SweepObserver: RunObserver {
+    /// `run` or `runs` starts a batch of `runs` specs.
+    fn batch_start(&mut self, runs: usize);
+    /// A run ended (trained now or replayed); `summary` counts every run so far.
+    fn run_end(&mut self, spec: &RunSpec, outcome: &Outcome, summary: &Summary);
+    /// The batch is over.
+    fn batch_end(&mut self);
+    /// The script printed a line.
+    fn print(&mut self, line: &str);
+}
+
+/// What a sweep did so far.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Runs trained now.
+    pub trained: usize,
+    /// Runs the ledger had already ended.
+    pub replayed: usize,
+    /// Runs that failed (`label: error`), trained now or earlier.
+    pub failed: Vec<String>,
+    /// Keys of every run the script asked for, first request first.
+    pub keys: Vec<String>,
+}
+
+impl Summary {
+    /// Runs ended, trained or replayed.
+    pub fn finished(&self) -> usize {
+        self.trained + self.replayed
+    }
+}
+
+/// How a sweep ended: what it did, and the error that stopped it, if any.
+#[derive(Debug)]
+pub struct SweepRun {
+    /// The sweep's name (the script's file stem).
+    pub name: String,
+    /// Runs done before the end (or the error).
+    pub summary: Summary,
+    /// `Err` when the script failed.
+    pub result: Result<(), SweepError>,
+}
