@@ -37,6 +37,52 @@ pub enum Command {
     Suite(Box<SuiteArgs>),
     /// Render the tables, exports and plots of a suite's output folder.
     Report(ReportArgs),
+    /// Run a rhai sweep script: a study that decides as it goes which runs
+    /// to train. Runs are memoized in the sweep's ledger.
+    Sweep(Box<SweepArgs>),
+}
+
+/// `acbench sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The sweep script (`suites/sweeps/halving.rhai`).
+    pub file: PathBuf,
+
+    /// Output folder (ledger, exports, plots); default `results/sweeps/NAME`.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// A constant for the script, e.g. `--set quick=true` (repeatable; values are YAML).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Train every run again, even those the ledger has finished.
+    #[arg(long)]
+    pub rerun: bool,
+
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Compute activations through their formulas even where fused kernels exist.
+    #[arg(long)]
+    pub no_fused: bool,
+
+    /// Extra place to look for datasets (before $ACBENCH_DATA and the cache).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Device to train on.
+    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
+    pub device: DeviceName,
+
+    /// Stop the script after this many seconds (checked between script
+    /// operations and before each new training run).
+    #[arg(long, alias = "timeout", value_name = "SECONDS")]
+    pub max_seconds: Option<f64>,
+
+    /// Script operations allowed in all (a training run counts as one).
+    #[arg(long, value_name = "N")]
+    pub max_operations: Option<u64>,
 }
 
 /// `acbench suite`.

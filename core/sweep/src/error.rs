@@ -5,24 +5,30 @@ use std::path::{Path, PathBuf};
 use miette::{Diagnostic, NamedSource, SourceSpan};
 use rhai::{EvalAltResult, ParseError, Position};
 
+/// A located script error: `file:line:col: message`, with the line shown.
+#[derive(Debug, thiserror::Error, Diagnostic)]
+#[error("{location}: {message}")]
+pub struct ScriptError {
+    /// `file:line:col`, or the file alone when rhai gives no position.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+    /// The script, for the caret.
+    #[source_code]
+    source_code: NamedSource<String>,
+    /// Where in it.
+    #[label("here")]
+    span: Option<SourceSpan>,
+}
+
 /// Why a sweep stopped. Every run finished before the error stays in the
 /// ledger (each run commits as it ends).
-#[derive(Debug, thiserror::Error, Diagnostic)]
+#[derive(Debug, thiserror::Error)]
 pub enum SweepError {
-    /// The script failed to parse, raised an error, or hit a sandbox limit.
-    #[error("{location}: {message}")]
-    Script {
-        /// `file:line:col`, or the file alone when rhai gives no position.
-        location: String,
-        /// What went wrong.
-        message: String,
-        /// The script, for the caret.
-        #[source_code]
-        source_code: NamedSource<String>,
-        /// Where in it.
-        #[label("here")]
-        span: Option<SourceSpan>,
-    },
+    /// The script failed to parse, raised an error, or hit a sandbox limit
+    /// (boxed: it carries the script's text).
+    #[error(transparent)]
+    Script(Box<ScriptError>),
     /// The script file cannot be read.
     #[error("cannot read sweep {}: {source}", path.display())]
     Io {
@@ -44,6 +50,23 @@ pub enum SweepError {
     Ledger(#[from] acbench_ledger::LedgerError),
 }
 
+// By hand: miette's derive cannot forward to a boxed diagnostic.
+impl Diagnostic for SweepError {
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        match self {
+            SweepError::Script(e) => e.source_code(),
+            _ => None,
+        }
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = miette::LabeledSpan> + '_>> {
+        match self {
+            SweepError::Script(e) => e.labels(),
+            _ => None,
+        }
+    }
+}
+
 impl SweepError {
     /// An error of `script` (with text `text`) at `pos`.
     pub fn at(script: &Path, text: &str, pos: Position, message: String) -> Self {
@@ -57,12 +80,12 @@ impl SweepError {
             }
             (None, _) => (script.display().to_string(), None),
         };
-        Self::Script {
+        Self::Script(Box::new(ScriptError {
             location,
             message,
             source_code: NamedSource::new(script.display().to_string(), text.to_owned()),
             span,
-        }
+        }))
     }
 
     /// A parse error of the script.
@@ -93,10 +116,12 @@ impl SweepError {
                 "the script ran more than {max_operations} operations (an endless loop?); \
                  this limit keeps a sweep from hanging"
             ),
+            // rhai's errors are not Clone, so its " (line L, position C)"
+            // suffix is cut from the text instead of taken from the value.
             other => {
-                let mut e = other.clone();
-                e.take_position();
-                e.to_string()
+                let text = other.to_string();
+                let suffix = format!(" ({})", other.position());
+                text.strip_suffix(&suffix).unwrap_or(&text).to_owned()
             }
         };
         Self::at(script, text, pos, message)

@@ -39,10 +39,13 @@
 //!   returns the written paths. Options as `table`, plus `dir` (a subfolder
 //!   of the output folder), `formats` (array of `"text"`, `"markdown"`,
 //!   `"csv"`, `"json"`, `"latex"`) and `plots` (bool).
+//! - `activations()`: the names of every activation the loaded plugins
+//!   offer (a script can check for an optional plugin's activations).
 //! - `setting(name, default)`: the value of `--set name=...`, else
 //!   `default`. Every `--set` is also a constant in the script's scope.
 //! - `print(x)` writes a line to stdout (through the progress display);
-//!   `log(x)` goes to the `tracing` log at info level.
+//!   `log(x)` goes to acbench's `tracing` log at info level (shown with
+//!   `ACBENCH_LOG=info`).
 //!
 //! # Sandbox
 //! The engine limits operations, call depth, expression depth, string,
@@ -59,7 +62,7 @@ mod stats;
 
 use std::path::PathBuf;
 
-pub use error::SweepError;
+pub use error::{ScriptError, SweepError};
 pub use host::run;
 
 use acbench_suite::RunSpec;
@@ -117,7 +120,7 @@ pub trait SweepObserver: RunObserver {
     /// A run ended (trained now or replayed); `summary` counts every run so far.
     fn run_end(&mut self, spec: &RunSpec, outcome: &Outcome, summary: &Summary);
     /// The batch is over.
-    fn batch_end(&mut self);
+    fn batch_done(&mut self);
     /// The script printed a line.
     fn print(&mut self, line: &str);
 }

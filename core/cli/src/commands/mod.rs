@@ -6,6 +6,7 @@ mod network;
 mod plugins;
 mod report;
 mod suite;
+mod sweep;
 mod train;
 
 use std::path::Path;
@@ -26,6 +27,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Suite(args) => suite::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
     }
 }
 

@@ -1,0 +1,107 @@
+//! `acbench sweep` end to end on tiny generated Fashion-MNIST files: a
+//! sweep ranks its runs, a second invocation replays them from the ledger,
+//! and located script errors lose no finished run.
+
+mod common;
+
+use std::path::Path;
+
+use acbench_ledger::{Ledger, RunStatus};
+use common::{acbench, fashion_dir, model};
+use predicates::prelude::*;
+
+/// Two activations on the convnet, ranked; `tail` is appended.
+fn write_sweep(dir: &Path, name: &str, tail: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "let base = #{{ dataset: #{{ name: \"fashion-mnist\", limit_train: 128, limit_test: 64 }},\n\
+         name: \"tiny\", model: \"{}\", lr: 0.05, epochs: 1, batch_size: 32, seed: 0 }};\n\
+         let specs = [];\n\
+         for act in [\"relu\", \"arelu\"] {{ let s = base; s.activation = act; specs.push(s); }}\n\
+         let results = runs(specs);\n\
+         let order = rank(results.map(|r| r.final_acc));\n\
+         for (i, place) in order {{ print(`rank ${{place + 1}}: ${{results[i].activation}}`); }}\n\
+         print(table(results));\n{tail}",
+        model("convnet.acnet").display()
+    );
+    std::fs::write(&path, text).expect("sweep");
+    path
+}
+
+fn ledger_runs(out: &Path) -> Vec<(String, RunStatus, u32)> {
+    let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
+    ledger
+        .runs()
+        .expect("runs")
+        .into_iter()
+        .map(|r| (r.labels.activation, r.status, r.attempts))
+        .collect()
+}
+
+#[test]
+fn sweep_ranks_replays_and_keeps_runs_through_errors() {
+    let data = fashion_dir(128, 64);
+    let out = data.path().join("out");
+    let sweep = |script: &Path| {
+        let mut cmd = acbench();
+        cmd.arg("sweep")
+            .arg(script)
+            .arg("--out")
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(data.path());
+        cmd
+    };
+    let good = write_sweep(data.path(), "tiny.rhai", "");
+    sweep(&good)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("rank 1: "))
+        .stdout(predicate::str::contains("rank 2: "))
+        .stdout(predicate::str::contains("2 runs (2 trained, 0 replayed"));
+    let first = ledger_runs(&out);
+    assert_eq!(first.len(), 2);
+    assert!(
+        first
+            .iter()
+            .all(|(_, s, a)| *s == RunStatus::Finished && *a == 1),
+        "{first:?}"
+    );
+    assert!(out.join("report.md").exists() || out.join("suite.json").exists());
+
+    sweep(&good)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("2 runs (0 trained, 2 replayed"))
+        .stdout(predicate::str::contains("rank 1: "));
+    assert_eq!(ledger_runs(&out), first, "a replay trains nothing");
+
+    // Each failing script first asks for the two finished runs again (the
+    // same `name`, so the same keys): they replay, and stay.
+    let cases = [
+        ("syntax.rhai", "let x = (1 +;\n", ":9:13", "syntax error"),
+        (
+            "key.rhai",
+            "let s = base;\ns.activation = \"relu\";\ns.epoch = 3;\nrun(s);\n",
+            ":12:1",
+            "unknown field `epoch`",
+        ),
+        (
+            "loop.rhai",
+            "let n = 0;\nloop { n += 1; }\n",
+            ":10:",
+            "operations",
+        ),
+        ("eval.rhai", "let y = eval(\"1\");\n", ":9:9", "eval"),
+    ];
+    for (name, tail, place, what) in cases {
+        let script = write_sweep(data.path(), name, tail);
+        let mut cmd = sweep(&script);
+        cmd.arg("--max-operations").arg("100000");
+        cmd.assert()
+            .failure()
+            .stderr(predicate::str::contains(format!("{name}{place}")))
+            .stderr(predicate::str::contains(what));
+        assert_eq!(ledger_runs(&out), first, "{name} lost or retrained a run");
+    }
+}
