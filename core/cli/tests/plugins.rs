@@ -11,9 +11,21 @@ use std::process::Command as Process;
 use common::{acbench, fashion_dir, model, repo_root};
 use predicates::prelude::*;
 
-const ACTIVATIONS: [&str; 11] = [
-    "asigmoid", "atanh", "arelu", "relu", "lrelu", "prelu", "swish", "pelu", "frelu", "sigmoid",
+const ACTIVATIONS: [&str; 14] = [
+    "asigmoid",
+    "atanh",
+    "arelu",
+    "relu",
+    "lrelu",
+    "prelu",
+    "swish",
+    "pelu",
+    "frelu",
+    "sigmoid",
     "tanh",
+    "prelu_channel",
+    "arelu_channel",
+    "atanh_channel",
 ];
 
 fn dylib(name: &str) -> String {
@@ -93,7 +105,12 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
             .lines()
             .find(|l| l.split_whitespace().nth(1) == Some(name))
             .unwrap_or_else(|| panic!("{name} missing from\n{text}"));
-        assert!(row.contains("formula+fused"), "{row}");
+        let tier = if name.ends_with("_channel") {
+            "formula "
+        } else {
+            "formula+fused"
+        };
+        assert!(row.contains(tier), "{row}");
     }
     assert!(text.contains("a=1, b=1, c=0, d=0"), "{text}");
     assert!(text.contains(&dylib("acbench_plugin_adaptive")), "{text}");
@@ -103,7 +120,7 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "all checks passed (11 activations)",
+            "all checks passed (14 activations)",
         ))
         .stdout(predicate::str::contains("finite diff a"))
         .stdout(predicate::str::contains("FAIL").not());
@@ -175,7 +192,7 @@ fn out_of_tree_plugin_from_the_template_is_checked_and_trained() {
         Some(lib.canonicalize().expect("lib path"))
     );
     assert_eq!(ours["sha256"].as_str().map(str::len), Some(64));
-    assert_eq!(plugins.len(), 3, "two shipped plugins and the template");
+    assert_eq!(plugins.len(), 4, "three shipped plugins and the template");
     assert_eq!(v["fused"], true);
     let slots = v["outcome"]["act_values"].as_array().expect("act values");
     assert!(slots.iter().all(|s| s["activation"] == "softsign_a"));

@@ -821,8 +821,20 @@ mod tests {
         assert_eq!(
             names,
             [
-                "arelu", "asigmoid", "atanh", "frelu", "lrelu", "pelu", "prelu", "relu", "sigmoid",
-                "swish", "tanh"
+                "arelu",
+                "arelu_channel",
+                "asigmoid",
+                "atanh",
+                "atanh_channel",
+                "frelu",
+                "lrelu",
+                "pelu",
+                "prelu",
+                "prelu_channel",
+                "relu",
+                "sigmoid",
+                "swish",
+                "tanh"
             ]
         );
         let mut dup = reg.clone();
