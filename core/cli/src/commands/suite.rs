@@ -9,7 +9,7 @@ use acbench_engine::activation::Registry;
 use acbench_engine::plugin::PluginOptions;
 use acbench_ledger::{Ledger, RunStatus};
 use acbench_suite::runner::{Outcome, Runner};
-use acbench_suite::{Catalog, PluginRef, Suite};
+use acbench_suite::{Catalog, Suite};
 use miette::IntoDiagnostic;
 use serde::{Deserialize, Serialize};
 use tabled::settings::Style;
@@ -49,7 +49,7 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     let mut registry =
         Registry::discover(&PluginOptions::from_env(files)).map_err(miette::Report::msg)?;
     registry.set_fused(!args.no_fused);
-    let catalog = catalog(&registry);
+    let catalog = Catalog::from_registry(&registry);
     let suite = loaded
         .resolve(&catalog, args.out.as_deref())
         .map_err(miette::Report::new)?;
@@ -113,31 +113,6 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
             eprintln!("  {f}");
         }
         Ok(ExitCode::FAILURE)
-    }
-}
-
-/// What the host offers, for resolving a suite.
-fn catalog(registry: &Registry) -> Catalog {
-    let activations: BTreeMap<String, Vec<String>> = registry
-        .iter()
-        .map(|a| {
-            (
-                a.def.name.clone(),
-                a.def.params.iter().map(|p| p.name.clone()).collect(),
-            )
-        })
-        .collect();
-    let plugins = registry
-        .plugins()
-        .iter()
-        .map(|p| PluginRef {
-            path: p.path.clone(),
-            sha256: p.sha256.clone(),
-        })
-        .collect();
-    Catalog {
-        activations,
-        plugins,
     }
 }
 
