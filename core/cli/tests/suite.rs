@@ -28,6 +28,19 @@ fn write_suite_on(dir: &Path, dataset: &str, activations: &[&str], epochs: usize
     path
 }
 
+/// `acbench suite SUITE --out OUT --data-dir DATA [extra...]`.
+fn suite_cmd(suite: &Path, out: &Path, data: &Path, extra: &[&str]) -> assert_cmd::Command {
+    let mut cmd = acbench();
+    cmd.arg("suite")
+        .arg(suite)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(data)
+        .args(extra);
+    cmd
+}
+
 fn finished_accuracies(out: &Path) -> Vec<(String, u32, f64)> {
     let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
     ledger
@@ -53,17 +66,7 @@ fn suite_writes_ledger_exports_and_plots_and_resumes() {
     let data = fashion_dir(192, 64);
     let suite = write_suite(data.path(), &["relu", "arelu"], 2);
     let out = data.path().join("out");
-    let run = || {
-        acbench()
-            .arg("suite")
-            .arg(&suite)
-            .arg("--out")
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(data.path())
-            .assert()
-            .success()
-    };
+    let run = || suite_cmd(&suite, &out, data.path(), &[]).assert().success();
     run()
         .stdout(predicate::str::contains(
             "4 runs trained, 0 already in the ledger",
@@ -158,14 +161,7 @@ fn killed_suite_continues_without_redoing_finished_runs() {
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 
-    acbench()
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots")
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
         .assert()
         .success();
     let resumed = finished_accuracies(&out);
@@ -185,14 +181,7 @@ fn killed_suite_continues_without_redoing_finished_runs() {
 
     // The same suite, never interrupted, gives the same numbers.
     let clean = data.path().join("clean");
-    acbench()
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&clean)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots")
+    suite_cmd(&suite, &clean, data.path(), &["--no-plots"])
         .assert()
         .success();
     let strip = |v: Vec<(String, u32, f64)>| {
@@ -241,13 +230,7 @@ fn bad_suites_fail_before_training_with_file_line_and_key() {
         )
         .expect("write");
         let out = data.path().join("never");
-        acbench()
-            .arg("suite")
-            .arg(&path)
-            .arg("--out")
-            .arg(&out)
-            .arg("--data-dir")
-            .arg(data.path())
+        suite_cmd(&path, &out, data.path(), &[])
             .assert()
             .failure()
             .stderr(predicate::str::contains(location))
@@ -280,15 +263,8 @@ fn failed_runs_are_kept_and_retried() {
     let empty = tempfile::tempdir().expect("tempdir");
     // No dataset where it is looked for: every run fails, the suite goes on,
     // records the failures and exits non-zero.
-    acbench()
+    suite_cmd(&suite, &out, empty.path(), &["--no-plots"])
         .env("XDG_CACHE_HOME", empty.path())
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(empty.path())
-        .arg("--no-plots")
         .assert()
         .failure()
         .stderr(predicate::str::contains("2 runs failed"))
@@ -304,14 +280,7 @@ fn failed_runs_are_kept_and_retried() {
     std::fs::rename(data.path().join("fashion-mnist"), data.path().join("mnist"))
         .expect("place mnist");
     // With the data there, the failed runs are tried again.
-    acbench()
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots")
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
         .assert()
         .success()
         .stdout(predicate::str::contains("2 runs trained"));

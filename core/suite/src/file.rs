@@ -126,6 +126,19 @@ pub enum ArgValue {
     Word(String),
 }
 
+impl ArgValue {
+    /// The model language's form of the value.
+    pub fn to_value(&self) -> acbench_dsl::ir::Value {
+        use acbench_dsl::ir::Value;
+        match self {
+            ArgValue::Int(i) => Value::Int(*i),
+            ArgValue::Float(x) => Value::Float(*x),
+            ArgValue::Bool(b) => Value::Bool(*b),
+            ArgValue::Word(w) => Value::Word(w.clone()),
+        }
+    }
+}
+
 /// Activation bindings of one run: CLI-style specs (`arelu`, `fc=relu`,
 /// `lrelu:s=0.2`), written as one string (`"arelu fc=relu"`) or as a map
 /// from slot to spec, with `default` for every unnamed slot.

@@ -388,15 +388,7 @@ fn model_spec(
     }
     let dsl_args: Vec<(String, Value)> = args
         .iter()
-        .map(|(k, v)| {
-            let v = match v {
-                ArgValue::Int(i) => Value::Int(*i),
-                ArgValue::Float(x) => Value::Float(*x),
-                ArgValue::Bool(b) => Value::Bool(*b),
-                ArgValue::Word(w) => Value::Word(w.clone()),
-            };
-            (k.clone(), v)
-        })
+        .map(|(k, v)| (k.clone(), v.to_value()))
         .collect();
     let net = module
         .elaborate(entry.network.as_deref(), &dsl_args)

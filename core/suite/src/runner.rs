@@ -19,7 +19,6 @@ use acbench_ledger::{ActParam, EpochRecord, Ledger, RunLabels, RunStatus, Stored
 use candle_core::Device;
 use serde_json::json;
 
-use crate::file::ArgValue;
 use crate::spec::{DatasetSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
@@ -174,15 +173,7 @@ impl<'a> Runner<'a> {
             .model
             .args
             .iter()
-            .map(|(k, v)| {
-                let v = match v {
-                    ArgValue::Int(i) => Value::Int(*i),
-                    ArgValue::Float(x) => Value::Float(*x),
-                    ArgValue::Bool(b) => Value::Bool(*b),
-                    ArgValue::Word(w) => Value::Word(w.clone()),
-                };
-                (k.clone(), v)
-            })
+            .map(|(k, v)| (k.clone(), v.to_value()))
             .collect();
         let net = acbench_dsl::compile_file(&spec.model.file, spec.model.network.as_deref(), &args)
             .map_err(|d| format!("{}: {}", spec.model.file.display(), d.to_plain_string()))?;

@@ -18,21 +18,9 @@ pub fn parse_net_args(raw: &[String]) -> miette::Result<Vec<(String, Value)>> {
             if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
                 miette::bail!("--arg `{kv}`: `{k}` is not an argument name");
             }
-            Ok((k.to_owned(), parse_value(v.trim())))
+            Ok((k.to_owned(), acbench_dsl::parse_value(v)))
         })
         .collect()
-}
-
-fn parse_value(v: &str) -> Value {
-    if let Ok(i) = v.parse::<i64>() {
-        Value::Int(i)
-    } else if let Ok(x) = v.parse::<f64>() {
-        Value::Float(x)
-    } else if v == "true" || v == "false" {
-        Value::Bool(v == "true")
-    } else {
-        Value::Word(v.to_owned())
-    }
 }
 
 /// Reads, parses and elaborates a model file. `defaults` are filled in for
