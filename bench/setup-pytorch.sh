@@ -1,5 +1,8 @@
 #!/usr/bin/env bash
 # Create the PyTorch (CPU) reference venv for `acbench bench`, from PyPI only.
+# acbench runs its embedded copy of bench/pytorch_reference.py with this
+# venv's python (default ~/.cache/acbench/torch-venv/bin/python; `acbench
+# bench --python PATH` or $ACBENCH_TORCH_PYTHON point it elsewhere).
 #
 # Why not plain `pip install torch`: the Linux x86_64 torch wheels on PyPI are
 # CUDA builds and pull ~5 GB of nvidia-* wheels. Why not `pip install --no-deps

@@ -17,6 +17,13 @@
 //! - resnet50 with 1000 classes: the well-known 25,557,032 (torchvision);
 //!   with 10 classes 2048*990+990 fewer = 23,528,522, which is also
 //!   resnet.acnet's count (same weights, different strides and padding).
+//! - vgg-small at 1x32x32, 10 classes: convs 320 + 9,248 + 18,496 + 36,928 +
+//!   73,856 + 147,584 = 286,432; fc 2048*256+256 = 524,544 and 256*10+10 =
+//!   2,570: 813,546.
+//! - resnet20 at 1x32x32, 10 classes: stem 144 + bn 32; stage 1 six convs
+//!   16*16*9 plus bns, 14,016; stage 2 51,648 and stage 3 205,696 with their
+//!   1x1 projections (16*32 + bn 64, 32*64 + bn 128); fc 650: 272,186 (the
+//!   paper's option-A ResNet-20 at 3 channels has about 0.27M).
 
 use std::path::PathBuf;
 
@@ -58,6 +65,10 @@ fn parameter_counts_are_pinned() {
         ("resnet.acnet", &[("classes", 100)], 23_712_932),
         ("densenet.acnet", &[("classes", 10)], 10_236_298),
         ("densenet.acnet", &[("classes", 100)], 10_365_988),
+        ("vgg-small.acnet", &[("classes", 10)], 813_546),
+        ("vgg-small.acnet", &[("classes", 100)], 836_676),
+        ("resnet20.acnet", &[("classes", 10)], 272_186),
+        ("resnet20.acnet", &[("classes", 100)], 278_036),
         ("resnet50.acnet", &[("classes", 1000)], 25_557_032),
         (
             "resnet50.acnet",
@@ -97,7 +108,9 @@ fn every_model_file_is_covered_and_takes_the_common_arguments() {
             "densenet.acnet",
             "googlenet.acnet",
             "resnet.acnet",
+            "resnet20.acnet",
             "resnet50.acnet",
+            "vgg-small.acnet",
             "vgg-v.acnet",
             "vgg.acnet"
         ]
@@ -135,6 +148,8 @@ fn models_serve_other_datasets() {
         ("densenet.acnet", vec![("size", 64), ("classes", 100)]),
         ("alexnet.acnet", vec![("size", 64)]),
         ("vgg.acnet", vec![("channels", 1), ("size", 28)]),
+        ("vgg-small.acnet", vec![("channels", 3)]),
+        ("resnet20.acnet", vec![("channels", 3), ("size", 28)]),
     ] {
         count(file, &args);
     }
@@ -226,4 +241,43 @@ fn shapes_and_paths_of_the_paper_models() {
             "inception8.concat0 1024x1x1",
         ]
     );
+}
+
+#[test]
+fn shapes_of_the_bench_models() {
+    let net = compile_file(models_dir().join("resnet20.acnet"), None, &[])
+        .unwrap_or_else(|d| panic!("{}", d.to_plain_string()));
+    let paths: Vec<String> = net
+        .walk()
+        .iter()
+        .map(|n| format!("{} {}", n.path, n.output))
+        .collect();
+    for want in [
+        "cba0.conv0 16x32x32",
+        "stage0.basic2.act0 16x32x32",
+        "stage1.basic0.residual0.proj.conv 32x16x16",
+        "stage2.basic0.residual0.proj.bn 64x8x8",
+        "stage2.basic2.act0 64x8x8",
+        "gap0 64",
+    ] {
+        assert!(paths.iter().any(|p| p == want), "missing {want}: {paths:?}");
+    }
+    // The stem and two per basic block: 1 + 9 * 2.
+    assert_eq!(net.act_sites().len(), 19);
+    // Only the two shape-changing blocks get a projection.
+    assert_eq!(paths.iter().filter(|p| p.contains(".proj.conv")).count(), 2);
+
+    let vgg = compile_file(models_dir().join("vgg-small.acnet"), None, &[])
+        .unwrap_or_else(|d| panic!("{}", d.to_plain_string()));
+    let outs: Vec<String> = vgg
+        .body
+        .iter()
+        .filter(|n| !n.path.starts_with("group"))
+        .map(|n| format!("{} {}", n.path, n.output))
+        .collect();
+    assert_eq!(
+        outs,
+        ["flatten0 2048", "linear0 256", "act0 256", "linear1 10"]
+    );
+    assert_eq!(vgg.act_sites().len(), 7);
 }

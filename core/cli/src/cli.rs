@@ -40,6 +40,122 @@ pub enum Command {
     /// Run a rhai sweep script: a study that decides as it goes which runs
     /// to train. Runs are memoized in the sweep's ledger.
     Sweep(Box<SweepArgs>),
+    /// Train fixed models for a fixed number of batches on Fashion-MNIST,
+    /// with acbench and with a PyTorch reference of the identical model,
+    /// and compare images per second and peak memory. Both sides use
+    /// `--threads` threads (2 unless given).
+    Bench(Box<BenchArgs>),
+    /// One acbench measurement of `acbench bench`, in a process of its own
+    /// so that its peak memory is its own (internal).
+    #[command(hide = true)]
+    BenchWorker(Box<BenchWorkerArgs>),
+}
+
+/// `acbench bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Model: a shipped benchmark model (`convnet`, `vgg-small`, `resnet20`)
+    /// or a path to any `.acnet` file (repeatable; default: all three).
+    #[arg(long = "model", value_name = "NAME|FILE")]
+    pub models: Vec<String>,
+
+    /// Activation binding of every act slot, as `train --act`; several specs
+    /// separated by spaces make one binding (`"arelu fc=relu"`). Repeatable;
+    /// default: relu and arelu.
+    #[arg(long = "act", value_name = "SPEC")]
+    pub acts: Vec<String>,
+
+    /// Timed training batches per measurement.
+    #[arg(long, default_value_t = 40, value_name = "N")]
+    pub batches: usize,
+
+    /// Untimed training batches before the timed ones.
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub warmup: usize,
+
+    /// Images per batch.
+    #[arg(long, alias = "batch", default_value_t = 64, value_name = "N")]
+    pub batch_size: usize,
+
+    /// SGD learning rate (both sides).
+    #[arg(long, default_value_t = 0.05)]
+    pub lr: f64,
+
+    /// Measure each model and activation this many times, alternating acbench
+    /// and PyTorch, and report the median of each.
+    #[arg(long, default_value_t = 1, value_name = "R")]
+    pub repeats: usize,
+
+    /// Seed of acbench's initial weights and of PyTorch's.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// The python of the PyTorch venv (default: $ACBENCH_TORCH_PYTHON, else
+    /// ~/.cache/acbench/torch-venv/bin/python, which bench/setup-pytorch.sh creates).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<PathBuf>,
+
+    /// Measure acbench only.
+    #[arg(long)]
+    pub no_pytorch: bool,
+
+    /// Write the rows (model, activation, img/s, ratio, peak RSS) as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Extra place to look for Fashion-MNIST (before $ACBENCH_DATA and the cache).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Compute activations through their formulas even where fused kernels exist.
+    #[arg(long)]
+    pub no_fused: bool,
+}
+
+/// `acbench bench-worker`: what one acbench measurement needs.
+#[derive(Debug, Args)]
+pub struct BenchWorkerArgs {
+    /// Model name or `.acnet` path, as `bench --model`.
+    #[arg(long)]
+    pub model: String,
+
+    /// Activation binding, as `bench --act`.
+    #[arg(long)]
+    pub act: String,
+
+    /// Timed batches.
+    #[arg(long)]
+    pub batches: usize,
+
+    /// Untimed batches first.
+    #[arg(long)]
+    pub warmup: usize,
+
+    /// Images per batch.
+    #[arg(long)]
+    pub batch_size: usize,
+
+    /// SGD learning rate.
+    #[arg(long)]
+    pub lr: f64,
+
+    /// Seed of the initial weights.
+    #[arg(long)]
+    pub seed: u64,
+
+    /// The folder holding Fashion-MNIST's IDX files.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Formulas only, no fused kernels.
+    #[arg(long)]
+    pub no_fused: bool,
 }
 
 /// `acbench sweep`.

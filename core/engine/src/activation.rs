@@ -467,6 +467,20 @@ pub struct ActLayer {
     fused: bool,
 }
 
+/// An activation's fused kernels and current parameter values, packed for
+/// calls on raw slices (see [`ActLayer::fused_parts`]).
+pub(crate) struct FusedParts {
+    /// The plugin's kernels.
+    pub kernels: Kernels,
+    /// Length of each parameter in `packed` (1 or the channel count).
+    pub lens: Vec<usize>,
+    /// Every parameter's values back to back, in the kernel's order.
+    pub packed: Vec<f32>,
+    /// Trainable parameters: offset and length in `packed`, and the
+    /// variable's tensor (whose gradient that range is).
+    pub trained: Vec<(usize, usize, Tensor)>,
+}
+
 /// An intermediate value while lowering a formula.
 #[derive(Clone)]
 enum Val {
@@ -612,6 +626,57 @@ impl ActLayer {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok(crate::ops::fused::activation(x, &params, kernels)?)
+    }
+
+    /// The variables of the trainable parameters, in the definition's order.
+    pub(crate) fn trained_vars(&self) -> impl Iterator<Item = &Var> {
+        self.params.iter().filter_map(|(_, v)| match v {
+            ParamValue::Trained(var) => Some(var),
+            _ => None,
+        })
+    }
+
+    /// What the CPU training path needs to call the fused kernels on raw
+    /// f32 slices with `channels` channels: `None` when the fused path does
+    /// not apply (no kernels, fused disabled, or parameters not f32 on the
+    /// CPU with 1 or `channels` values).
+    pub(crate) fn fused_parts(&self, channels: usize) -> Result<Option<FusedParts>> {
+        let Some(kernels) = self.act.kernels.as_ref().filter(|_| self.fused) else {
+            return Ok(None);
+        };
+        let mut parts = FusedParts {
+            kernels: kernels.clone(),
+            lens: Vec::with_capacity(self.params.len()),
+            packed: Vec::new(),
+            trained: Vec::new(),
+        };
+        for (_, v) in &self.params {
+            let values: Vec<f32> = match v {
+                ParamValue::Scalar(s) => vec![*s as f32],
+                ParamValue::Fixed(t) => {
+                    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+                        return Ok(None);
+                    }
+                    t.to_vec1()?
+                }
+                ParamValue::Trained(var) => {
+                    let t = var.as_tensor();
+                    if t.dtype() != DType::F32 || !t.device().is_cpu() {
+                        return Ok(None);
+                    }
+                    parts
+                        .trained
+                        .push((parts.packed.len(), t.elem_count(), t.clone()));
+                    t.flatten_all()?.to_vec1()?
+                }
+            };
+            if values.len() != 1 && values.len() != channels {
+                return Ok(None);
+            }
+            parts.lens.push(values.len());
+            parts.packed.extend(values);
+        }
+        Ok(Some(parts))
     }
 
     /// Applies the activation by lowering its formula to candle ops (every

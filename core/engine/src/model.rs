@@ -25,6 +25,8 @@ use crate::ops;
 use crate::params::{Param, ParamKind};
 use crate::rng::{Seed, Stream};
 
+mod cpu;
+
 /// Training (batch statistics, dropout) or evaluation (running statistics,
 /// no dropout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,6 +107,11 @@ pub struct Model {
     acts: Vec<ActLayer>,
     dtype: DType,
     device: Device,
+    /// Use the hand-written CPU path where it applies (see [`cpu`]).
+    cpu_path: bool,
+    /// The CPU path's gradient tensors, one per parameter, refilled every
+    /// step (see [`cpu`]).
+    grad_cache: std::sync::Mutex<std::collections::HashMap<candle_core::TensorId, Tensor>>,
 }
 
 /// What building needs besides the current node.
@@ -163,7 +170,53 @@ impl Model {
             acts: b.acts,
             dtype,
             device: device.clone(),
+            cpu_path: true,
+            grad_cache: Default::default(),
         })
+    }
+
+    /// Turns the hand-written CPU training path off (or back on). With it
+    /// off, every step goes through candle's autograd: slower, and the
+    /// reference the CPU path is tested against. It only ever applies to f32
+    /// models on the CPU without LRN, concat or dense layers.
+    pub fn set_cpu_path(&mut self, on: bool) {
+        self.cpu_path = on;
+    }
+
+    /// Whether training steps and evaluation take the CPU path.
+    pub fn uses_cpu_path(&self) -> bool {
+        self.cpu_path_applies()
+    }
+
+    /// One training step's forward, softmax cross-entropy against `labels`
+    /// (`[N]` class indices) and, when the loss is finite, backward: returns
+    /// the mean loss, the number of examples whose largest logit is their
+    /// label, and the gradients (`None` for a non-finite loss). Runs on the
+    /// CPU path where it applies, else through candle's autograd.
+    pub fn train_step(
+        &self,
+        x: &Tensor,
+        labels: &Tensor,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<(f32, u64, Option<candle_core::backprop::GradStore>)> {
+        if self.cpu_path_applies() {
+            let step = self.cpu_step(x, labels, dropout_rng)?;
+            return Ok((step.loss, step.correct, step.grads));
+        }
+        let logits = self.forward(x, Mode::Train, dropout_rng)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+        let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+        let hits = logits
+            .detach()
+            .argmax(1)?
+            .eq(labels)?
+            .to_dtype(DType::U32)?
+            .sum_all()?
+            .to_scalar::<u32>()?;
+        if !loss_value.is_finite() {
+            return Ok((loss_value, u64::from(hits), None));
+        }
+        Ok((loss_value, u64::from(hits), Some(loss.backward()?)))
     }
 
     /// The network this model was built from.
@@ -226,6 +279,9 @@ impl Model {
         } else {
             x.to_dtype(self.dtype)?
         };
+        if mode == Mode::Eval && self.cpu_path_applies() {
+            return self.cpu_forward_eval(&x);
+        }
         self.run(&self.layers, x, mode, dropout_rng)
     }
 
@@ -732,6 +788,186 @@ mod tests {
 
     fn rng() -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(0)
+    }
+
+    /// What the CPU path runs: `every_layer_net` without LRN, concat and
+    /// dense, plus a strided residual with a projection shortcut, average
+    /// pooling and flatten. Input 2x8x8, 3 classes.
+    fn cpu_path_net() -> Network {
+        let s4 = img(4, 8, 8);
+        let s6 = img(6, 4, 4);
+        let maxpool = Op::Pool(Pool2d {
+            kind: PoolKind::Max,
+            kernel: (3, 3),
+            stride: (2, 2),
+            padding: Padding {
+                top: 0,
+                bottom: 1,
+                left: 0,
+                right: 1,
+            },
+            count_include_pad: false,
+        });
+        let avgpool = Op::Pool(Pool2d {
+            kind: PoolKind::Avg,
+            kernel: (3, 3),
+            stride: (1, 1),
+            padding: Padding {
+                top: 1,
+                bottom: 1,
+                left: 1,
+                right: 1,
+            },
+            count_include_pad: false,
+        });
+        let mut no_bias = conv(4, 6, 3, 2, 1, 1);
+        if let Op::Conv2d(c) = &mut no_bias {
+            c.bias = false;
+        }
+        Network {
+            name: "cpu".into(),
+            args: vec![],
+            input: img(2, 8, 8),
+            output: Shape::Flat(3),
+            body: vec![
+                node("conv0", img(2, 8, 8), s4, conv(2, 4, 3, 1, 1, 1)),
+                node("bn0", s4, s4, bn(4)),
+                node("act0", s4, s4, act(None)),
+                node(
+                    "res0",
+                    s4,
+                    s4,
+                    Op::Residual {
+                        body: vec![
+                            node("res0.conv0", s4, s4, conv(4, 4, 3, 1, 1, 2)),
+                            node("res0.act0", s4, s4, act(None)),
+                        ],
+                        shortcut: vec![],
+                    },
+                ),
+                node(
+                    "res1",
+                    s4,
+                    s6,
+                    Op::Residual {
+                        body: vec![
+                            node("res1.conv0", s4, s6, no_bias),
+                            node("res1.bn0", s6, s6, bn(6)),
+                        ],
+                        shortcut: vec![
+                            node("res1.proj", s4, s6, conv(4, 6, 1, 2, 0, 1)),
+                            node("res1.projbn", s6, s6, bn(6)),
+                        ],
+                    },
+                ),
+                node("act2", s6, s6, act(Some("mid"))),
+                node("pool0", s6, img(6, 2, 2), maxpool),
+                node("pool1", img(6, 2, 2), img(6, 2, 2), avgpool),
+                node("flat", img(6, 2, 2), Shape::Flat(24), Op::Flatten),
+                node(
+                    "drop0",
+                    Shape::Flat(24),
+                    Shape::Flat(24),
+                    Op::Dropout { rate: 0.5 },
+                ),
+                node(
+                    "fc0",
+                    Shape::Flat(24),
+                    Shape::Flat(5),
+                    Op::Linear {
+                        in_features: 24,
+                        out_features: 5,
+                        bias: true,
+                    },
+                ),
+                node("fc0.bn", Shape::Flat(5), Shape::Flat(5), bn(5)),
+                node("act1", Shape::Flat(5), Shape::Flat(5), act(Some("fc"))),
+                node(
+                    "fc1",
+                    Shape::Flat(5),
+                    Shape::Flat(3),
+                    Op::Linear {
+                        in_features: 5,
+                        out_features: 3,
+                        bias: false,
+                    },
+                ),
+                node(
+                    "gap_free",
+                    Shape::Flat(3),
+                    Shape::Flat(3),
+                    Op::Dropout { rate: 0.0 },
+                ),
+            ],
+        }
+    }
+
+    /// Largest `|a - b|` relative to `1 + max |b|` (f32 sums in another order).
+    fn close(a: &Tensor, b: &Tensor) -> Result<f32> {
+        let a: Vec<f32> = a.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+        let b: Vec<f32> = b.flatten_all()?.to_dtype(DType::F32)?.to_vec1()?;
+        assert_eq!(a.len(), b.len());
+        let scale = 1.0 + b.iter().fold(0f32, |m, v| m.max(v.abs()));
+        Ok(a.iter()
+            .zip(&b)
+            .fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+            / scale)
+    }
+
+    /// The CPU path against candle's autograd on the same weights and
+    /// batch: loss, hits, every parameter's gradient, the batch-norm running
+    /// statistics (through eval-mode logits) and eval logits.
+    fn cpu_path_matches_autograd(net: &Network, bindings: &[&str], batch: usize) -> Result<()> {
+        let fast = build(net, bindings, 5, DType::F32)?;
+        let mut slow = build(net, bindings, 5, DType::F32)?;
+        slow.set_cpu_path(false);
+        assert!(fast.uses_cpu_path() && !slow.uses_cpu_path());
+        let Shape::Image { c, h, w } = net.input else {
+            panic!("image input")
+        };
+        let Shape::Flat(classes) = net.output else {
+            panic!("flat output")
+        };
+        let x = Tensor::randn(0f32, 1.0, (batch, c, h, w), &Device::Cpu)?;
+        let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
+        let y = Tensor::from_vec(labels, batch, &Device::Cpu)?;
+        let (lf, cf, gf) = fast.train_step(&x, &y, &mut rng())?;
+        let (ls, cs, gs) = slow.train_step(&x, &y, &mut rng())?;
+        assert!(
+            (lf - ls).abs() < 1e-5 * (1.0 + ls.abs()),
+            "loss {lf} vs {ls}"
+        );
+        assert_eq!(cf, cs);
+        let (gf, gs) = (gf.expect("finite"), gs.expect("finite"));
+        for (pf, ps) in fast.params().iter().zip(slow.params()) {
+            let a = gf.get(pf.var.as_tensor()).expect("cpu path gradient");
+            let b = gs.get(ps.var.as_tensor()).expect("autograd gradient");
+            let err = close(a, b)?;
+            assert!(err < 1e-4, "{}: gradient differs by {err}", pf.name);
+        }
+        let ef = fast.forward(&x, Mode::Eval, &mut rng())?;
+        let es = slow.forward(&x, Mode::Eval, &mut rng())?;
+        assert!(close(&ef, &es)? < 1e-4, "eval logits differ");
+        Ok(())
+    }
+
+    #[test]
+    fn cpu_path_matches_candle_autograd() -> Result<()> {
+        let net = cpu_path_net();
+        // Fused kernels (arelu, relu), and a formula-only per-channel
+        // activation (the local-graph fallback).
+        cpu_path_matches_autograd(&net, &["arelu", "mid=relu", "fc=prelu_channel"], 5)?;
+        cpu_path_matches_autograd(&net, &["swish", "mid=atanh", "fc=pelu"], 3)?;
+        // One image: the kernels' single-image split.
+        cpu_path_matches_autograd(&net, &["relu"], 1)
+    }
+
+    #[test]
+    fn cpu_path_runs_only_where_it_applies() -> Result<()> {
+        assert!(!build(&every_layer_net(), &["relu"], 0, DType::F32)?.uses_cpu_path());
+        assert!(!build(&cpu_path_net(), &["relu"], 0, DType::F64)?.uses_cpu_path());
+        assert!(build(&cpu_path_net(), &["relu"], 0, DType::F32)?.uses_cpu_path());
+        Ok(())
     }
 
     fn build(net: &Network, bindings: &[&str], seed: u64, dtype: DType) -> Result<Model> {

@@ -12,7 +12,7 @@
 use std::str::FromStr;
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
+use candle_core::{DType, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::params::{Param, ParamKind};
@@ -211,6 +211,52 @@ enum State {
     },
 }
 
+/// The same state as plain f32 buffers, for parameters updated in place on
+/// the CPU (see [`InPlace`]).
+#[derive(Debug)]
+enum CpuState {
+    Sgd,
+    Momentum {
+        velocity: Vec<f32>,
+    },
+    Adagrad {
+        accumulator: Vec<f32>,
+    },
+    Adadelta {
+        acc_grad: Vec<f32>,
+        acc_update: Vec<f32>,
+    },
+    Adam {
+        m: Vec<f32>,
+        v: Vec<f32>,
+        t: i32,
+    },
+}
+
+impl CpuState {
+    fn new(config: OptimizerConfig, len: usize) -> Self {
+        let zeros = || vec![0f32; len];
+        match config {
+            OptimizerConfig::Sgd => Self::Sgd,
+            OptimizerConfig::Momentum { .. } => Self::Momentum { velocity: zeros() },
+            OptimizerConfig::Adagrad {
+                initial_accumulator,
+            } => Self::Adagrad {
+                accumulator: vec![initial_accumulator as f32; len],
+            },
+            OptimizerConfig::Adadelta { .. } => Self::Adadelta {
+                acc_grad: zeros(),
+                acc_update: zeros(),
+            },
+            OptimizerConfig::Adam { .. } => Self::Adam {
+                m: zeros(),
+                v: zeros(),
+                t: 0,
+            },
+        }
+    }
+}
+
 /// One parameter and what the optimiser keeps for it.
 #[derive(Debug)]
 struct Slot {
@@ -218,6 +264,9 @@ struct Slot {
     decayed: bool,
     min: Option<f64>,
     state: State,
+    /// For contiguous f32 CPU parameters: the state as buffers, updated in
+    /// place with the parameter (no tensor is allocated per step).
+    cpu: Option<CpuState>,
 }
 
 /// An optimiser bound to a model's parameters.
@@ -267,11 +316,15 @@ impl Optimizer {
                     }
                     _ => None,
                 };
+                let t = p.var.as_tensor();
+                let cpu = (t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
+                    .then(|| CpuState::new(config, t.elem_count()));
                 Ok(Slot {
                     var: p.var.clone(),
                     decayed: p.kind == ParamKind::Weight && weight_decay > 0.0,
                     min,
                     state,
+                    cpu,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -296,6 +349,29 @@ impl Optimizer {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
+            if let Some(cpu) = slot.cpu.as_mut()
+                && grad.dtype() == DType::F32
+                && grad.device().is_cpu()
+            {
+                let grad = grad.contiguous()?;
+                let (storage, layout) = grad.storage_and_layout();
+                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(g)) = &*storage else {
+                    unreachable!("checked f32 on the CPU")
+                };
+                let (a, b) = layout
+                    .contiguous_offsets()
+                    .ok_or_else(|| Error::Config("optimizer: gradient is not contiguous".into()))?;
+                let op = InPlace {
+                    grad: &g[a..b],
+                    state: std::cell::RefCell::new(cpu),
+                    config: self.config,
+                    lr,
+                    decay: if slot.decayed { self.weight_decay } else { 0.0 },
+                    min: slot.min,
+                };
+                slot.var.as_tensor().inplace_op1(&op)?;
+                continue;
+            }
             // Gradients in the store still reference the forward graph, and
             // so would every state tensor computed from them: detach both
             // inputs so that state never keeps old graphs alive.
@@ -361,6 +437,120 @@ impl Optimizer {
                 None => new_p,
             };
             slot.var.set(&new_p)?;
+        }
+        Ok(())
+    }
+}
+
+/// One parameter's update in place on its CPU storage: the same rules as
+/// [`Optimizer::step`]'s tensor ops, element by element, in f32.
+struct InPlace<'a> {
+    grad: &'a [f32],
+    state: std::cell::RefCell<&'a mut CpuState>,
+    config: OptimizerConfig,
+    lr: f64,
+    decay: f64,
+    min: Option<f64>,
+}
+
+impl candle_core::InplaceOp1 for InPlace<'_> {
+    fn name(&self) -> &'static str {
+        "acbench-optimizer-step"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &mut candle_core::CpuStorage,
+        layout: &candle_core::Layout,
+    ) -> candle_core::Result<()> {
+        let candle_core::CpuStorage::F32(data) = storage else {
+            candle_core::bail!("in-place optimizer step on a non-f32 parameter")
+        };
+        let Some((a, b)) = layout.contiguous_offsets() else {
+            candle_core::bail!("in-place optimizer step on a non-contiguous parameter")
+        };
+        let p = &mut data[a..b];
+        if p.len() != self.grad.len() {
+            candle_core::bail!(
+                "optimizer: gradient of {} values for a parameter of {}",
+                self.grad.len(),
+                p.len()
+            );
+        }
+        let (lr, decay) = (self.lr as f32, self.decay as f32);
+        let grad = |i: usize, p: f32| self.grad[i] + if decay != 0.0 { decay * p } else { 0.0 };
+        let mut state = self.state.borrow_mut();
+        match (&mut **state, self.config) {
+            (CpuState::Sgd, _) => {
+                for (i, v) in p.iter_mut().enumerate() {
+                    *v -= grad(i, *v) * lr;
+                }
+            }
+            (CpuState::Momentum { velocity }, OptimizerConfig::Momentum { momentum }) => {
+                let m = momentum as f32;
+                for (i, (v, vel)) in p.iter_mut().zip(velocity.iter_mut()).enumerate() {
+                    *vel = *vel * m + grad(i, *v);
+                    *v -= *vel * lr;
+                }
+            }
+            (CpuState::Adagrad { accumulator }, _) => {
+                for (i, (v, acc)) in p.iter_mut().zip(accumulator.iter_mut()).enumerate() {
+                    let g = grad(i, *v);
+                    *acc += g * g;
+                    *v -= g * lr / acc.sqrt();
+                }
+            }
+            (
+                CpuState::Adadelta {
+                    acc_grad,
+                    acc_update,
+                },
+                OptimizerConfig::Adadelta { rho, epsilon },
+            ) => {
+                // Coefficients in f64 first: `1 - rho` in f32 loses digits.
+                let (keep, add, eps) = (rho as f32, (1.0 - rho) as f32, epsilon as f32);
+                for (i, v) in p.iter_mut().enumerate() {
+                    let g = grad(i, *v);
+                    acc_grad[i] = acc_grad[i] * keep + g * g * add;
+                    let update = (acc_update[i] + eps).sqrt() / (acc_grad[i] + eps).sqrt() * g;
+                    acc_update[i] = acc_update[i] * keep + update * update * add;
+                    *v -= update * lr;
+                }
+            }
+            (
+                CpuState::Adam { m, v: second, t },
+                OptimizerConfig::Adam {
+                    beta1,
+                    beta2,
+                    epsilon,
+                },
+            ) => {
+                *t = t.saturating_add(1);
+                let c1 = 1.0 - beta1.powi(*t);
+                let c2 = 1.0 - beta2.powi(*t);
+                let (b1, b2) = (beta1 as f32, beta2 as f32);
+                let (a1, a2) = ((1.0 - beta1) as f32, (1.0 - beta2) as f32);
+                let (step, inv_c2, eps) = (
+                    (self.lr / c1) as f32,
+                    (1.0 / c2.sqrt()) as f32,
+                    epsilon as f32,
+                );
+                for (i, v) in p.iter_mut().enumerate() {
+                    let g = grad(i, *v);
+                    m[i] = m[i] * b1 + g * a1;
+                    second[i] = second[i] * b2 + g * g * a2;
+                    *v -= m[i] * step / (second[i].sqrt() * inv_c2 + eps);
+                }
+            }
+            (state, config) => {
+                candle_core::bail!("optimizer state {state:?} does not match {}", config.name())
+            }
+        }
+        if let Some(min) = self.min {
+            let min = min as f32;
+            for v in p.iter_mut() {
+                *v = v.max(min);
+            }
         }
         Ok(())
     }
@@ -519,6 +709,50 @@ mod tests {
             let got = p.var.as_tensor().to_vec1::<f64>().expect("vec");
             for (g, w) in got.iter().zip(want) {
                 assert!((g - w).abs() < 1e-12, "{g} vs {w}");
+            }
+        }
+    }
+
+    /// The in-place CPU update against the tensor ops, for every optimiser,
+    /// with weight decay and a positive constraint, over a few steps.
+    #[test]
+    fn in_place_update_matches_tensor_ops() {
+        let configs = [
+            OptimizerConfig::Sgd,
+            OptimizerConfig::Momentum { momentum: 0.9 },
+            OptimizerConfig::Adagrad {
+                initial_accumulator: 0.1,
+            },
+            OptimizerConfig::Adadelta {
+                rho: 0.95,
+                epsilon: 1e-6,
+            },
+            OptimizerConfig::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+                epsilon: 1e-8,
+            },
+        ];
+        for config in configs {
+            let kinds = [
+                ParamKind::Weight,
+                ParamKind::Activation(Constraint::Positive(0.4)),
+            ];
+            let fast: Vec<Param> = kinds.iter().map(|&k| param(k, &P0)).collect();
+            let slow: Vec<Param> = kinds.iter().map(|&k| param(k, &P0)).collect();
+            let mut fast_opt = Optimizer::new(&fast, config, 0.1).expect("optimizer");
+            let mut slow_opt = Optimizer::new(&slow, config, 0.1).expect("optimizer");
+            assert!(fast_opt.slots.iter().all(|s| s.cpu.is_some()));
+            slow_opt.slots.iter_mut().for_each(|s| s.cpu = None);
+            for scale in S {
+                for (opt, ps) in [(&mut fast_opt, &fast), (&mut slow_opt, &slow)] {
+                    let mut grads = grads_for(&ps[0], scale);
+                    grads.extend(grads_for(&ps[1], -scale)).expect("extend");
+                    opt.step(&grads, LR).expect("step");
+                }
+                for (f, s) in fast.iter().zip(&slow) {
+                    assert_close(&values(f), &values(s), config.name());
+                }
             }
         }
     }

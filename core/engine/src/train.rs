@@ -213,12 +213,11 @@ pub fn train(
     check_fit(model, data)?;
     let run_start = Instant::now();
     let (c, h, w) = data.shape;
-    let mut optimizer = Optimizer::new(model.params(), cfg.optimizer, cfg.weight_decay)?;
+    let mut trainer = Trainer::new(model, cfg)?;
     let mut batcher = Batcher::new(data.shape, cfg.normalization.resolve(data)?, cfg.augment)?;
     // One stream per purpose for the whole run (see `rng`), so that e.g.
     // turning on augmentation leaves the shuffling order unchanged.
     let mut shuffle_rng = cfg.seed.stream(Stream::Shuffle);
-    let mut dropout_rng = cfg.seed.stream(Stream::Dropout);
     let mut augment_rng = cfg.seed.stream(Stream::Augment);
 
     let n_train = data.train.len();
@@ -255,18 +254,13 @@ pub fn train(
                 &mut buffers.labels,
             )?;
             let (x, y) = buffers.tensors(data.shape, model, device)?;
-            let logits = model.forward(&x, Mode::Train, &mut dropout_rng)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-            let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-            if !loss_value.is_finite() {
-                return Ok(diverged(model, history, epoch, Some(batch), run_start));
-            }
-            let grads = loss.backward()?;
             let lr = cfg.schedule.lr(epoch, batch, batches, cfg.epochs);
-            optimizer.step(&grads, lr)?;
-            loss_sum += f64::from(loss_value);
-            correct += count_correct(&logits.detach(), &y)?;
-            obs.batch_end(epoch, batch, batches, loss_value);
+            let Some(step) = trainer.step(&x, &y, lr)? else {
+                return Ok(diverged(model, history, epoch, Some(batch), run_start));
+            };
+            loss_sum += f64::from(step.loss);
+            correct += step.correct;
+            obs.batch_end(epoch, batch, batches, step.loss);
         }
         let train_s = epoch_start.elapsed().as_secs_f64();
         let (test_loss, test_acc) = evaluate(
@@ -301,6 +295,48 @@ pub fn train(
         act_values: model.act_values()?,
         wall_s: run_start.elapsed().as_secs_f64(),
     })
+}
+
+/// One optimiser step at a time: forward in train mode, cross-entropy,
+/// backward, update. [`train`] runs its batches through this, and so does
+/// `acbench bench`, so the benchmark measures exactly the training path.
+pub struct Trainer<'m> {
+    model: &'m Model,
+    optimizer: Optimizer,
+    dropout_rng: ChaCha8Rng,
+}
+
+/// What one [`Trainer::step`] measured.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepOutcome {
+    /// Mean loss of the batch (before the update).
+    pub loss: f32,
+    /// Examples of the batch the model classified correctly (before the update).
+    pub correct: u64,
+}
+
+impl<'m> Trainer<'m> {
+    /// An optimiser for `model`'s parameters as `cfg` says, and the run's
+    /// dropout stream.
+    pub fn new(model: &'m Model, cfg: &TrainConfig) -> Result<Self> {
+        Ok(Self {
+            model,
+            optimizer: Optimizer::new(model.params(), cfg.optimizer, cfg.weight_decay)?,
+            dropout_rng: cfg.seed.stream(Stream::Dropout),
+        })
+    }
+
+    /// Trains on one batch (`x: [N, C, H, W]`, `y: [N]` class indices) at
+    /// learning rate `lr`. `None` when the loss is not finite: nothing was
+    /// updated and the run has diverged.
+    pub fn step(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> Result<Option<StepOutcome>> {
+        let (loss, correct, grads) = self.model.train_step(x, y, &mut self.dropout_rng)?;
+        let Some(grads) = grads.filter(|_| loss.is_finite()) else {
+            return Ok(None);
+        };
+        self.optimizer.step(&grads, lr)?;
+        Ok(Some(StepOutcome { loss, correct }))
+    }
 }
 
 /// Copies of every weight tensor (conv and linear), taken at an epoch's

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod bench;
 mod data;
 mod model;
 mod network;
@@ -20,6 +21,7 @@ use crate::cli::{Cli, Command, DeviceName};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> miette::Result<ExitCode> {
+    let threads = cli.threads;
     match cli.command {
         Command::Train(args) => train::run(&args),
         Command::Model(cmd) => model::run(cmd),
@@ -28,6 +30,8 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Suite(args) => suite::run(&args),
         Command::Report(args) => report::run(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Bench(args) => bench::run(&args, threads),
+        Command::BenchWorker(args) => bench::run_worker(&args),
     }
 }
 

@@ -36,8 +36,25 @@ pub fn load_network(
     let source = std::fs::read_to_string(file)
         .into_diagnostic()
         .map_err(|e| e.wrap_err(format!("cannot read model file {}", file.display())))?;
-    let name = file.display().to_string();
-    let module = acbench_dsl::parse(&source, &name).map_err(miette::Report::new)?;
+    elaborate_source(
+        &source,
+        &file.display().to_string(),
+        network,
+        args,
+        defaults,
+    )
+}
+
+/// [`load_network`] on source text already in memory; `name` names it in
+/// diagnostics.
+pub fn elaborate_source(
+    source: &str,
+    name: &str,
+    network: Option<&str>,
+    args: &[(String, Value)],
+    defaults: &[(String, Value)],
+) -> miette::Result<Network> {
+    let module = acbench_dsl::parse(source, name).map_err(miette::Report::new)?;
     let declared: Vec<String> = module
         .networks()
         .into_iter()

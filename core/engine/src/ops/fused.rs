@@ -116,43 +116,9 @@ impl FusedOp {
         rows * row
     }
 
-    /// One pointer per parameter into `packed`.
-    fn param_ptrs(&self, packed: &[f32]) -> Vec<*const f32> {
-        let mut at = 0;
-        self.lens
-            .iter()
-            .map(|&n| {
-                let p = packed[at..].as_ptr();
-                at += n;
-                p
-            })
-            .collect()
-    }
-
     fn forward(&self, x: &[f32], packed: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
-        let layout = abi_layout(dims);
         let mut out = vec![0f32; x.len()];
-        if x.is_empty() {
-            return Ok(out);
-        }
-        let row = layout.channels * layout.inner;
-        let chunk = Self::chunk(&layout);
-        out.par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .try_for_each(|(out, x)| {
-                let l = AbiLayout {
-                    outer: x.len() / row,
-                    ..layout
-                };
-                let params = self.param_ptrs(packed);
-                // SAFETY: `x` and `out` hold `l.len()` values and do not
-                // overlap; each parameter pointer has 1 or `channels` values;
-                // the plugin stays loaded.
-                let status = unsafe {
-                    (self.kernels.forward)(l, x.as_ptr(), params.as_ptr(), out.as_mut_ptr())
-                };
-                self.kernels.status("forward", status).map_err(kernel_error)
-            })?;
+        forward_into(&self.kernels, &self.lens, x, packed, dims, &mut out)?;
         Ok(out)
     }
 
@@ -164,59 +130,17 @@ impl FusedOp {
         grad: &[f32],
         dims: &[usize],
     ) -> Result<(Vec<f32>, Vec<f32>)> {
-        let layout = abi_layout(dims);
         let mut grad_x = vec![0f32; x.len()];
-        let mut grad_packed = vec![0f32; packed.len()];
-        if x.is_empty() {
-            return Ok((grad_x, grad_packed));
-        }
-        let row = layout.channels * layout.inner;
-        let chunk = Self::chunk(&layout);
-        let partial: Vec<Vec<f32>> = grad_x
-            .par_chunks_mut(chunk)
-            .zip(x.par_chunks(chunk))
-            .zip(grad.par_chunks(chunk))
-            .map(|((gx, x), g)| {
-                let l = AbiLayout {
-                    outer: x.len() / row,
-                    ..layout
-                };
-                let mut gp = vec![0f32; packed.len()];
-                let params = self.param_ptrs(packed);
-                let mut at = 0;
-                let gp_ptrs: Vec<*mut f32> = self
-                    .lens
-                    .iter()
-                    .map(|&n| {
-                        let p = gp[at..].as_mut_ptr();
-                        at += n;
-                        p
-                    })
-                    .collect();
-                // SAFETY: as in `forward`; every gradient pointer has room for
-                // its parameter's values and starts zeroed.
-                let status = unsafe {
-                    (self.kernels.backward)(
-                        l,
-                        x.as_ptr(),
-                        params.as_ptr(),
-                        g.as_ptr(),
-                        gx.as_mut_ptr(),
-                        gp_ptrs.as_ptr(),
-                    )
-                };
-                self.kernels
-                    .status("backward", status)
-                    .map_err(kernel_error)?;
-                Ok(gp)
-            })
-            .collect::<Result<_>>()?;
-        for gp in partial {
-            for (t, v) in grad_packed.iter_mut().zip(gp) {
-                *t += v;
-            }
-        }
-        Ok((grad_x, grad_packed))
+        let gp = backward_into(
+            &self.kernels,
+            &self.lens,
+            x,
+            packed,
+            grad,
+            dims,
+            &mut grad_x,
+        )?;
+        Ok((grad_x, gp))
     }
 
     /// Gradients from tensors: made contiguous, read in place.
@@ -245,6 +169,126 @@ impl FusedOp {
             Tensor::from_vec(gp, n, &Device::Cpu)?,
         ))
     }
+}
+
+/// One pointer per parameter into `packed`, whose parameters have lengths `lens`.
+fn param_ptrs(lens: &[usize], packed: &[f32]) -> Vec<*const f32> {
+    let mut at = 0;
+    lens.iter()
+        .map(|&n| {
+            let p = packed[at..].as_ptr();
+            at += n;
+            p
+        })
+        .collect()
+}
+
+/// Runs the forward kernel over `x` (`dims = [N, C, ...]`) into `out`, in
+/// chunks of the leading axis across rayon's threads; `packed` holds the
+/// parameters (lengths `lens`, each 1 or `C`) back to back.
+pub(crate) fn forward_into(
+    kernels: &Kernels,
+    lens: &[usize],
+    x: &[f32],
+    packed: &[f32],
+    dims: &[usize],
+    out: &mut [f32],
+) -> Result<()> {
+    let layout = abi_layout(dims);
+    if x.len() != out.len() || x.len() != layout.outer * layout.channels * layout.inner {
+        candle_core::bail!(
+            "fused `{}`: buffer sizes do not match {dims:?}",
+            kernels.activation()
+        );
+    }
+    if x.is_empty() {
+        return Ok(());
+    }
+    let row = layout.channels * layout.inner;
+    let chunk = FusedOp::chunk(&layout);
+    out.par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .try_for_each(|(out, x)| {
+            let l = AbiLayout {
+                outer: x.len() / row,
+                ..layout
+            };
+            let params = param_ptrs(lens, packed);
+            // SAFETY: `x` and `out` hold `l.len()` values and do not
+            // overlap; each parameter pointer has 1 or `channels` values;
+            // the plugin stays loaded.
+            let status =
+                unsafe { (kernels.forward)(l, x.as_ptr(), params.as_ptr(), out.as_mut_ptr()) };
+            kernels.status("forward", status).map_err(kernel_error)
+        })
+}
+
+/// Runs the backward kernel: writes the input gradient into `grad_x` and
+/// returns the packed parameters' gradient (summed over chunks).
+pub(crate) fn backward_into(
+    kernels: &Kernels,
+    lens: &[usize],
+    x: &[f32],
+    packed: &[f32],
+    grad: &[f32],
+    dims: &[usize],
+    grad_x: &mut [f32],
+) -> Result<Vec<f32>> {
+    let layout = abi_layout(dims);
+    let mut grad_packed = vec![0f32; packed.len()];
+    if x.len() != grad.len() || x.len() != grad_x.len() {
+        candle_core::bail!(
+            "fused `{}`: buffer sizes do not match {dims:?}",
+            kernels.activation()
+        );
+    }
+    if x.is_empty() {
+        return Ok(grad_packed);
+    }
+    let row = layout.channels * layout.inner;
+    let chunk = FusedOp::chunk(&layout);
+    let partial: Vec<Vec<f32>> = grad_x
+        .par_chunks_mut(chunk)
+        .zip(x.par_chunks(chunk))
+        .zip(grad.par_chunks(chunk))
+        .map(|((gx, x), g)| {
+            let l = AbiLayout {
+                outer: x.len() / row,
+                ..layout
+            };
+            let mut gp = vec![0f32; packed.len()];
+            let params = param_ptrs(lens, packed);
+            let mut at = 0;
+            let gp_ptrs: Vec<*mut f32> = lens
+                .iter()
+                .map(|&n| {
+                    let p = gp[at..].as_mut_ptr();
+                    at += n;
+                    p
+                })
+                .collect();
+            // SAFETY: as in `forward_into`; every gradient pointer has room
+            // for its parameter's values and starts zeroed.
+            let status = unsafe {
+                (kernels.backward)(
+                    l,
+                    x.as_ptr(),
+                    params.as_ptr(),
+                    g.as_ptr(),
+                    gx.as_mut_ptr(),
+                    gp_ptrs.as_ptr(),
+                )
+            };
+            kernels.status("backward", status).map_err(kernel_error)?;
+            Ok(gp)
+        })
+        .collect::<Result<_>>()?;
+    for gp in partial {
+        for (t, v) in grad_packed.iter_mut().zip(gp) {
+            *t += v;
+        }
+    }
+    Ok(grad_packed)
 }
 
 impl candle_core::CustomOp1 for FusedOp {

@@ -20,6 +20,7 @@
 
 pub mod conv;
 pub mod fused;
+pub mod gemm;
 pub mod lrn;
 pub mod norm;
 pub mod pool;
@@ -112,6 +113,74 @@ pub(crate) mod gradcheck {
                     analytic[i]
                 );
             }
+        }
+    }
+}
+
+/// Per-thread scratch buffers for the CPU kernels, reused across calls so
+/// that a training step does not allocate (and the allocator does not hand
+/// pages back to the OS only to fault them in again next step).
+pub(crate) mod scratch {
+    use std::any::Any;
+    use std::cell::RefCell;
+    use std::ops::{Deref, DerefMut};
+
+    use candle_core::WithDType;
+
+    /// Buffers kept per thread.
+    const KEEP: usize = 16;
+
+    thread_local! {
+        static FREE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A zero-filled buffer that goes back to its thread's free list when
+    /// dropped.
+    pub(crate) struct Scratch<T: WithDType>(Vec<T>);
+
+    impl<T: WithDType> Scratch<T> {
+        /// `len` zeros, in a reused allocation when one is big enough.
+        pub(crate) fn zeros(len: usize) -> Self {
+            let reused = FREE.with(|f| {
+                let mut f = f.borrow_mut();
+                let at = f.iter().position(|b| {
+                    b.downcast_ref::<Vec<T>>()
+                        .is_some_and(|v| v.capacity() >= len)
+                })?;
+                f.swap_remove(at).downcast::<Vec<T>>().ok()
+            });
+            let mut v = reused.map_or_else(Vec::new, |b| *b);
+            v.clear();
+            v.resize(len, T::zero());
+            Self(v)
+        }
+    }
+
+    impl<T: WithDType> Deref for Scratch<T> {
+        type Target = [T];
+        fn deref(&self) -> &[T] {
+            &self.0
+        }
+    }
+
+    impl<T: WithDType> DerefMut for Scratch<T> {
+        fn deref_mut(&mut self) -> &mut [T] {
+            &mut self.0
+        }
+    }
+
+    impl<T: WithDType> Drop for Scratch<T> {
+        fn drop(&mut self) {
+            let v = std::mem::take(&mut self.0);
+            if v.capacity() == 0 {
+                return;
+            }
+            let _ = FREE.try_with(|f| {
+                let mut f = f.borrow_mut();
+                if f.len() < KEEP {
+                    f.push(Box::new(v));
+                }
+            });
         }
     }
 }

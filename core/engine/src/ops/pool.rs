@@ -77,7 +77,7 @@ impl PoolGeom {
 
     /// Real-cell ranges `[y0, y1) x [x0, x1)` of window `(oy, ox)` in input coordinates.
     #[inline]
-    fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
+    pub(crate) fn window(&self, oy: usize, ox: usize) -> (usize, usize, usize, usize) {
         let ys = (oy * self.stride.0) as isize - self.pad.0 as isize;
         let xs = (ox * self.stride.1) as isize - self.pad.2 as isize;
         let clip = |v: isize, hi: usize| v.clamp(0, hi as isize) as usize;
@@ -89,7 +89,7 @@ impl PoolGeom {
         )
     }
 
-    fn divisor(&self, y0: usize, y1: usize, x0: usize, x1: usize) -> f64 {
+    pub(crate) fn divisor(&self, y0: usize, y1: usize, x0: usize, x1: usize) -> f64 {
         if self.count_include_pad {
             (self.kernel.0 * self.kernel.1) as f64
         } else {
@@ -99,7 +99,7 @@ impl PoolGeom {
 
     /// Index (in the plane) of the first maximum of window `(oy, ox)`.
     #[inline]
-    fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+    pub(crate) fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
         let (y0, y1, x0, x1) = self.window(oy, ox);
         let mut best = y0 * self.w + x0;
         let mut best_v = plane[best];
