@@ -776,12 +776,18 @@ fn max_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) -> Vec<u32> {
         .collect();
     let mut argmax = vec![0u32; y.len()];
     let per = (PAR_MIN / pin.max(1)).max(1);
+    // The common 2x2/2 pooling without padding: every window is whole.
+    let pool2x2 = g.kernel == (2, 2) && g.stride == (2, 2) && g.pad == (0, 0, 0, 0);
     y.par_chunks_mut(per * pout.max(1))
         .zip(argmax.par_chunks_mut(per * pout.max(1)))
         .enumerate()
         .for_each(|(c, (ys, idx))| {
             for (i, (yp, ip)) in ys.chunks_mut(pout).zip(idx.chunks_mut(pout)).enumerate() {
                 let plane = &x[(c * per + i) * pin..][..pin];
+                if pool2x2 {
+                    max_pool_2x2(g, plane, yp, ip);
+                    continue;
+                }
                 for (oy, &(y0, y1)) in rows.iter().enumerate() {
                     for (ox, &(x0, x1)) in cols.iter().enumerate() {
                         let mut best = y0 * g.w + x0;
@@ -804,6 +810,27 @@ fn max_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) -> Vec<u32> {
             }
         });
     argmax
+}
+
+/// [`max_pool_forward`] of one plane for a 2x2 window with stride 2 and no
+/// padding: the same first-maximum rule over the window in row order.
+fn max_pool_2x2(g: &PoolGeom, plane: &[f32], y: &mut [f32], idx: &mut [u32]) {
+    for oy in 0..g.oh {
+        let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+        let (yr, ir) = (&mut y[oy * g.ow..][..g.ow], &mut idx[oy * g.ow..][..g.ow]);
+        for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+            let c = 2 * ox;
+            let (mut best, mut best_v) = (r0 + c, plane[r0 + c]);
+            for at in [r0 + c + 1, r1 + c, r1 + c + 1] {
+                let v = plane[at];
+                let better = v > best_v || (v.is_nan() && !best_v.is_nan());
+                best = if better { at } else { best };
+                best_v = if better { v } else { best_v };
+            }
+            *yv = best_v;
+            *iv = best as u32;
+        }
+    }
 }
 
 fn avg_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) {
@@ -1035,4 +1062,48 @@ fn softmax_cross_entropy(logits: &Buf, labels: &[u32]) -> Result<(f32, u64, Buf)
         g[y as usize] -= 1.0 / n as f32;
     }
     Ok(((loss / n.max(1) as f64) as f32, correct, grad))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acbench_dsl::ir::{Padding, Pool2d};
+
+    /// Both max-pool loops (2x2/2 and general) against the pooling op's own
+    /// first-maximum rule, with ties and NaN.
+    #[test]
+    fn max_pool_matches_the_pool_op_rule() -> Result<()> {
+        let (h, w) = (6, 8);
+        let mut x: Vec<f32> = (0..3 * h * w).map(|v| ((v * 37) % 11) as f32).collect();
+        x[5] = f32::NAN;
+        for (k, s, pad) in [(2, 2, 0), (3, 2, 1), (2, 1, 0)] {
+            let p = Pool2d {
+                kind: PoolKind::Max,
+                kernel: (k, k),
+                stride: (s, s),
+                padding: Padding {
+                    top: pad,
+                    bottom: pad,
+                    left: pad,
+                    right: pad,
+                },
+                count_include_pad: false,
+            };
+            let g = PoolGeom::new(&p, h, w)?;
+            let mut y = vec![0f32; 3 * g.oh * g.ow];
+            let idx = max_pool_forward(&g, &x, &mut y);
+            for plane in 0..3 {
+                let xs = &x[plane * h * w..][..h * w];
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let at = plane * g.oh * g.ow + oy * g.ow + ox;
+                        let want = g.argmax(xs, oy, ox);
+                        assert_eq!(idx[at] as usize, want, "k{k} s{s} p{pad} ({oy},{ox})");
+                        assert_eq!(y[at].to_bits(), xs[want].to_bits());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
