@@ -116,6 +116,7 @@ struct Squashed<S>(PhantomData<S>);
 impl<S: Squash> FusedKernel for Squashed<S> {
     const SCOPES: &'static [ParamScope] = ABCD;
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (ch, r) in layout.rows() {
             let [a, b, c, d] = abcd_at(p, ch)?;
@@ -126,6 +127,7 @@ impl<S: Squash> FusedKernel for Squashed<S> {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
@@ -170,6 +172,7 @@ struct ARelu;
 impl FusedKernel for ARelu {
     const SCOPES: &'static [ParamScope] = ABCD;
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (ch, r) in layout.rows() {
             let [a, b, c, d] = abcd_at(p, ch)?;
@@ -181,6 +184,7 @@ impl FusedKernel for ARelu {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],

@@ -379,8 +379,119 @@ pub unsafe extern "C" fn forward_shim<K: FusedKernel>(
                 slice_mut(out, n, "out")?,
             )
         };
-        K::forward(layout, x, &params, out)
+        wide::forward::<K>(layout, x, &params, out)
     })
+}
+
+/// The kernels compiled again for wider vectors, picked at run time.
+///
+/// Plugins are built for the baseline x86-64 target (SSE2, 4 lanes). These
+/// functions enable AVX-512 or AVX2+FMA and call the kernel, so a kernel
+/// whose `forward`/`backward` is `#[inline(always)]` (the shipped ones are)
+/// is compiled inside them with 16- or 8-wide vectors; any other kernel
+/// runs as built. Results do not depend on the choice beyond f32 rounding
+/// of reordered sums.
+mod wide {
+    use super::FusedKernel;
+    use crate::abi::Layout;
+
+    type Out = Result<(), String>;
+
+    #[inline(always)]
+    pub(super) fn forward<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        out: &mut [f32],
+    ) -> Out {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { forward_avx512::<K>(l, x, p, out) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { forward_avx2::<K>(l, x, p, out) };
+            }
+        }
+        K::forward(l, x, p, out)
+    }
+
+    #[inline(always)]
+    pub(super) fn backward<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        g: &[f32],
+        gx: &mut [f32],
+        gp: &mut [&mut [f32]],
+    ) -> Out {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                return unsafe { backward_avx512::<K>(l, x, p, g, gx, gp) };
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                return unsafe { backward_avx2::<K>(l, x, p, g, gx, gp) };
+            }
+        }
+        K::backward(l, x, p, g, gx, gp)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn forward_avx512<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        out: &mut [f32],
+    ) -> Out {
+        K::forward(l, x, p, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        out: &mut [f32],
+    ) -> Out {
+        K::forward(l, x, p, out)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn backward_avx512<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        g: &[f32],
+        gx: &mut [f32],
+        gp: &mut [&mut [f32]],
+    ) -> Out {
+        K::backward(l, x, p, g, gx, gp)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn backward_avx2<K: FusedKernel>(
+        l: Layout,
+        x: &[f32],
+        p: &[&[f32]],
+        g: &[f32],
+        gx: &mut [f32],
+        gp: &mut [&mut [f32]],
+    ) -> Out {
+        K::backward(l, x, p, g, gx, gp)
+    }
 }
 
 /// The [`BackwardFn`](crate::abi::BackwardFn) of kernel `K`.
@@ -431,7 +542,7 @@ pub unsafe extern "C" fn backward_shim<K: FusedKernel>(
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
-        K::backward(layout, x, &params, grad_out, grad_x, &mut grads)
+        wide::backward::<K>(layout, x, &params, grad_out, grad_x, &mut grads)
     })
 }
 

@@ -175,6 +175,7 @@ struct Pointwise<F>(PhantomData<F>);
 impl<F: Elementwise> FusedKernel for Pointwise<F> {
     const SCOPES: &'static [ParamScope] = &[];
 
+    #[inline(always)]
     fn forward(_: Layout, x: &[f32], _: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (y, &xi) in out.iter_mut().zip(x) {
             *y = F::value(xi);
@@ -182,6 +183,7 @@ impl<F: Elementwise> FusedKernel for Pointwise<F> {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         _: Layout,
         x: &[f32],
@@ -204,6 +206,7 @@ struct LRelu;
 impl FusedKernel for LRelu {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
             let s = one_param(p, c)?;
@@ -215,6 +218,7 @@ impl FusedKernel for LRelu {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
@@ -254,6 +258,7 @@ struct PRelu;
 impl FusedKernel for PRelu {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
             let slope = one_param(p, c)?;
@@ -265,6 +270,7 @@ impl FusedKernel for PRelu {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
@@ -301,6 +307,7 @@ struct Swish;
 impl FusedKernel for Swish {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
             let beta = one_param(p, c)?;
@@ -311,6 +318,7 @@ impl FusedKernel for Swish {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
@@ -355,6 +363,7 @@ fn pelu_params(p: &[&[f32]], c: usize) -> Result<(f32, f32), String> {
 impl FusedKernel for Pelu {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer, ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
             let (a, b) = pelu_params(p, c)?;
@@ -373,6 +382,7 @@ impl FusedKernel for Pelu {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
@@ -425,6 +435,7 @@ struct FRelu;
 impl FusedKernel for FRelu {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
             let bias = one_param(p, c)?;
@@ -435,6 +446,7 @@ impl FusedKernel for FRelu {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],

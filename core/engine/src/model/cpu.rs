@@ -35,6 +35,7 @@ use crate::ops::conv::{ConvGeom, conv_backward, conv_forward};
 use crate::ops::fused::{backward_into, forward_into};
 use crate::ops::gemm::{Mat, matmul};
 use crate::ops::pool::PoolGeom;
+use crate::ops::scratch::Scratch;
 
 /// Free buffers per length kept for reuse (more than any network here has
 /// alive at once of one size).
@@ -145,7 +146,7 @@ enum Saved {
     },
     MaxPool {
         /// Per output cell, the index of its window's maximum in the plane.
-        argmax: Vec<u32>,
+        argmax: Scratch<u32>,
         geom: PoolGeom,
         x_dims: Vec<usize>,
     },
@@ -760,7 +761,7 @@ fn par_planes(data: &mut [f32], plane: usize, f: impl Fn(usize, &mut [f32]) + Sy
 /// Max pooling of every plane; returns each output's argmax (first
 /// maximum, NaN wins, as the custom op and the generic path). Window
 /// bounds are computed once per row and column, not per cell.
-fn max_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) -> Vec<u32> {
+fn max_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) -> Scratch<u32> {
     let (pin, pout) = (g.h * g.w, g.oh * g.ow);
     let rows: Vec<(usize, usize)> = (0..g.oh)
         .map(|oy| {
@@ -774,7 +775,7 @@ fn max_pool_forward(g: &PoolGeom, x: &[f32], y: &mut [f32]) -> Vec<u32> {
             (x0, x1)
         })
         .collect();
-    let mut argmax = vec![0u32; y.len()];
+    let mut argmax = Scratch::<u32>::any(y.len());
     let per = (PAR_MIN / pin.max(1)).max(1);
     // The common 2x2/2 pooling without padding: every window is whole.
     let pool2x2 = g.kernel == (2, 2) && g.stride == (2, 2) && g.pad == (0, 0, 0, 0);

@@ -375,7 +375,7 @@ pub fn conv_forward<T: WithDType>(
     y.par_chunks_mut(per * yi)
         .zip(x.par_chunks((per * xi).max(1)))
         .for_each(|(ys, xs)| {
-            let mut cols = Scratch::<T>::zeros(if g.direct() { 0 } else { k * l });
+            let mut cols = Scratch::<T>::any(if g.direct() { 0 } else { k * l });
             for (yimg, ximg) in ys.chunks_mut(yi).zip(xs.chunks(xi.max(1))) {
                 for gi in 0..g.groups {
                     let src = &ximg[gi * cin_g * plane..][..cin_g * plane];
@@ -445,8 +445,8 @@ pub fn conv_backward<T: WithDType>(
             let mut pdw = Scratch::<T>::zeros(dw.len());
             let mut pdb = Scratch::<T>::zeros(if want_db { g.cout } else { 0 });
             let scratch = if g.direct() { 0 } else { k * l };
-            let mut cols = Scratch::<T>::zeros(scratch);
-            let mut dcols = Scratch::<T>::zeros(if dxs.is_some() { scratch } else { 0 });
+            let mut cols = Scratch::<T>::any(scratch);
+            let mut dcols = Scratch::<T>::any(if dxs.is_some() { scratch } else { 0 });
             if let Some(d) = dxs.as_deref_mut() {
                 d.fill(T::zero());
             }

@@ -130,8 +130,8 @@ pub fn matmul<T: WithDType>(
 ///
 /// The gemm crate packs both operands of this "NT" product with strided
 /// gathers (a convolution's weight gradient, `dY @ cols^T`, spent a quarter
-/// of a ResNet step there); this kernel reads both rows contiguously, 4x4
-/// outputs at a time over 16-lane registers.
+/// of a ResNet step there); this kernel reads both rows contiguously, 24
+/// outputs at a time (a 6x4 tile) over 16-lane registers.
 pub fn matmul_nt_f32(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l: usize) -> bool {
     assert!(a.len() >= m * l && b.len() >= n * l && c.len() >= m * n);
     #[cfg(target_arch = "x86_64")]
@@ -146,9 +146,15 @@ pub fn matmul_nt_f32(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l:
     false
 }
 
+/// Rows of `a` and of `b` per register tile of [`nt_avx512`]: 24
+/// accumulators, 6 `a` vectors and one `b` vector fill 31 of the 32 zmm
+/// registers; taller tiles re-read `b` (the longer operand) fewer times.
+const MR: usize = 6;
+const NR: usize = 4;
+
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-// `i` and `j` address a 4x4 tile of registers; iterators would hide that.
+// `i` and `j` address a tile of registers; iterators would hide that.
 #[allow(clippy::needless_range_loop)]
 unsafe fn nt_avx512(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l: usize) {
     use std::arch::x86_64::{
@@ -165,35 +171,37 @@ unsafe fn nt_avx512(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l: 
     let (ap, bp) = (a.as_ptr(), b.as_ptr());
     let mut i0 = 0;
     while i0 < m {
-        let mi = (m - i0).min(4);
+        let mi = (m - i0).min(MR);
+        // Row offsets of the tile's `a` rows; rows past `m` repeat the last
+        // one (read, never stored).
+        let arow: [usize; MR] = std::array::from_fn(|i| (i0 + i.min(mi - 1)) * l);
         let mut j0 = 0;
         while j0 < n {
-            let nj = (n - j0).min(4);
-            let mut acc: [[__m512; 4]; 4] = [[_mm512_setzero_ps(); 4]; 4];
+            let nj = (n - j0).min(NR);
+            let brow: [usize; NR] = std::array::from_fn(|j| (j0 + j.min(nj - 1)) * l);
+            let mut acc: [[__m512; NR]; MR] = [[_mm512_setzero_ps(); NR]; MR];
             let mut t = 0;
-            // SAFETY (all loads): row `i0 + i < m` of `a` and `j0 + j < n`
-            // of `b` hold `l` values, and `t + 16 <= full <= l` (or the
-            // masked tail reads only lanes below `l`).
+            // SAFETY (all loads): every row offset is of a row that exists
+            // (`< m` or `< n`) and holds `l` values, and `t + 16 <= full
+            // <= l` (the masked tail reads only lanes below `l`).
             while t < full {
-                let av: [__m512; 4] = std::array::from_fn(|i| unsafe {
-                    _mm512_loadu_ps(ap.add((i0 + i.min(mi - 1)) * l + t))
-                });
-                for j in 0..nj {
-                    let bv = unsafe { _mm512_loadu_ps(bp.add((j0 + j) * l + t)) };
-                    for i in 0..4 {
+                let av: [__m512; MR] =
+                    std::array::from_fn(|i| unsafe { _mm512_loadu_ps(ap.add(arow[i] + t)) });
+                for j in 0..NR {
+                    let bv = unsafe { _mm512_loadu_ps(bp.add(brow[j] + t)) };
+                    for i in 0..MR {
                         acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
                     }
                 }
                 t += 16;
             }
             if tail_mask != 0 {
-                let av: [__m512; 4] = std::array::from_fn(|i| unsafe {
-                    _mm512_maskz_loadu_ps(tail_mask, ap.add((i0 + i.min(mi - 1)) * l + full))
+                let av: [__m512; MR] = std::array::from_fn(|i| unsafe {
+                    _mm512_maskz_loadu_ps(tail_mask, ap.add(arow[i] + full))
                 });
-                for j in 0..nj {
-                    let bv =
-                        unsafe { _mm512_maskz_loadu_ps(tail_mask, bp.add((j0 + j) * l + full)) };
-                    for i in 0..4 {
+                for j in 0..NR {
+                    let bv = unsafe { _mm512_maskz_loadu_ps(tail_mask, bp.add(brow[j] + full)) };
+                    for i in 0..MR {
                         acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
                     }
                 }
@@ -203,9 +211,9 @@ unsafe fn nt_avx512(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l: 
                     c[(i0 + i) * n + j0 + j] += _mm512_reduce_add_ps(*v);
                 }
             }
-            j0 += 4;
+            j0 += NR;
         }
-        i0 += 4;
+        i0 += MR;
     }
 }
 

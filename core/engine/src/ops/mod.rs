@@ -134,44 +134,64 @@ pub(crate) mod scratch {
         static FREE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
     }
 
-    /// A zero-filled buffer that goes back to its thread's free list when
-    /// dropped.
-    pub(crate) struct Scratch<T: WithDType>(Vec<T>);
+    /// A buffer of `len` values that goes back to its thread's free list
+    /// when dropped. The vector keeps the longest length it ever had (so
+    /// its contents stay initialised) and the buffer is its first `len`
+    /// values.
+    pub(crate) struct Scratch<T: WithDType> {
+        data: Vec<T>,
+        len: usize,
+    }
 
     impl<T: WithDType> Scratch<T> {
         /// `len` zeros, in a reused allocation when one is big enough.
         pub(crate) fn zeros(len: usize) -> Self {
+            let mut s = Self::any(len);
+            s.fill(T::zero());
+            s
+        }
+
+        /// `len` values the caller overwrites before reading: a reused
+        /// buffer keeps its old contents, only growth beyond the longest
+        /// length it had is zero-filled, so there is no memset per call.
+        pub(crate) fn any(len: usize) -> Self {
             let reused = FREE.with(|f| {
                 let mut f = f.borrow_mut();
-                let at = f.iter().position(|b| {
-                    b.downcast_ref::<Vec<T>>()
-                        .is_some_and(|v| v.capacity() >= len)
-                })?;
+                // The smallest free buffer that is long enough, else any.
+                let fits = |b: &Box<dyn Any>| b.downcast_ref::<Vec<T>>().map(|v| v.len());
+                let at = f
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| fits(b).filter(|&n| n >= len).map(|n| (n, i)))
+                    .min()
+                    .map(|(_, i)| i)
+                    .or_else(|| f.iter().position(|b| fits(b).is_some()))?;
                 f.swap_remove(at).downcast::<Vec<T>>().ok()
             });
-            let mut v = reused.map_or_else(Vec::new, |b| *b);
-            v.clear();
-            v.resize(len, T::zero());
-            Self(v)
+            let mut data = reused.map_or_else(Vec::new, |b| *b);
+            if data.len() < len {
+                data.resize(len, T::zero());
+            }
+            Self { data, len }
         }
     }
 
     impl<T: WithDType> Deref for Scratch<T> {
         type Target = [T];
         fn deref(&self) -> &[T] {
-            &self.0
+            &self.data[..self.len]
         }
     }
 
     impl<T: WithDType> DerefMut for Scratch<T> {
         fn deref_mut(&mut self) -> &mut [T] {
-            &mut self.0
+            &mut self.data[..self.len]
         }
     }
 
     impl<T: WithDType> Drop for Scratch<T> {
         fn drop(&mut self) {
-            let v = std::mem::take(&mut self.0);
+            let v = std::mem::take(&mut self.data);
             if v.capacity() == 0 {
                 return;
             }
