@@ -52,6 +52,7 @@ impl FusedKernel for SoftsignA {
     /// One entry per parameter, in the definition's order.
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
+    #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         // Buffers are `[outer, channels, inner]`; `rows()` walks them in
         // memory order, so each row reads its channel's parameters once.
@@ -64,6 +65,7 @@ impl FusedKernel for SoftsignA {
         Ok(())
     }
 
+    #[inline(always)]
     fn backward(
         layout: Layout,
         x: &[f32],
