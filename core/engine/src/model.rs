@@ -206,17 +206,11 @@ impl Model {
         let logits = self.forward(x, Mode::Train, dropout_rng)?;
         let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
         let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        let hits = logits
-            .detach()
-            .argmax(1)?
-            .eq(labels)?
-            .to_dtype(DType::U32)?
-            .sum_all()?
-            .to_scalar::<u32>()?;
+        let hits = count_correct(&logits.detach(), labels)?;
         if !loss_value.is_finite() {
-            return Ok((loss_value, u64::from(hits), None));
+            return Ok((loss_value, hits, None));
         }
-        Ok((loss_value, u64::from(hits), Some(loss.backward()?)))
+        Ok((loss_value, hits, Some(loss.backward()?)))
     }
 
     /// The network this model was built from.
@@ -563,6 +557,13 @@ impl Builder<'_> {
     }
 }
 
+/// Rows of `logits: [N, classes]` whose largest value is at the label.
+pub(crate) fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<u64> {
+    // u8 comparison results would overflow when summed: widen first.
+    let hits = logits.argmax(1)?.eq(labels)?.to_dtype(DType::U32)?;
+    Ok(u64::from(hits.sum_all()?.to_scalar::<u32>()?))
+}
+
 /// Checks that a node's parameters agree with the shape entering it (the
 /// parser guarantees this; a hand-built or deserialised IR might not), so a
 /// mismatch is a build error naming the node rather than a tensor error
@@ -645,10 +646,9 @@ mod tests {
         }
     }
 
-    /// A small network with every layer type: input 2x6x6, 3 classes.
-    fn every_layer_net() -> Network {
-        let s4 = img(4, 6, 6);
-        let maxpool = Op::Pool(Pool2d {
+    /// Max pooling 3x3, stride 2, TensorFlow SAME padding (bottom/right).
+    fn max_pool_3x3_s2() -> Op {
+        Op::Pool(Pool2d {
             kind: PoolKind::Max,
             kernel: (3, 3),
             stride: (2, 2),
@@ -659,8 +659,12 @@ mod tests {
                 right: 1,
             },
             count_include_pad: false,
-        });
-        let avgpool = Op::Pool(Pool2d {
+        })
+    }
+
+    /// Average pooling 3x3, stride 1, padding 1 (padding not counted).
+    fn avg_pool_3x3_s1() -> Op {
+        Op::Pool(Pool2d {
             kind: PoolKind::Avg,
             kernel: (3, 3),
             stride: (1, 1),
@@ -671,7 +675,13 @@ mod tests {
                 right: 1,
             },
             count_include_pad: false,
-        });
+        })
+    }
+
+    /// A small network with every layer type: input 2x6x6, 3 classes.
+    fn every_layer_net() -> Network {
+        let s4 = img(4, 6, 6);
+        let (maxpool, avgpool) = (max_pool_3x3_s2(), avg_pool_3x3_s1());
         Network {
             name: "every".into(),
             args: vec![],
@@ -796,30 +806,7 @@ mod tests {
     fn cpu_path_net() -> Network {
         let s4 = img(4, 8, 8);
         let s6 = img(6, 4, 4);
-        let maxpool = Op::Pool(Pool2d {
-            kind: PoolKind::Max,
-            kernel: (3, 3),
-            stride: (2, 2),
-            padding: Padding {
-                top: 0,
-                bottom: 1,
-                left: 0,
-                right: 1,
-            },
-            count_include_pad: false,
-        });
-        let avgpool = Op::Pool(Pool2d {
-            kind: PoolKind::Avg,
-            kernel: (3, 3),
-            stride: (1, 1),
-            padding: Padding {
-                top: 1,
-                bottom: 1,
-                left: 1,
-                right: 1,
-            },
-            count_include_pad: false,
-        });
+        let (maxpool, avgpool) = (max_pool_3x3_s2(), avg_pool_3x3_s1());
         let mut no_bias = conv(4, 6, 3, 2, 1, 1);
         if let Op::Conv2d(c) = &mut no_bias {
             c.bias = false;
@@ -892,8 +879,9 @@ mod tests {
                         bias: false,
                     },
                 ),
+                // Dropout at rate 0 is the identity in train mode too.
                 node(
-                    "gap_free",
+                    "drop1",
                     Shape::Flat(3),
                     Shape::Flat(3),
                     Op::Dropout { rate: 0.0 },

@@ -211,6 +211,31 @@ enum State {
     },
 }
 
+impl State {
+    /// The starting state of `config` for a parameter like `p`.
+    fn new(config: OptimizerConfig, p: &Tensor) -> Result<Self> {
+        let zeros = || p.zeros_like();
+        Ok(match config {
+            OptimizerConfig::Sgd => Self::Sgd,
+            OptimizerConfig::Momentum { .. } => Self::Momentum { velocity: zeros()? },
+            OptimizerConfig::Adagrad {
+                initial_accumulator,
+            } => Self::Adagrad {
+                accumulator: zeros()?.affine(1.0, initial_accumulator)?,
+            },
+            OptimizerConfig::Adadelta { .. } => Self::Adadelta {
+                acc_grad: zeros()?,
+                acc_update: zeros()?,
+            },
+            OptimizerConfig::Adam { .. } => Self::Adam {
+                m: zeros()?,
+                v: zeros()?,
+                t: 0,
+            },
+        })
+    }
+}
+
 /// The same state as plain f32 buffers, for parameters updated in place on
 /// the CPU (see [`InPlace`]).
 #[derive(Debug)]
@@ -263,10 +288,17 @@ struct Slot {
     var: Var,
     decayed: bool,
     min: Option<f64>,
-    state: State,
-    /// For contiguous f32 CPU parameters: the state as buffers, updated in
-    /// place with the parameter (no tensor is allocated per step).
-    cpu: Option<CpuState>,
+    state: SlotState,
+}
+
+/// How a parameter is updated, with its state.
+#[derive(Debug)]
+enum SlotState {
+    /// With tensor ops (any device and dtype).
+    Tensors(State),
+    /// Contiguous f32 CPU parameters: in place, with the state as buffers
+    /// (no tensor is allocated per step).
+    InPlace(CpuState),
 }
 
 /// An optimiser bound to a model's parameters.
@@ -291,25 +323,6 @@ impl Optimizer {
         let slots = params
             .iter()
             .map(|p| {
-                let zeros = || p.var.as_tensor().zeros_like();
-                let state = match config {
-                    OptimizerConfig::Sgd => State::Sgd,
-                    OptimizerConfig::Momentum { .. } => State::Momentum { velocity: zeros()? },
-                    OptimizerConfig::Adagrad {
-                        initial_accumulator,
-                    } => State::Adagrad {
-                        accumulator: zeros()?.affine(1.0, initial_accumulator)?,
-                    },
-                    OptimizerConfig::Adadelta { .. } => State::Adadelta {
-                        acc_grad: zeros()?,
-                        acc_update: zeros()?,
-                    },
-                    OptimizerConfig::Adam { .. } => State::Adam {
-                        m: zeros()?,
-                        v: zeros()?,
-                        t: 0,
-                    },
-                };
                 let min = match p.kind {
                     ParamKind::Activation(acbench_plugin_api::Constraint::Positive(min)) => {
                         Some(min)
@@ -317,14 +330,16 @@ impl Optimizer {
                     _ => None,
                 };
                 let t = p.var.as_tensor();
-                let cpu = (t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous())
-                    .then(|| CpuState::new(config, t.elem_count()));
+                let state = if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
+                    SlotState::InPlace(CpuState::new(config, t.elem_count()))
+                } else {
+                    SlotState::Tensors(State::new(config, t)?)
+                };
                 Ok(Slot {
                     var: p.var.clone(),
                     decayed: p.kind == ParamKind::Weight && weight_decay > 0.0,
                     min,
                     state,
-                    cpu,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -349,29 +364,33 @@ impl Optimizer {
             let Some(grad) = grads.get(slot.var.as_tensor()) else {
                 continue;
             };
-            if let Some(cpu) = slot.cpu.as_mut()
-                && grad.dtype() == DType::F32
-                && grad.device().is_cpu()
-            {
-                let grad = grad.contiguous()?;
-                let (storage, layout) = grad.storage_and_layout();
-                let candle_core::Storage::Cpu(candle_core::CpuStorage::F32(g)) = &*storage else {
-                    unreachable!("checked f32 on the CPU")
-                };
-                let (a, b) = layout
-                    .contiguous_offsets()
-                    .ok_or_else(|| Error::Config("optimizer: gradient is not contiguous".into()))?;
-                let op = InPlace {
-                    grad: &g[a..b],
-                    state: std::cell::RefCell::new(cpu),
-                    config: self.config,
-                    lr,
-                    decay: if slot.decayed { self.weight_decay } else { 0.0 },
-                    min: slot.min,
-                };
-                slot.var.as_tensor().inplace_op1(&op)?;
-                continue;
-            }
+            let state = match &mut slot.state {
+                SlotState::InPlace(cpu) => {
+                    // The parameter is f32 on the CPU, and so is its gradient.
+                    let grad = grad.contiguous()?;
+                    let (storage, layout) = grad.storage_and_layout();
+                    let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(g)), Some((a, b))) =
+                        (&*storage, layout.contiguous_offsets())
+                    else {
+                        return Err(Error::Config(format!(
+                            "optimizer: the gradient of an f32 CPU parameter is {:?} on {:?}",
+                            grad.dtype(),
+                            grad.device().location()
+                        )));
+                    };
+                    let op = InPlace {
+                        grad: &g[a..b],
+                        state: std::cell::RefCell::new(cpu),
+                        config: self.config,
+                        lr,
+                        decay: if slot.decayed { self.weight_decay } else { 0.0 },
+                        min: slot.min,
+                    };
+                    slot.var.as_tensor().inplace_op1(&op)?;
+                    continue;
+                }
+                SlotState::Tensors(state) => state,
+            };
             // Gradients in the store still reference the forward graph, and
             // so would every state tensor computed from them: detach both
             // inputs so that state never keeps old graphs alive.
@@ -380,7 +399,7 @@ impl Optimizer {
             if slot.decayed {
                 g = (&g + p.affine(self.weight_decay, 0.0)?)?;
             }
-            let new_p = match (&mut slot.state, self.config) {
+            let new_p = match (state, self.config) {
                 (State::Sgd, _) => (&p - g.affine(lr, 0.0)?)?,
                 (State::Momentum { velocity }, OptimizerConfig::Momentum { momentum }) => {
                     *velocity = (velocity.affine(momentum, 0.0)? + &g)?;
@@ -742,8 +761,15 @@ mod tests {
             let slow: Vec<Param> = kinds.iter().map(|&k| param(k, &P0)).collect();
             let mut fast_opt = Optimizer::new(&fast, config, 0.1).expect("optimizer");
             let mut slow_opt = Optimizer::new(&slow, config, 0.1).expect("optimizer");
-            assert!(fast_opt.slots.iter().all(|s| s.cpu.is_some()));
-            slow_opt.slots.iter_mut().for_each(|s| s.cpu = None);
+            assert!(
+                fast_opt
+                    .slots
+                    .iter()
+                    .all(|s| matches!(s.state, SlotState::InPlace(_)))
+            );
+            for s in &mut slow_opt.slots {
+                s.state = SlotState::Tensors(State::new(config, s.var.as_tensor()).expect("state"));
+            }
             for scale in S {
                 for (opt, ps) in [(&mut fast_opt, &fast), (&mut slow_opt, &slow)] {
                     let mut grads = grads_for(&ps[0], scale);

@@ -432,16 +432,10 @@ fn evaluate(
         // The batch mean times its size, so that a smaller last batch
         // weighs by its examples, not as a whole batch.
         loss_sum += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?) * chunk.len() as f64;
-        correct += count_correct(&logits, &y)?;
+        correct += crate::model::count_correct(&logits, &y)?;
     }
     let n = plan.indices.len().max(1) as f64;
     Ok((loss_sum / n, correct as f64 / n))
-}
-
-fn count_correct(logits: &Tensor, labels: &Tensor) -> Result<u64> {
-    // u8 comparison results would overflow when summed: widen first.
-    let hits = logits.argmax(1)?.eq(labels)?.to_dtype(DType::U32)?;
-    Ok(u64::from(hits.sum_all()?.to_scalar::<u32>()?))
 }
 
 fn diverged(

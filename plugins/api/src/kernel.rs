@@ -397,101 +397,51 @@ mod wide {
 
     type Out = Result<(), String>;
 
-    #[inline(always)]
-    pub(super) fn forward<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        out: &mut [f32],
-    ) -> Out {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                return unsafe { forward_avx512::<K>(l, x, p, out) };
+    /// Defines `$name::<K>(args)`, which calls `K::$method(args)` compiled
+    /// for AVX-512, else for AVX2+FMA, else as built.
+    macro_rules! dispatch {
+        ($name:ident, $method:ident, ($($arg:ident: $ty:ty),*)) => {
+            #[inline(always)]
+            pub(super) fn $name<K: FusedKernel>($($arg: $ty),*) -> Out {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx512f,avx2,fma")]
+                    unsafe fn avx512<K: FusedKernel>($($arg: $ty),*) -> Out {
+                        K::$method($($arg),*)
+                    }
+                    #[target_feature(enable = "avx2,fma")]
+                    unsafe fn avx2<K: FusedKernel>($($arg: $ty),*) -> Out {
+                        K::$method($($arg),*)
+                    }
+                    if std::arch::is_x86_feature_detected!("avx512f") {
+                        // SAFETY: the CPU has AVX-512F (checked just above).
+                        return unsafe { avx512::<K>($($arg),*) };
+                    }
+                    if std::arch::is_x86_feature_detected!("avx2")
+                        && std::arch::is_x86_feature_detected!("fma")
+                    {
+                        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+                        return unsafe { avx2::<K>($($arg),*) };
+                    }
+                }
+                K::$method($($arg),*)
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                return unsafe { forward_avx2::<K>(l, x, p, out) };
-            }
-        }
-        K::forward(l, x, p, out)
+        };
     }
 
-    #[inline(always)]
-    pub(super) fn backward<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        g: &[f32],
-        gx: &mut [f32],
-        gp: &mut [&mut [f32]],
-    ) -> Out {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                // SAFETY: the CPU has AVX-512F (checked just above).
-                return unsafe { backward_avx512::<K>(l, x, p, g, gx, gp) };
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                // SAFETY: the CPU has AVX2 and FMA (checked just above).
-                return unsafe { backward_avx2::<K>(l, x, p, g, gx, gp) };
-            }
-        }
-        K::backward(l, x, p, g, gx, gp)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn forward_avx512<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        out: &mut [f32],
-    ) -> Out {
-        K::forward(l, x, p, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn forward_avx2<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        out: &mut [f32],
-    ) -> Out {
-        K::forward(l, x, p, out)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn backward_avx512<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        g: &[f32],
-        gx: &mut [f32],
-        gp: &mut [&mut [f32]],
-    ) -> Out {
-        K::backward(l, x, p, g, gx, gp)
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn backward_avx2<K: FusedKernel>(
-        l: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        g: &[f32],
-        gx: &mut [f32],
-        gp: &mut [&mut [f32]],
-    ) -> Out {
-        K::backward(l, x, p, g, gx, gp)
-    }
+    dispatch!(forward, forward, (l: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]));
+    dispatch!(
+        backward,
+        backward,
+        (
+            l: Layout,
+            x: &[f32],
+            p: &[&[f32]],
+            g: &[f32],
+            gx: &mut [f32],
+            gp: &mut [&mut [f32]]
+        )
+    );
 }
 
 /// The [`BackwardFn`](crate::abi::BackwardFn) of kernel `K`.

@@ -39,21 +39,21 @@ fn activations() -> Vec<Activation> {
             vec![ParamSpec::fixed("s", 0.01)],
             "max(x, s * x)",
         ))
-        .with_kernel::<LRelu>(),
+        .with_kernel::<WithParam<LRelu>>(),
         Activation::new(def(
             "prelu",
             "parametric ReLU max(x,0) + p*min(x,0) (He et al. 2015)",
             vec![ParamSpec::scalar("p", 0.25)],
             "relu(x) + p * min(x, 0)",
         ))
-        .with_kernel::<PRelu>(),
+        .with_kernel::<WithParam<PRelu>>(),
         Activation::new(def(
             "swish",
             "x*sigmoid(beta*x) with a trainable beta",
             vec![ParamSpec::scalar("beta", 1.0)],
             "x * sigmoid(beta * x)",
         ))
-        .with_kernel::<Swish>(),
+        .with_kernel::<WithParam<Swish>>(),
         Activation::new(def(
             "pelu",
             "parametric ELU (Trottier et al. 2017), a and b kept positive",
@@ -72,7 +72,7 @@ fn activations() -> Vec<Activation> {
             vec![ParamSpec::scalar("bias", -1.0)],
             "relu(x) + bias",
         ))
-        .with_kernel::<FRelu>(),
+        .with_kernel::<WithParam<FRelu>>(),
         Activation::new(def("sigmoid", "logistic sigmoid", vec![], "sigmoid(x)"))
             .with_kernel::<Pointwise<Sigmoid>>(),
         Activation::new(def("tanh", "hyperbolic tangent", vec![], "tanh(x)"))
@@ -199,72 +199,26 @@ impl<F: Elementwise> FusedKernel for Pointwise<F> {
     }
 }
 
-/// `max(x, s * x)`: on ties (`x >= s*x`, which includes `x = 0`) value and
-/// gradient are `x`'s.
-struct LRelu;
-
-impl FusedKernel for LRelu {
-    const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
-
-    #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (c, r) in layout.rows() {
-            let s = one_param(p, c)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                let v = s * xi;
-                *y = if xi >= v { xi } else { v };
-            }
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        // The slope is fixed, so the host ignores its gradient; it is still
-        // computed so that `plugins check` can compare every partial.
-        let mut gs = one_grad(grad_params)?;
-        for (c, r) in layout.rows() {
-            let s = one_param(p, c)?;
-            let [ss] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    if xi >= s * xi {
-                        (g, [0.0])
-                    } else {
-                        (g * s, [g * xi])
-                    }
-                },
-            );
-            gs.add(c, ss);
-        }
-        Ok(())
-    }
+/// An activation with one parameter `p` given by its value and its
+/// gradients: the four one-parameter baselines differ only in these two.
+trait OneParam: 'static {
+    fn value(x: f32, p: f32) -> f32;
+    /// `(dL/dx, dL/dp)` for one element, given `g = dL/dy`.
+    fn grads(x: f32, g: f32, p: f32) -> (f32, f32);
 }
 
-/// `relu(x) + p * min(x, 0)`. At `x = 0` both terms pass gradient
-/// (`relu'(0) = 1`, and `min` gives its tie to `x`), so `d/dx = 1 + p` there,
-/// exactly as the formula's autograd says.
-struct PRelu;
+/// The fused kernels of a [`OneParam`] activation (a layer-wise parameter).
+struct WithParam<F>(PhantomData<F>);
 
-impl FusedKernel for PRelu {
+impl<F: OneParam> FusedKernel for WithParam<F> {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
 
     #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
         for (c, r) in layout.rows() {
-            let slope = one_param(p, c)?;
+            let pc = one_param(p, c)?;
             for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                let neg = if xi <= 0.0 { xi } else { 0.0 };
-                *y = relu(xi) + slope * neg;
+                *y = F::value(xi, pc);
             }
         }
         Ok(())
@@ -281,18 +235,14 @@ impl FusedKernel for PRelu {
     ) -> Result<(), String> {
         let mut gp = one_grad(grad_params)?;
         for (c, r) in layout.rows() {
-            let slope = one_param(p, c)?;
+            let pc = one_param(p, c)?;
             let [sp] = backward_row(
                 &x[r.clone()],
                 &grad_out[r.clone()],
                 &mut grad_x[r],
                 |xi, g| {
-                    let (neg, on_neg) = if xi <= 0.0 {
-                        (xi, g * slope)
-                    } else {
-                        (0.0, 0.0)
-                    };
-                    (g * relu_slope(xi) + on_neg, [g * neg])
+                    let (gx, gpar) = F::grads(xi, g, pc);
+                    (gx, [gpar])
                 },
             );
             gp.add(c, sp);
@@ -301,49 +251,73 @@ impl FusedKernel for PRelu {
     }
 }
 
+/// `max(x, s * x)`: on ties (`x >= s*x`, which includes `x = 0`) value and
+/// gradient are `x`'s. The slope is fixed, so the host ignores its gradient;
+/// it is still computed so that `plugins check` can compare every partial.
+struct LRelu;
+
+impl OneParam for LRelu {
+    #[inline]
+    fn value(x: f32, s: f32) -> f32 {
+        let v = s * x;
+        if x >= v { x } else { v }
+    }
+
+    #[inline]
+    fn grads(x: f32, g: f32, s: f32) -> (f32, f32) {
+        if x >= s * x { (g, 0.0) } else { (g * s, g * x) }
+    }
+}
+
+/// `relu(x) + p * min(x, 0)`. At `x = 0` both terms pass gradient
+/// (`relu'(0) = 1`, and `min` gives its tie to `x`), so `d/dx = 1 + p` there,
+/// exactly as the formula's autograd says.
+struct PRelu;
+
+impl OneParam for PRelu {
+    #[inline]
+    fn value(x: f32, slope: f32) -> f32 {
+        let neg = if x <= 0.0 { x } else { 0.0 };
+        relu(x) + slope * neg
+    }
+
+    #[inline]
+    fn grads(x: f32, g: f32, slope: f32) -> (f32, f32) {
+        let (neg, on_neg) = if x <= 0.0 { (x, g * slope) } else { (0.0, 0.0) };
+        (g * relu_slope(x) + on_neg, g * neg)
+    }
+}
+
 /// `x * sigmoid(beta * x)`.
 struct Swish;
 
-impl FusedKernel for Swish {
-    const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
-
-    #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (c, r) in layout.rows() {
-            let beta = one_param(p, c)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                *y = xi * sigmoid(beta * xi);
-            }
-        }
-        Ok(())
+impl OneParam for Swish {
+    #[inline]
+    fn value(x: f32, beta: f32) -> f32 {
+        x * sigmoid(beta * x)
     }
 
-    #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        let mut gb = one_grad(grad_params)?;
-        for (c, r) in layout.rows() {
-            let beta = one_param(p, c)?;
-            let [sb] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    let s = sigmoid(beta * xi);
-                    // dL/dz for z = beta * x, in candle's order.
-                    let gz = (g * xi) * ((1.0 - s) * s);
-                    (g * s + gz * beta, [gz * xi])
-                },
-            );
-            gb.add(c, sb);
-        }
-        Ok(())
+    #[inline]
+    fn grads(x: f32, g: f32, beta: f32) -> (f32, f32) {
+        let s = sigmoid(beta * x);
+        // dL/dz for z = beta * x, in candle's order.
+        let gz = (g * x) * ((1.0 - s) * s);
+        (g * s + gz * beta, gz * x)
+    }
+}
+
+/// `relu(x) + bias`.
+struct FRelu;
+
+impl OneParam for FRelu {
+    #[inline]
+    fn value(x: f32, bias: f32) -> f32 {
+        relu(x) + bias
+    }
+
+    #[inline]
+    fn grads(x: f32, g: f32, _: f32) -> (f32, f32) {
+        (g * relu_slope(x), g)
     }
 }
 
@@ -424,46 +398,6 @@ impl FusedKernel for Pelu {
             // d/db: -a x / b^2 and -a exp(m/b) m / b^2.
             ga.add(c, pos_gx / b + neg_ge1);
             gb.add(c, -a / (b * b) * (pos_gx + neg_gex));
-        }
-        Ok(())
-    }
-}
-
-/// `relu(x) + bias`.
-struct FRelu;
-
-impl FusedKernel for FRelu {
-    const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
-
-    #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (c, r) in layout.rows() {
-            let bias = one_param(p, c)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                *y = relu(xi) + bias;
-            }
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        _: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        let mut gb = one_grad(grad_params)?;
-        for (c, r) in layout.rows() {
-            let [sb] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| (g * relu_slope(xi), [g]),
-            );
-            gb.add(c, sb);
         }
         Ok(())
     }
@@ -573,7 +507,7 @@ mod tests {
 
     #[test]
     fn lrelu_matches_its_formula() {
-        check::<LRelu>(
+        check::<WithParam<LRelu>>(
             "lrelu",
             &[&[0.01], &[0.2], &[1.5]],
             |x, p| {
@@ -598,7 +532,7 @@ mod tests {
 
     #[test]
     fn prelu_matches_its_formula() {
-        check::<PRelu>(
+        check::<WithParam<PRelu>>(
             "prelu",
             &[&[0.25], &[0.0], &[-0.7]],
             |x, p| {
@@ -615,7 +549,7 @@ mod tests {
 
     #[test]
     fn swish_matches_its_formula() {
-        check::<Swish>(
+        check::<WithParam<Swish>>(
             "swish",
             &[&[1.0], &[0.3], &[-2.0]],
             |x, p| {
@@ -659,7 +593,7 @@ mod tests {
 
     #[test]
     fn frelu_matches_its_formula() {
-        check::<FRelu>(
+        check::<WithParam<FRelu>>(
             "frelu",
             &[&[-1.0], &[0.5]],
             |x, p| Partials {
@@ -716,10 +650,16 @@ mod tests {
             grad(run_kernel::<Pointwise<Relu>>(layout, &x, &[], &g)).0,
             1.0
         );
-        assert_eq!(grad(run_kernel::<FRelu>(layout, &x, &[&[-1.0]], &g)).0, 1.0);
-        assert_eq!(grad(run_kernel::<LRelu>(layout, &x, &[&[0.2]], &g)).0, 1.0);
         assert_eq!(
-            grad(run_kernel::<PRelu>(layout, &x, &[&[0.25]], &g)).0,
+            grad(run_kernel::<WithParam<FRelu>>(layout, &x, &[&[-1.0]], &g)).0,
+            1.0
+        );
+        assert_eq!(
+            grad(run_kernel::<WithParam<LRelu>>(layout, &x, &[&[0.2]], &g)).0,
+            1.0
+        );
+        assert_eq!(
+            grad(run_kernel::<WithParam<PRelu>>(layout, &x, &[&[0.25]], &g)).0,
             1.25
         );
         let (gx, gp) = grad(run_kernel::<Pelu>(layout, &x, &[&[2.0], &[4.0]], &g));

@@ -326,8 +326,12 @@ impl Model {
                 for (o, plane) in y.data.iter_mut().zip(x.data.chunks(l.max(1))) {
                     *o = plane.iter().sum::<f32>() / l.max(1) as f32;
                 }
-                let saved = Saved::GlobalAvgPool {
-                    x_dims: x.dims.clone(),
+                let saved = if train {
+                    Saved::GlobalAvgPool {
+                        x_dims: x.dims.clone(),
+                    }
+                } else {
+                    Saved::Identity
                 };
                 (Arc::new(y), saved)
             }
