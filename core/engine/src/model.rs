@@ -104,6 +104,9 @@ pub struct Model {
     network: Network,
     layers: Vec<Layer>,
     params: Vec<Param>,
+    /// Non-trainable state: batch-norm running statistics, named
+    /// `path.running_mean` / `path.running_var`, in construction order.
+    buffers: Vec<(String, Var)>,
     acts: Vec<ActLayer>,
     dtype: DType,
     device: Device,
@@ -122,6 +125,7 @@ struct Builder<'a> {
     dtype: DType,
     rng: ChaCha8Rng,
     params: Vec<Param>,
+    buffers: Vec<(String, Var)>,
     acts: Vec<ActLayer>,
 }
 
@@ -160,6 +164,7 @@ impl Model {
             dtype,
             rng: seed.stream(Stream::Init),
             params: Vec::new(),
+            buffers: Vec::new(),
             acts: Vec::new(),
         };
         let layers = b.seq(&net.body)?;
@@ -167,6 +172,7 @@ impl Model {
             network: net.clone(),
             layers,
             params: b.params,
+            buffers: b.buffers,
             acts: b.acts,
             dtype,
             device: device.clone(),
@@ -221,6 +227,13 @@ impl Model {
     /// Every trainable parameter, in construction (forward) order.
     pub fn params(&self) -> &[Param] {
         &self.params
+    }
+
+    /// Non-trainable state that training changes (batch-norm running
+    /// statistics), as `(name, variable)` in construction order: with
+    /// [`Model::params`] this is everything a checkpoint must keep.
+    pub fn buffers(&self) -> &[(String, Var)] {
+        &self.buffers
     }
 
     /// The device the parameters live on.
@@ -468,11 +481,17 @@ impl Builder<'_> {
                 let beta = self.constant(0.0, *channels)?;
                 self.param(node, "gamma", &gamma, ParamKind::Norm);
                 self.param(node, "beta", &beta, ParamKind::Norm);
+                let running_mean = self.constant(0.0, *channels)?;
+                let running_var = self.constant(1.0, *channels)?;
+                self.buffers
+                    .push((format!("{}.running_mean", node.path), running_mean.clone()));
+                self.buffers
+                    .push((format!("{}.running_var", node.path), running_var.clone()));
                 Layer::BatchNorm(BatchNorm {
                     gamma,
                     beta,
-                    running_mean: self.constant(0.0, *channels)?,
-                    running_var: self.constant(1.0, *channels)?,
+                    running_mean,
+                    running_var,
                     eps: *eps,
                     momentum: *momentum,
                 })
