@@ -27,13 +27,15 @@
 //!
 //! Modules: [`abi`] (the raw C ABI the host reads), [`kernel`] (the kernel
 //! trait, the shims that expose it, helpers for writing kernels), [`export`]
-//! (the table builder behind [`export_plugin!`]), [`testing`] (checks for
+//! (the table builder behind [`export_plugin!`]), [`math`] (vectorisable
+//! `exp`, `expm1`, `tanh` and `sigmoid` for kernels), [`testing`] (checks for
 //! kernel unit tests). This crate deliberately depends on nothing: plugin
 //! authors compile it in seconds.
 
 pub mod abi;
 pub mod export;
 pub mod kernel;
+pub mod math;
 pub mod testing;
 
 pub use abi::Layout;

@@ -5,8 +5,9 @@
 //! `acbench plugins check` does the same against the formula itself once the
 //! plugin is built; these let an author catch mistakes with `cargo test`.
 
-use crate::abi::Layout;
-use crate::kernel::{FusedKernel, param_at};
+use crate::ParamScope;
+use crate::abi::{Layout, STATUS_OK};
+use crate::kernel::{FusedKernel, backward_shim, forward_shim, last_error_message, param_at};
 
 /// Deterministic pseudo-random numbers (SplitMix64) for test inputs; written
 /// here so that this crate stays free of dependencies.
@@ -107,6 +108,70 @@ pub fn run_kernel<K: FusedKernel>(
     let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
     let mut views: Vec<&mut [f32]> = grads.iter_mut().map(Vec::as_mut_slice).collect();
     K::backward(layout, x, params, grad_out, &mut grad_x, &mut views)?;
+    Ok(KernelRun {
+        out,
+        grad_x,
+        grad_params: grads,
+    })
+}
+
+/// Runs `K`'s forward and backward as the host does: through the C ABI
+/// shims ([`forward_shim`], [`backward_shim`]), which pick the AVX-512 or
+/// AVX2 build of an `#[inline(always)]` kernel where the CPU has it. Compare
+/// with [`run_kernel`] (the build as compiled) to check that a kernel gives
+/// the same results on every vector width.
+pub fn run_shims<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+) -> Result<KernelRun, String> {
+    let n = layout.len();
+    if x.len() != n || grad_out.len() != n || params.len() != K::SCOPES.len() {
+        return Err(format!(
+            "buffers of {} and {} values and {} parameters for a layout of {n} values and {} \
+             parameters",
+            x.len(),
+            grad_out.len(),
+            params.len(),
+            K::SCOPES.len()
+        ));
+    }
+    for (p, &scope) in params.iter().zip(K::SCOPES) {
+        let want = match scope {
+            ParamScope::Layer => 1,
+            ParamScope::Channel => layout.channels,
+        };
+        if p.len() != want {
+            return Err(format!("a {scope:?} parameter with {} values", p.len()));
+        }
+    }
+    let status = |code: i32| {
+        if code == STATUS_OK {
+            Ok(())
+        } else {
+            Err(last_error_message())
+        }
+    };
+    let ptrs: Vec<*const f32> = params.iter().map(|p| p.as_ptr()).collect();
+    let mut out = vec![0.0; n];
+    // SAFETY: every buffer holds what `layout` and `K::SCOPES` ask for
+    // (checked above), and `out` is a separate allocation.
+    status(unsafe { forward_shim::<K>(layout, x.as_ptr(), ptrs.as_ptr(), out.as_mut_ptr()) })?;
+    let mut grad_x = vec![0.0; n];
+    let mut grads: Vec<Vec<f32>> = params.iter().map(|p| vec![0.0; p.len()]).collect();
+    let grad_ptrs: Vec<*mut f32> = grads.iter_mut().map(|g| g.as_mut_ptr()).collect();
+    // SAFETY: as above; the gradient buffers are separate allocations.
+    status(unsafe {
+        backward_shim::<K>(
+            layout,
+            x.as_ptr(),
+            ptrs.as_ptr(),
+            grad_out.as_ptr(),
+            grad_x.as_mut_ptr(),
+            grad_ptrs.as_ptr(),
+        )
+    })?;
     Ok(KernelRun {
         out,
         grad_x,
