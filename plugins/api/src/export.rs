@@ -603,6 +603,25 @@ mod tests {
     }
 
     #[test]
+    fn time_exported_runs_kernels_and_reports_failures() {
+        use crate::testing::time_exported;
+        let layout = Layout {
+            outer: 2,
+            channels: 3,
+            inner: 4,
+        };
+        // SAFETY: descriptors of the table `export_plugin!` built.
+        let timed = unsafe { time_exported(activation("affine"), layout, 2) };
+        assert!(matches!(timed, Ok(Some(_))), "{timed:?}");
+        // SAFETY: as above.
+        let none = unsafe { time_exported(activation("formula_only"), layout, 2) };
+        assert_eq!(none, Ok(None));
+        // SAFETY: as above.
+        let failed = unsafe { time_exported(activation("fails"), layout, 2) };
+        assert_eq!(failed, Err(format!("kernel status {STATUS_ERROR}")));
+    }
+
+    #[test]
     fn invalid_definitions_refuse_to_build() {
         let mismatch = Activation::new(def("m", vec![ParamSpec::scalar("k", 1.0)], "k * x"))
             .with_kernel::<Affine>();

@@ -5,8 +5,10 @@
 //! `acbench plugins check` does the same against the formula itself once the
 //! plugin is built; these let an author catch mistakes with `cargo test`.
 
+use std::time::{Duration, Instant};
+
 use crate::ParamScope;
-use crate::abi::{Layout, STATUS_OK};
+use crate::abi::{ActivationDesc, Layout, ParamDesc, SCOPE_CHANNEL, STATUS_OK};
 use crate::kernel::{FusedKernel, backward_shim, forward_shim, last_error_message, param_at};
 
 /// Deterministic pseudo-random numbers (SplitMix64) for test inputs; written
@@ -307,4 +309,90 @@ pub fn check_finite_differences<K: FusedKernel>(
         }
     }
     Ok(worst)
+}
+
+/// How long an activation's kernels take on one buffer: the fastest of
+/// several calls each (the slower ones met interrupts or cold caches).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KernelTimes {
+    /// One forward call.
+    pub forward: Duration,
+    /// One backward call.
+    pub backward: Duration,
+}
+
+/// Times the fused kernels of one exported activation as the host calls them
+/// (through its table's C functions, so in the AVX-512 or AVX2 build where
+/// the CPU has one), on `layout` with inputs uniform in `[-4, 4)` and every
+/// parameter at its initial value: the fastest of `repeats` calls of each.
+/// `None` when the activation has no kernels. For a plugin's benchmarks:
+/// compare an activation with `relu` of the shipped baselines.
+///
+/// # Safety
+/// `desc` must be as the [`abi`](crate::abi) states: `params` points to
+/// `param_count` valid descriptors and the kernels honour their contracts.
+/// Every descriptor of a table built by
+/// [`export_plugin!`](crate::export_plugin) is.
+pub unsafe fn time_exported(
+    desc: &ActivationDesc,
+    layout: Layout,
+    repeats: usize,
+) -> Result<Option<KernelTimes>, String> {
+    let (Some(forward), Some(backward)) = (desc.forward, desc.backward) else {
+        return Ok(None);
+    };
+    let params: &[ParamDesc] = if desc.param_count == 0 {
+        &[]
+    } else {
+        // SAFETY: the caller guarantees `param_count` descriptors.
+        unsafe { std::slice::from_raw_parts(desc.params, desc.param_count) }
+    };
+    let values: Vec<Vec<f32>> = params
+        .iter()
+        .map(|p| {
+            let n = if p.scope == SCOPE_CHANNEL {
+                layout.channels
+            } else {
+                1
+            };
+            vec![p.init as f32; n]
+        })
+        .collect();
+    let ptrs: Vec<*const f32> = values.iter().map(|v| v.as_ptr()).collect();
+    let mut rng = TestRng::new(0);
+    let n = layout.len();
+    let (x, grad_out) = (rng.fill(n, -4.0, 4.0), rng.fill(n, -1.0, 1.0));
+    let (mut out, mut grad_x) = (vec![0.0f32; n], vec![0.0f32; n]);
+    let mut grads: Vec<Vec<f32>> = values.iter().map(|v| vec![0.0; v.len()]).collect();
+    let grad_ptrs: Vec<*mut f32> = grads.iter_mut().map(|g| g.as_mut_ptr()).collect();
+    let fastest = |call: &mut dyn FnMut() -> i32| -> Result<Duration, String> {
+        let mut best = Duration::MAX;
+        for _ in 0..repeats.max(1) {
+            let start = Instant::now();
+            let status = call();
+            best = best.min(start.elapsed());
+            if status != STATUS_OK {
+                return Err(format!("kernel status {status}"));
+            }
+        }
+        Ok(best)
+    };
+    Ok(Some(KernelTimes {
+        // SAFETY: every buffer is sized for `layout` and the parameters'
+        // scopes; outputs are separate allocations.
+        forward: fastest(&mut || unsafe {
+            forward(layout, x.as_ptr(), ptrs.as_ptr(), out.as_mut_ptr())
+        })?,
+        // SAFETY: as above.
+        backward: fastest(&mut || unsafe {
+            backward(
+                layout,
+                x.as_ptr(),
+                ptrs.as_ptr(),
+                grad_out.as_ptr(),
+                grad_x.as_mut_ptr(),
+                grad_ptrs.as_ptr(),
+            )
+        })?,
+    }))
 }
