@@ -207,9 +207,19 @@ pub struct SuiteArgs {
     /// The suite file (`suites/quickstart.yaml`).
     pub file: PathBuf,
 
-    /// Print the run matrix and the number of runs without training.
+    /// Print the run matrix, the estimated wall time on this machine and
+    /// the disk the ledger and checkpoints take, without training (a few
+    /// batches of each network are timed; timings are cached).
     #[arg(long)]
     pub dry_run: bool,
+
+    /// With `--dry-run`: time the networks again instead of using cached timings.
+    #[arg(long, requires = "dry_run")]
+    pub recalibrate: bool,
+
+    /// With `--dry-run`: only the run matrix, no timing and no estimate.
+    #[arg(long, requires = "dry_run", conflicts_with = "recalibrate")]
+    pub no_estimate: bool,
 
     /// Override a suite field, e.g. `--set epochs=1`, `--set dataset.limit_train=1000` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -222,6 +232,11 @@ pub struct SuiteArgs {
     /// Train every run again, even those the ledger has finished.
     #[arg(long)]
     pub rerun: bool,
+
+    /// Keep each run's last checkpoint (`OUT/checkpoints/KEY/`) when it
+    /// ends; by default a run's checkpoint is deleted once it finishes.
+    #[arg(long)]
+    pub keep_checkpoints: bool,
 
     #[command(flatten)]
     pub plugins: PluginArgs,

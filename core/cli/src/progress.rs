@@ -178,4 +178,13 @@ impl RunObserver for SuiteProgress {
             None => println!("{line}"),
         }
     }
+
+    fn notice(&mut self, message: &str) {
+        // On stderr, through the bars when they are drawn.
+        let line = format!("  {message}");
+        match &self.suite_bar {
+            Some(_) => self.multi.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
 }

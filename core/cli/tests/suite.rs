@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use acbench_ledger::{Ledger, RunStatus};
 use common::{acbench, fashion_dir, model};
@@ -109,92 +109,187 @@ fn suite_writes_ledger_exports_and_plots_and_resumes() {
         .stdout(predicate::str::contains("relu"));
 }
 
+/// Every epoch of every run, without wall times: what must not change when
+/// a suite is interrupted and resumed.
+fn epoch_bits(out: &Path) -> Vec<(String, Vec<[u64; 5]>)> {
+    let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
+    let mut runs: Vec<_> = ledger
+        .runs()
+        .expect("runs")
+        .into_iter()
+        .map(|r| {
+            let epochs = r
+                .epochs
+                .iter()
+                .map(|e| {
+                    [
+                        e.epoch as u64,
+                        e.train_loss.to_bits(),
+                        e.train_acc.to_bits(),
+                        e.test_loss.to_bits(),
+                        e.test_acc.to_bits(),
+                    ]
+                })
+                .collect();
+            (r.key, epochs)
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+/// Runs the suite with `ACBENCH_TEST_HOLD=hold` (held deterministically at
+/// a chosen batch, not by a timer) and SIGKILLs it once it is held.
+fn run_until_held_then_kill(suite: &Path, out: &Path, data: &Path, hold: &str) {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("acbench"))
+        .env("RAYON_NUM_THREADS", "2")
+        .env("ACBENCH_TEST_HOLD", hold)
+        .arg("suite")
+        .arg(suite)
+        .arg("--out")
+        .arg(out)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("--no-plots")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn acbench");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let held = line.contains("held for a test");
+            if tx.send(line).is_err() || held {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(line) if line.contains("held for a test") => break,
+            Ok(line) => seen.push(line),
+            Err(e) => {
+                let _ = child.kill();
+                panic!("the suite was not held ({e}); stderr: {seen:#?}");
+            }
+        }
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+}
+
 #[test]
-fn killed_suite_continues_without_redoing_finished_runs() {
+fn killed_suite_continues_without_redoing_finished_runs_or_epochs() {
     let data = fashion_dir(192, 64);
     let suite = write_suite(data.path(), &["relu", "tanh", "arelu"], 3);
     let out = data.path().join("killed");
-    let ledger_path = out.join("ledger.sqlite");
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("acbench"))
-        .env("RAYON_NUM_THREADS", "2")
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn acbench");
-    // Wait until some runs have finished and another is under way, then SIGKILL.
-    let start = Instant::now();
-    let finished_before = loop {
-        assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "suite made no progress"
-        );
-        assert!(
-            child.try_wait().expect("poll").is_none(),
-            "suite ended before it could be killed"
-        );
-        let finished = Ledger::open(&ledger_path)
-            .ok()
-            .and_then(|l| l.runs().ok())
-            .map(|runs| {
-                let done: Vec<String> = runs
-                    .iter()
-                    .filter(|r| r.status == RunStatus::Finished)
-                    .map(|r| r.key.clone())
-                    .collect();
-                let running = runs.iter().any(|r| r.status == RunStatus::Running);
-                (done, running)
-            });
-        if let Some((done, true)) = finished
-            && done.len() >= 2
-        {
-            break done;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    // Held in the third run, in its second epoch (192 examples in batches
+    // of 32: 6 batches per epoch): two runs finished, one has a checkpoint
+    // after its first epoch and is half way through the next.
+    run_until_held_then_kill(&suite, &out, data.path(), "2:1:2");
 
+    let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
+    let runs = ledger.runs().expect("runs");
+    let finished_before: Vec<String> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Finished)
+        .map(|r| r.key.clone())
+        .collect();
+    assert_eq!(finished_before.len(), 2);
+    let interrupted = runs
+        .iter()
+        .find(|r| r.status == RunStatus::Running)
+        .expect("a run under way");
+    assert_eq!(
+        interrupted.epochs.len(),
+        1,
+        "one epoch finished before the kill"
+    );
+    let interrupted_key = interrupted.key.clone();
+    drop(ledger);
+    let checkpoint = out.join("checkpoints").join(&interrupted_key);
+    assert!(
+        checkpoint.join("checkpoint.json").is_file(),
+        "no checkpoint"
+    );
+
+    let resumed_at = format!(
+        "resuming run {} from its checkpoint at epoch 2",
+        &interrupted_key[..12]
+    );
     suite_cmd(&suite, &out, data.path(), &["--no-plots"])
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains(resumed_at));
     let resumed = finished_accuracies(&out);
     assert_eq!(resumed.len(), 6);
     for (key, attempts, _) in &resumed {
-        if finished_before.contains(key) {
-            assert_eq!(
-                *attempts, 1,
-                "a run finished before the kill was trained again"
-            );
-        }
+        let want = if *key == interrupted_key { 2 } else { 1 };
+        assert_eq!(*attempts, want, "attempts of {key}");
     }
     assert!(
-        resumed.iter().any(|(_, attempts, _)| *attempts == 2),
-        "the interrupted run was restarted"
+        !checkpoint.exists(),
+        "a finished run's checkpoint is deleted"
     );
 
-    // The same suite, never interrupted, gives the same numbers.
+    // The same suite, never interrupted, gives the same numbers, epoch by
+    // epoch, and the same table.
     let clean = data.path().join("clean");
     suite_cmd(&suite, &clean, data.path(), &["--no-plots"])
         .assert()
         .success();
-    let strip = |v: Vec<(String, u32, f64)>| {
-        v.into_iter()
-            .map(|(k, _, acc)| (k, acc))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(finished_accuracies(&clean)), strip(resumed));
+    assert_eq!(epoch_bits(&clean), epoch_bits(&out));
     assert_eq!(
         std::fs::read_to_string(clean.join("report.csv")).expect("clean csv"),
         std::fs::read_to_string(out.join("report.csv")).expect("resumed csv"),
         "the final table equals that of an uninterrupted run"
     );
+}
+
+#[test]
+fn checkpoints_are_kept_on_request_and_refused_when_foreign() {
+    let data = fashion_dir(64, 32);
+    let suite = write_suite(data.path(), &["relu"], 2);
+    let clean = data.path().join("clean");
+    suite_cmd(
+        &suite,
+        &clean,
+        data.path(),
+        &["--no-plots", "--keep-checkpoints"],
+    )
+    .assert()
+    .success();
+    let kept = std::fs::read_dir(clean.join("checkpoints"))
+        .expect("checkpoints kept")
+        .count();
+    assert_eq!(kept, 2, "one per run");
+
+    // Killed in the first run's second epoch; its checkpoint then claims
+    // another acbench version: it is refused with the reason, and the run
+    // trains from epoch 0 to the same numbers.
+    let out = data.path().join("foreign");
+    run_until_held_then_kill(&suite, &out, data.path(), "0:1:0");
+    let dir = std::fs::read_dir(out.join("checkpoints"))
+        .expect("checkpoints")
+        .next()
+        .expect("one checkpoint")
+        .expect("entry")
+        .path();
+    let json = dir.join("checkpoint.json");
+    let text = std::fs::read_to_string(&json).expect("json");
+    std::fs::write(&json, text.replace(env!("CARGO_PKG_VERSION"), "0.0.1-old")).expect("write");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "checkpoint not used, the run starts from epoch 0",
+        ))
+        .stderr(predicate::str::contains("written by acbench 0.0.1-old"));
+    assert_eq!(epoch_bits(&clean), epoch_bits(&out));
 }
 
 #[test]
@@ -246,11 +341,42 @@ fn dry_run_lists_the_matrix() {
         .arg("suite")
         .arg(common::repo_root().join("suites/cifar100.yaml"))
         .arg("--dry-run")
+        .arg("--no-estimate")
         .assert()
         .success()
         .stdout(predicate::str::contains("99 runs"))
         .stdout(predicate::str::contains("vgg-v"))
         .stdout(predicate::str::contains("table3 and table4"));
+}
+
+#[test]
+fn dry_run_estimates_time_and_disk_without_training_and_caches_timings() {
+    let data = fashion_dir(96, 32);
+    let suite = write_suite(data.path(), &["relu", "arelu"], 2);
+    let out = data.path().join("estimate");
+    let cache = data.path().join("cache");
+    let dry = || {
+        let mut cmd = suite_cmd(&suite, &out, data.path(), &["--dry-run"]);
+        cmd.env("XDG_CACHE_HOME", &cache);
+        cmd.assert().success()
+    };
+    let first = dry()
+        .stdout(predicate::str::contains("estimate on this machine"))
+        .stdout(predicate::str::contains("4/4"))
+        .stdout(predicate::str::contains("total: "))
+        .stdout(predicate::str::contains("disk: ledger about"))
+        .stderr(predicate::str::contains("timing convnet with relu"));
+    let text = String::from_utf8_lossy(&first.get_output().stdout).into_owned();
+    assert!(!text.contains("(cached)"), "{text}");
+    assert!(
+        !out.join("ledger.sqlite").exists(),
+        "a dry run trains nothing"
+    );
+    assert!(cache.join("acbench/calibration.json").is_file());
+    // The second dry run uses the cached timing.
+    dry()
+        .stdout(predicate::str::contains("(cached)"))
+        .stderr(predicate::str::contains("timing").not());
 }
 
 #[test]

@@ -22,7 +22,9 @@ pub mod registry;
 
 pub use batch::{Augment, Batcher, Normalization, channel_stats};
 pub use error::DataError;
-pub use registry::{DatasetStatus, LoadOptions, default_root, geometry, list, load, locate};
+pub use registry::{
+    DatasetStatus, LoadOptions, default_root, geometry, list, load, locate, split_sizes,
+};
 
 /// A loaded dataset: train and test splits of equally shaped images.
 #[derive(Debug, Clone)]

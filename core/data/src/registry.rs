@@ -163,6 +163,20 @@ pub fn geometry(
     })
 }
 
+/// Examples in the (training, test) splits of a registered dataset, as it
+/// is distributed, for estimating a suite's cost before any data is read.
+/// miniImageNet has 600 images in each of its 100 classes; as an image
+/// folder its train/test split is the user's, so 500/100 per class is
+/// assumed. `None` for unknown names and `folder:` datasets.
+pub fn split_sizes(name: &str) -> Option<(usize, usize)> {
+    let entry = REGISTRY.iter().find(|e| e.name == name)?;
+    Some(match entry.kind {
+        Kind::Idx { .. } => (60_000, 10_000),
+        Kind::Cifar10 | Kind::Cifar100(_) => (50_000, 10_000),
+        Kind::Folder { .. } => (50_000, 10_000),
+    })
+}
+
 /// Registered dataset names, in display order.
 pub fn names() -> Vec<&'static str> {
     REGISTRY.iter().map(|e| e.name).collect()

@@ -44,6 +44,18 @@ pub enum Error {
     /// A plugin could not be loaded, or one of its kernels failed.
     #[error(transparent)]
     Plugin(#[from] crate::plugin::PluginError),
+    /// A checkpoint could not be written.
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint {
+        /// The file or folder being written.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// An invariant of acbench itself does not hold: a bug, not a mistake
+    /// in the input.
+    #[error("internal error (a bug in acbench; please report it): {0}")]
+    Internal(String),
     /// Batching the dataset failed (a malformed split or bad normalisation).
     #[error(transparent)]
     Data(#[from] acbench_data::DataError),

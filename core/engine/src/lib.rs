@@ -3,6 +3,7 @@
 //! trains it with the paper's optimisers on a dataset from `acbench-data`.
 
 pub mod activation;
+pub mod checkpoint;
 pub mod error;
 pub mod model;
 pub mod ops;

@@ -12,7 +12,7 @@
 use std::str::FromStr;
 
 use candle_core::backprop::GradStore;
-use candle_core::{DType, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
 use crate::params::{Param, ParamKind};
@@ -99,6 +99,24 @@ impl OptimizerConfig {
             Self::Adagrad { .. } => "adagrad",
             Self::Adadelta { .. } => "adadelta",
             Self::Adam { .. } => "adam",
+        }
+    }
+
+    /// How many values of state this optimiser keeps per parameter value
+    /// (what a checkpoint stores besides the parameters).
+    pub fn state_buffers(&self) -> usize {
+        self.state_fields().len()
+    }
+
+    /// Names of the per-parameter state buffers this optimiser keeps (Adam
+    /// also keeps a step count).
+    fn state_fields(&self) -> &'static [&'static str] {
+        match self {
+            Self::Sgd => &[],
+            Self::Momentum { .. } => &["velocity"],
+            Self::Adagrad { .. } => &["accumulator"],
+            Self::Adadelta { .. } => &["acc_grad", "acc_update"],
+            Self::Adam { .. } => &["m", "v"],
         }
     }
 
@@ -236,6 +254,50 @@ impl State {
     }
 }
 
+impl State {
+    /// The state tensors with their field names, in [`OptimizerConfig::state_fields`] order.
+    fn fields(&self) -> Vec<(&'static str, &Tensor)> {
+        match self {
+            Self::Sgd => vec![],
+            Self::Momentum { velocity } => vec![("velocity", velocity)],
+            Self::Adagrad { accumulator } => vec![("accumulator", accumulator)],
+            Self::Adadelta {
+                acc_grad,
+                acc_update,
+            } => vec![("acc_grad", acc_grad), ("acc_update", acc_update)],
+            Self::Adam { m, v, .. } => vec![("m", m), ("v", v)],
+        }
+    }
+
+    /// Replaces the state with `fields` (in [`State::fields`] order, already
+    /// checked to be complete) and Adam's step count `steps`.
+    fn restore(&mut self, fields: Vec<Tensor>, steps: i32) {
+        let mut fields = fields.into_iter();
+        let mut next = |old: &mut Tensor| {
+            if let Some(new) = fields.next() {
+                *old = new;
+            }
+        };
+        match self {
+            Self::Sgd => {}
+            Self::Momentum { velocity } => next(velocity),
+            Self::Adagrad { accumulator } => next(accumulator),
+            Self::Adadelta {
+                acc_grad,
+                acc_update,
+            } => {
+                next(acc_grad);
+                next(acc_update);
+            }
+            Self::Adam { m, v, t } => {
+                next(m);
+                next(v);
+                *t = steps;
+            }
+        }
+    }
+}
+
 /// The same state as plain f32 buffers, for parameters updated in place on
 /// the CPU (see [`InPlace`]).
 #[derive(Debug)]
@@ -282,9 +344,60 @@ impl CpuState {
     }
 }
 
+impl CpuState {
+    /// The state buffers with their field names, in [`OptimizerConfig::state_fields`] order.
+    fn fields(&self) -> Vec<(&'static str, &[f32])> {
+        match self {
+            Self::Sgd => vec![],
+            Self::Momentum { velocity } => vec![("velocity", velocity)],
+            Self::Adagrad { accumulator } => vec![("accumulator", accumulator)],
+            Self::Adadelta {
+                acc_grad,
+                acc_update,
+            } => vec![("acc_grad", acc_grad), ("acc_update", acc_update)],
+            Self::Adam { m, v, .. } => vec![("m", m), ("v", v)],
+        }
+    }
+
+    /// As [`State::restore`], for the buffers.
+    fn restore(&mut self, fields: Vec<Vec<f32>>, steps: i32) {
+        let mut fields = fields.into_iter();
+        let mut next = |old: &mut Vec<f32>| {
+            if let Some(new) = fields.next() {
+                *old = new;
+            }
+        };
+        match self {
+            Self::Sgd => {}
+            Self::Momentum { velocity } => next(velocity),
+            Self::Adagrad { accumulator } => next(accumulator),
+            Self::Adadelta {
+                acc_grad,
+                acc_update,
+            } => {
+                next(acc_grad);
+                next(acc_update);
+            }
+            Self::Adam { m, v: second, t } => {
+                next(m);
+                next(second);
+                *t = steps;
+            }
+        }
+    }
+}
+
+/// Adam's step count as the one-element i64 tensor checkpoints store.
+fn step_count(t: i32) -> Result<Tensor> {
+    Ok(Tensor::from_slice(&[i64::from(t)], 1, &Device::Cpu)?)
+}
+
 /// One parameter and what the optimiser keeps for it.
 #[derive(Debug)]
 struct Slot {
+    /// The parameter's name (`cba0.conv0.weight`), which names its state in
+    /// checkpoints.
+    name: String,
     var: Var,
     decayed: bool,
     min: Option<f64>,
@@ -336,6 +449,7 @@ impl Optimizer {
                     SlotState::Tensors(State::new(config, t)?)
                 };
                 Ok(Slot {
+                    name: p.name.clone(),
                     var: p.var.clone(),
                     decayed: p.kind == ParamKind::Weight && weight_decay > 0.0,
                     min,
@@ -353,6 +467,109 @@ impl Optimizer {
     /// The configuration this optimiser runs.
     pub fn config(&self) -> &OptimizerConfig {
         &self.config
+    }
+
+    /// Every state buffer as `(name, tensor)`, named `PARAM/FIELD`
+    /// (`cba0.conv0.weight/velocity`; Adam's step count is `PARAM/t`, an
+    /// i64 scalar): what a checkpoint keeps so that training resumes with
+    /// exactly this optimiser. Plain SGD has no state.
+    pub fn state(&self) -> Result<Vec<(String, Tensor)>> {
+        let mut out = Vec::new();
+        for slot in &self.slots {
+            let named = |field: &str| format!("{}/{field}", slot.name);
+            match &slot.state {
+                SlotState::Tensors(state) => {
+                    for (field, t) in state.fields() {
+                        out.push((named(field), t.clone()));
+                    }
+                    if let State::Adam { t, .. } = state {
+                        out.push((named("t"), step_count(*t)?));
+                    }
+                }
+                SlotState::InPlace(cpu) => {
+                    let shape = slot.var.as_tensor().shape().clone();
+                    for (field, v) in cpu.fields() {
+                        out.push((named(field), Tensor::from_slice(v, &shape, &Device::Cpu)?));
+                    }
+                    if let CpuState::Adam { t, .. } = cpu {
+                        out.push((named("t"), step_count(*t)?));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restores the state that [`Optimizer::state`] returned, looking each
+    /// buffer up by name in `get`. Every buffer is checked (present, of the
+    /// parameter's size) before any is replaced, so a mismatch leaves this
+    /// optimiser as it was.
+    pub fn load_state(&mut self, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<()> {
+        let fetch = |slot: &Slot, field: &str| -> Result<Tensor> {
+            let name = format!("{}/{field}", slot.name);
+            get(&name).ok_or_else(|| Error::Config(format!("optimizer state `{name}` is missing")))
+        };
+        let sized = |slot: &Slot, field: &str| -> Result<Tensor> {
+            let t = fetch(slot, field)?;
+            let want = slot.var.as_tensor().elem_count();
+            if t.elem_count() != want {
+                return Err(Error::Config(format!(
+                    "optimizer state `{}/{field}` has {} values, the parameter {want}",
+                    slot.name,
+                    t.elem_count()
+                )));
+            }
+            Ok(t)
+        };
+        let mut loaded = Vec::with_capacity(self.slots.len());
+        for slot in &self.slots {
+            let mut fields = Vec::new();
+            for field in self.config.state_fields() {
+                fields.push(sized(slot, field)?);
+            }
+            let t = if matches!(self.config, OptimizerConfig::Adam { .. }) {
+                let t = fetch(slot, "t")?.flatten_all()?.to_vec1::<i64>()?;
+                let [t] = t[..] else {
+                    return Err(Error::Config(format!(
+                        "optimizer state `{}/t` is not one number",
+                        slot.name
+                    )));
+                };
+                i32::try_from(t).map_err(|_| {
+                    Error::Config(format!(
+                        "optimizer state `{}/t` = {t} is out of range",
+                        slot.name
+                    ))
+                })?
+            } else {
+                0
+            };
+            loaded.push((fields, t));
+        }
+        for (slot, (fields, t)) in self.slots.iter_mut().zip(loaded) {
+            match &mut slot.state {
+                SlotState::Tensors(state) => {
+                    let p = slot.var.as_tensor();
+                    let fields = fields
+                        .into_iter()
+                        .map(|f| {
+                            f.reshape(p.shape())?
+                                .to_dtype(p.dtype())?
+                                .to_device(p.device())
+                        })
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    state.restore(fields, t);
+                }
+                SlotState::InPlace(cpu) => {
+                    let fields = fields
+                        .into_iter()
+                        .map(|f| f.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>())
+                        .collect::<candle_core::Result<Vec<_>>>()?;
+                    cpu.restore(fields, t);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Applies one update with learning rate `lr` from the gradients in

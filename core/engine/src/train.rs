@@ -12,6 +12,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{CheckpointStore, Resume, RngPositions, Snapshot};
 use crate::model::{ActSlotValues, Mode, Model};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::params::ParamKind;
@@ -209,6 +210,34 @@ pub fn train(
     device: &Device,
     obs: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
+    train_from(model, data, cfg, device, obs, None, None)
+}
+
+/// [`train`] with a checkpoint in `store` after every finished epoch (see
+/// [`crate::checkpoint`]), continuing from `resume` (a checkpoint
+/// [`CheckpointStore::load`] read into `model`) when there is one. The
+/// results are bit for bit those of an uninterrupted [`train`].
+pub fn train_with_checkpoints(
+    model: &Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    device: &Device,
+    obs: &mut dyn Observer,
+    store: &CheckpointStore,
+    resume: Option<Resume>,
+) -> Result<TrainOutcome> {
+    train_from(model, data, cfg, device, obs, Some(store), resume)
+}
+
+fn train_from(
+    model: &Model,
+    data: &Dataset,
+    cfg: &TrainConfig,
+    device: &Device,
+    obs: &mut dyn Observer,
+    store: Option<&CheckpointStore>,
+    resume: Option<Resume>,
+) -> Result<TrainOutcome> {
     cfg.validate()?;
     check_fit(model, data)?;
     let run_start = Instant::now();
@@ -236,8 +265,29 @@ pub fn train(
         seed: cfg.seed,
     };
     let mut history = Vec::with_capacity(cfg.epochs);
+    let mut first_epoch = 0;
+    if let Some(r) = resume {
+        if r.next_epoch > cfg.epochs || r.order.len() != n_train {
+            return Err(Error::Config(format!(
+                "the checkpoint resumes at epoch {} of {} over {} examples; the run has {} epochs over {n_train}",
+                r.next_epoch,
+                r.history.len(),
+                r.order.len(),
+                cfg.epochs
+            )));
+        }
+        trainer
+            .optimizer
+            .load_state(&|name| r.optimizer.get(name).cloned())?;
+        shuffle_rng.set_word_pos(r.rng.shuffle);
+        augment_rng.set_word_pos(r.rng.augment);
+        trainer.dropout_rng.set_word_pos(r.rng.dropout);
+        order = r.order;
+        history = r.history;
+        first_epoch = r.next_epoch;
+    }
 
-    for epoch in 0..cfg.epochs {
+    for epoch in first_epoch..cfg.epochs {
         let epoch_start = Instant::now();
         let weights_before = WeightSnapshot::take(model)?;
         let first_lr = cfg.schedule.lr(epoch, 0, batches, cfg.epochs);
@@ -288,6 +338,22 @@ pub fn train(
         };
         obs.epoch_end(&metrics);
         history.push(metrics);
+        if let Some(store) = store
+            && (epoch + 1 < cfg.epochs || store.saves_last())
+        {
+            store.save(&Snapshot {
+                next_epoch: epoch + 1,
+                model,
+                optimizer: &trainer.optimizer,
+                rng: RngPositions {
+                    shuffle: shuffle_rng.get_word_pos(),
+                    augment: augment_rng.get_word_pos(),
+                    dropout: trainer.dropout_rng.get_word_pos(),
+                },
+                order: &order,
+                history: &history,
+            })?;
+        }
     }
     Ok(TrainOutcome {
         status: RunStatus::Completed,
@@ -491,6 +557,7 @@ fn check_fit(model: &Model, data: &Dataset) -> Result<()> {
 mod tests {
     use super::*;
     use crate::activation::{ActBindings, Registry};
+    use crate::checkpoint::Loaded;
     use acbench_data::Split;
     use acbench_dsl::ir::{Conv2d, Network, Node, Op, Padding, Pool2d, PoolKind, Shape, Span};
     use rand::{Rng, SeedableRng};
@@ -508,8 +575,9 @@ mod tests {
         }
     }
 
-    /// conv 3x3 (4 channels) -> act -> maxpool 2 -> flatten -> dropout ->
-    /// linear(2), on 1x8x8 inputs: every random stream is used.
+    /// conv 3x3 (4 channels) -> bn -> act -> maxpool 2 -> flatten -> dropout
+    /// -> linear(2), on 1x8x8 inputs: every random stream is used, and there
+    /// are running statistics.
     fn tiny_net() -> Network {
         let input = Shape::Image {
             c: 1,
@@ -556,6 +624,16 @@ mod tests {
             output: Shape::Flat(2),
             body: vec![
                 node("conv0", input, fmap, conv),
+                node(
+                    "bn0",
+                    fmap,
+                    fmap,
+                    Op::BatchNorm {
+                        channels: 4,
+                        eps: 1e-3,
+                        momentum: 0.9,
+                    },
+                ),
                 node("act0", fmap, fmap, Op::Act { slot: None }),
                 node("pool0", fmap, pooled, pool),
                 node("flatten0", pooled, flat, Op::Flatten),
@@ -811,5 +889,181 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    fn params_bits(model: &Model) -> Vec<(String, Vec<u32>)> {
+        let mut out: Vec<(String, Vec<u32>)> = model
+            .params()
+            .iter()
+            .map(|p| (p.name.clone(), p.var.as_tensor().clone()))
+            .chain(
+                model
+                    .buffers()
+                    .iter()
+                    .map(|(n, v)| (n.clone(), v.as_tensor().clone())),
+            )
+            .map(|(n, t)| {
+                let v: Vec<f32> = t.flatten_all().and_then(|t| t.to_vec1()).expect("values");
+                (n, v.into_iter().map(f32::to_bits).collect())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Copies the run's checkpoint folder when epoch `at` ends: what a kill
+    /// during epoch `at` would leave on disk.
+    struct CopyAt {
+        at: usize,
+        from: std::path::PathBuf,
+        to: std::path::PathBuf,
+    }
+
+    impl Observer for CopyAt {
+        fn epoch_end(&mut self, m: &EpochMetrics) {
+            if m.epoch == self.at {
+                std::fs::create_dir_all(&self.to).expect("dir");
+                for e in std::fs::read_dir(&self.from).expect("checkpoint dir") {
+                    let e = e.expect("entry");
+                    std::fs::copy(e.path(), self.to.join(e.file_name())).expect("copy");
+                }
+            }
+        }
+    }
+
+    fn adam_config() -> TrainConfig {
+        let mut cfg = config(4, 0.01, 8);
+        cfg.optimizer = serde_json::from_str(r#"{"name": "adam"}"#).expect("adam");
+        cfg
+    }
+
+    #[test]
+    fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
+        let data = dataset(40, 9);
+        let cfg = adam_config();
+        let whole_model = model(8);
+        let whole = train(&whole_model, &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+
+        let root = tempfile::tempdir().expect("tmp");
+        let store = CheckpointStore::new(&root.path().join("a"), "run", false);
+        let killed = root.path().join("b").join("run");
+        let mut copy = CopyAt {
+            at: 2,
+            from: store.dir().to_owned(),
+            to: killed.clone(),
+        };
+        let first = model(8);
+        train_with_checkpoints(&first, &data, &cfg, &Device::Cpu, &mut copy, &store, None)
+            .expect("train");
+        // Only the last checkpoint is kept: one tensor file.
+        let tensor_files = std::fs::read_dir(&killed)
+            .expect("copy")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
+            })
+            .count();
+        assert_eq!(tensor_files, 1);
+
+        // A fresh process: the model is built from the seed again, then the
+        // checkpoint written after epoch 1 is loaded into it.
+        let resumed_model = model(8);
+        let store = CheckpointStore::new(&root.path().join("b"), "run", false);
+        let Loaded::Resume(resume) = store.load(&resumed_model) else {
+            panic!("the checkpoint should load");
+        };
+        assert_eq!(resume.next_epoch, 2);
+        let mut rec = Recorder::default();
+        let resumed = train_with_checkpoints(
+            &resumed_model,
+            &data,
+            &cfg,
+            &Device::Cpu,
+            &mut rec,
+            &store,
+            Some(resume),
+        )
+        .expect("resume");
+        assert_eq!(
+            rec.starts.first().map(|s| s.0),
+            Some(2),
+            "epochs 0-1 were not redone"
+        );
+        assert_eq!(losses(&whole), losses(&resumed));
+        assert_eq!(whole.act_values, resumed.act_values);
+        assert_eq!(params_bits(&whole_model), params_bits(&resumed_model));
+        for (a, b) in whole.epochs.iter().zip(&resumed.epochs) {
+            assert_eq!(a.test_acc.to_bits(), b.test_acc.to_bits());
+            assert_eq!(a.weight_increments, b.weight_increments);
+        }
+        // Finished: the run's checkpoint is gone unless kept.
+        store.finish().expect("finish");
+        assert!(!store.dir().exists());
+    }
+
+    #[test]
+    fn foreign_or_damaged_checkpoints_are_refused_and_leave_the_model_alone() {
+        let data = dataset(20, 5);
+        let mut cfg = adam_config();
+        cfg.epochs = 1;
+        let root = tempfile::tempdir().expect("tmp");
+        let store = CheckpointStore::new(root.path(), "run", true);
+        assert!(matches!(store.load(&model(3)), Loaded::None));
+        train_with_checkpoints(
+            &model(3),
+            &data,
+            &cfg,
+            &Device::Cpu,
+            &mut NoObserver,
+            &store,
+            None,
+        )
+        .expect("train");
+        let json_path = store.dir().join("checkpoint.json");
+        let json = std::fs::read_to_string(&json_path).expect("kept checkpoint");
+
+        let refused = |store: &CheckpointStore, want: &str| {
+            let fresh = model(3);
+            let before = params_bits(&fresh);
+            match store.load(&fresh) {
+                Loaded::Refused(why) => assert!(why.contains(want), "{why}"),
+                other => panic!("expected a refusal naming `{want}`, got {other:?}"),
+            }
+            assert_eq!(before, params_bits(&fresh));
+        };
+        // Another run's key (another spec hash).
+        std::fs::create_dir_all(root.path().join("other")).expect("dir");
+        for e in std::fs::read_dir(store.dir()).expect("dir") {
+            let e = e.expect("entry");
+            std::fs::copy(e.path(), root.path().join("other").join(e.file_name())).expect("copy");
+        }
+        refused(
+            &CheckpointStore::new(root.path(), "other", false),
+            "another spec hash",
+        );
+        // Another format, another acbench version.
+        std::fs::write(&json_path, json.replace("\"format\": 1", "\"format\": 99")).expect("w");
+        refused(&store, "format 99");
+        std::fs::write(
+            &json_path,
+            json.replace(env!("CARGO_PKG_VERSION"), "0.0.0-old"),
+        )
+        .expect("w");
+        refused(&store, "acbench 0.0.0-old");
+        // A damaged tensor file.
+        std::fs::write(&json_path, &json).expect("w");
+        let tensors = std::fs::read_dir(store.dir())
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "safetensors"))
+            .expect("tensor file");
+        let mut bytes = std::fs::read(&tensors).expect("read");
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&tensors, bytes).expect("w");
+        refused(&store, "SHA-256");
+        // A model of another shape never gets half-loaded.
+        std::fs::write(&json_path, "{not json").expect("w");
+        refused(&store, "not a checkpoint");
     }
 }

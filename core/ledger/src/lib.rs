@@ -308,15 +308,17 @@ impl Ledger {
             .map(|row| row.map(|(s, e, d)| status_from(&s, e, d)))
     }
 
-    /// Records that a run starts. A run already in the ledger (interrupted,
-    /// or forced again with `--rerun`) loses its old epochs and counts one
-    /// more attempt.
+    /// Records that a run starts at epoch `from_epoch` (0, or the epoch a
+    /// checkpoint resumes at). A run already in the ledger (interrupted, or
+    /// forced again with `--rerun`) keeps its epochs before `from_epoch`,
+    /// loses the rest and counts one more attempt.
     pub fn begin_run(
         &mut self,
         key: &str,
         labels: &RunLabels,
         spec: &serde_json::Value,
         manifest: &serde_json::Value,
+        from_epoch: usize,
     ) -> Result<()> {
         let path = self.path.clone();
         let err = |source| LedgerError::Sqlite {
@@ -324,7 +326,7 @@ impl Ledger {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
-        delete_epochs(&tx, key).map_err(err)?;
+        delete_epochs(&tx, key, from_epoch).map_err(err)?;
         tx.execute(
             "INSERT INTO runs (key, suite, model, activation, optimizer, dataset, seed, spec, manifest,
                                status, attempts, started_at)
@@ -576,11 +578,12 @@ impl Ledger {
     }
 }
 
-fn delete_epochs(tx: &Transaction<'_>, key: &str) -> rusqlite::Result<()> {
+/// Deletes the run's epochs from `from_epoch` on.
+fn delete_epochs(tx: &Transaction<'_>, key: &str, from_epoch: usize) -> rusqlite::Result<()> {
     for table in ["epochs", "act_params", "weight_increments"] {
         tx.execute(
-            &format!("DELETE FROM {table} WHERE run_key = ?1"),
-            params![key],
+            &format!("DELETE FROM {table} WHERE run_key = ?1 AND epoch >= ?2"),
+            params![key, from_epoch as i64],
         )?;
     }
     Ok(())
@@ -654,7 +657,7 @@ mod tests {
         let mut l = Ledger::open(&path).expect("open");
         assert_eq!(l.status("k1").expect("status"), None);
         let spec = serde_json::json!({"lr": 0.05});
-        l.begin_run("k1", &labels(0), &spec, &serde_json::json!({}))
+        l.begin_run("k1", &labels(0), &spec, &serde_json::json!({}), 0)
             .expect("begin");
         assert_eq!(l.status("k1").expect("status"), Some(RunStatus::Running));
         l.record_epoch("k1", &epoch(0)).expect("epoch 0");
@@ -677,13 +680,23 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut l = Ledger::open(&dir.path().join("l.sqlite")).expect("open");
         let none = serde_json::json!(null);
-        l.begin_run("k", &labels(1), &none, &none).expect("begin");
+        l.begin_run("k", &labels(1), &none, &none, 0)
+            .expect("begin");
         l.record_epoch("k", &epoch(0)).expect("epoch");
-        l.begin_run("k", &labels(1), &none, &none)
+        l.record_epoch("k", &epoch(1)).expect("epoch");
+        l.record_epoch("k", &epoch(2)).expect("epoch");
+        // Resumed from a checkpoint at epoch 2: epochs 0 and 1 stay.
+        l.begin_run("k", &labels(1), &none, &none, 2)
+            .expect("resume");
+        let runs = l.runs().expect("runs");
+        assert_eq!(runs[0].epochs, vec![epoch(0), epoch(1)]);
+        assert_eq!(runs[0].attempts, 2);
+        // Started again from scratch: every old epoch goes.
+        l.begin_run("k", &labels(1), &none, &none, 0)
             .expect("begin again");
         let runs = l.runs().expect("runs");
         assert!(runs[0].epochs.is_empty(), "old epochs must go");
-        assert_eq!(runs[0].attempts, 2);
+        assert_eq!(runs[0].attempts, 3);
         assert_eq!(runs[0].status, RunStatus::Running);
     }
 
@@ -692,10 +705,12 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut l = Ledger::open(&dir.path().join("l.sqlite")).expect("open");
         let none = serde_json::json!(null);
-        l.begin_run("d", &labels(1), &none, &none).expect("begin");
+        l.begin_run("d", &labels(1), &none, &none, 0)
+            .expect("begin");
         l.end_run("d", &RunStatus::Diverged { epoch: 3 })
             .expect("end");
-        l.begin_run("f", &labels(2), &none, &none).expect("begin");
+        l.begin_run("f", &labels(2), &none, &none, 0)
+            .expect("begin");
         l.end_run(
             "f",
             &RunStatus::Failed {

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod error;
+pub mod estimate;
 pub mod file;
 pub mod resolve;
 pub mod runner;

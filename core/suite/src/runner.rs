@@ -7,12 +7,13 @@
 //! instantly. Every finished epoch is committed before the next starts.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use acbench_data::{Dataset, LoadOptions};
 use acbench_dsl::ir::Value;
 use acbench_engine::activation::{ActBindings, Registry};
+use acbench_engine::checkpoint::{CheckpointStore, Loaded};
 use acbench_engine::model::Model;
 use acbench_engine::train::{self, EpochMetrics, Observer, RunStatus as TrainStatus};
 use acbench_ledger::{ActParam, EpochRecord, Ledger, RunLabels, RunStatus, StoredRun};
@@ -31,6 +32,8 @@ pub struct Runner<'a> {
     pub data_dir: Option<PathBuf>,
     /// Train again even when the ledger has the run.
     pub rerun: bool,
+    /// Keep each run's last checkpoint when it ends (deleted by default).
+    pub keep_checkpoints: bool,
     /// Datasets loaded so far, shared by the runs that use them.
     datasets: HashMap<String, Arc<Dataset>>,
 }
@@ -57,6 +60,12 @@ impl Outcome {
 pub trait RunObserver: Observer {
     /// A run starts training (`index` of `total` in the current batch of specs).
     fn run_start(&mut self, spec: &RunSpec, index: usize, total: usize);
+
+    /// Something the user should know that is not an error: a run resumes
+    /// from its checkpoint, or a checkpoint could not be used.
+    fn notice(&mut self, message: &str) {
+        tracing::info!("{message}");
+    }
 }
 
 impl<'a> Runner<'a> {
@@ -72,6 +81,7 @@ impl<'a> Runner<'a> {
             device,
             data_dir,
             rerun,
+            keep_checkpoints: false,
             datasets: HashMap::new(),
         }
     }
@@ -80,6 +90,11 @@ impl<'a> Runner<'a> {
     /// failing, a dataset missing) are recorded as a failed run and returned
     /// as `Trained(Failed)`; only ledger errors are returned as `Err`, since
     /// without the ledger nothing can be kept.
+    ///
+    /// A run with a checkpoint (see [`acbench_engine::checkpoint`]) from an
+    /// interrupted attempt continues from its last finished epoch; the
+    /// checkpoint is written after every epoch into [`checkpoint_root`] and
+    /// deleted when the run ends, unless [`Runner::keep_checkpoints`].
     pub fn run(
         &mut self,
         ledger: &mut Ledger,
@@ -99,6 +114,45 @@ impl<'a> Runner<'a> {
             return Ok(Outcome::Replayed(status));
         }
         obs.run_start(spec, index, total);
+        let store =
+            CheckpointStore::new(&checkpoint_root(ledger.path()), &key, self.keep_checkpoints);
+        if self.rerun
+            && let Err(e) = store.remove()
+        {
+            obs.notice(&format!(
+                "could not delete the old checkpoint {}: {e}",
+                store.dir().display()
+            ));
+        }
+        let mut prepared = self.prepare(spec);
+        let mut resume = None;
+        if let Ok(p) = &prepared {
+            match store.load(&p.model) {
+                Loaded::None => {}
+                Loaded::Refused(why) => {
+                    obs.notice(&format!(
+                        "checkpoint not used, the run starts from epoch 0: {why}"
+                    ));
+                }
+                Loaded::Resume(r) => {
+                    if ledger_has_epochs(ledger, &key, r.next_epoch)? {
+                        obs.notice(&format!(
+                            "resuming run {} from its checkpoint at epoch {}",
+                            &key[..key.len().min(12)],
+                            r.next_epoch + 1
+                        ));
+                        resume = Some(r);
+                    } else {
+                        obs.notice(&format!(
+                            "checkpoint not used, the run starts from epoch 0: the ledger lacks epochs before epoch {}",
+                            r.next_epoch + 1
+                        ));
+                        // The checkpoint was already loaded into the model.
+                        prepared = self.prepare(spec);
+                    }
+                }
+            }
+        }
         let labels = RunLabels {
             suite: spec.suite.clone(),
             model: spec.model.label.clone(),
@@ -108,22 +162,47 @@ impl<'a> Runner<'a> {
             seed: spec.train.seed.0,
         };
         let spec_json = serde_json::to_value(spec).unwrap_or(serde_json::Value::Null);
-        ledger.begin_run(&key, &labels, &spec_json, &self.manifest(spec))?;
+        let from_epoch = resume.as_ref().map_or(0, |r| r.next_epoch);
+        ledger.begin_run(&key, &labels, &spec_json, &self.manifest(spec), from_epoch)?;
         let mut recorder = Recorder {
             ledger,
             key: &key,
             error: None,
+            hold: TestHold::from_env(index),
             inner: obs,
         };
-        let status = match self.train(spec, &mut recorder) {
-            Ok(TrainStatus::Completed) => RunStatus::Finished,
-            Ok(TrainStatus::Diverged { epoch, .. }) => RunStatus::Diverged { epoch },
+        let trained = prepared.and_then(|p| {
+            train::train_with_checkpoints(
+                &p.model,
+                &p.data,
+                &spec.train,
+                &self.device,
+                &mut recorder,
+                &store,
+                resume,
+            )
+            .map_err(|e| e.to_string())
+        });
+        let status = match trained {
+            Ok(outcome) => match outcome.status {
+                TrainStatus::Completed => RunStatus::Finished,
+                TrainStatus::Diverged { epoch, .. } => RunStatus::Diverged { epoch },
+            },
             Err(error) => RunStatus::Failed { error },
         };
         if let Some(e) = recorder.error.take() {
             return Err(e);
         }
         ledger.end_run(&key, &status)?;
+        // A failed run keeps its checkpoint: the retry continues from it.
+        if matches!(status, RunStatus::Finished | RunStatus::Diverged { .. })
+            && let Err(e) = store.finish()
+        {
+            obs.notice(&format!(
+                "could not delete the checkpoint {}: {e}",
+                store.dir().display()
+            ));
+        }
         Ok(Outcome::Trained(status))
     }
 
@@ -167,7 +246,8 @@ impl<'a> Runner<'a> {
         Ok(data)
     }
 
-    fn train(&mut self, spec: &RunSpec, obs: &mut dyn Observer) -> Result<TrainStatus, String> {
+    /// The run's data and freshly built model.
+    fn prepare(&mut self, spec: &RunSpec) -> Result<Prepared, String> {
         let data = self.dataset(&spec.dataset)?;
         let args: Vec<(String, Value)> = spec
             .model
@@ -186,9 +266,72 @@ impl<'a> Runner<'a> {
             spec.train.seed,
         )
         .map_err(|e| e.to_string())?;
-        let outcome = train::train(&model, &data, &spec.train, &self.device, obs)
-            .map_err(|e| e.to_string())?;
-        Ok(outcome.status)
+        Ok(Prepared { data, model })
+    }
+}
+
+/// A run ready to train.
+struct Prepared {
+    data: Arc<Dataset>,
+    model: Model,
+}
+
+/// Where a suite keeps its runs' checkpoints: `checkpoints/` beside the
+/// ledger, one folder per run key.
+pub fn checkpoint_root(ledger: &Path) -> PathBuf {
+    ledger
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("checkpoints")
+}
+
+/// Whether the ledger holds the run's epochs `0..n` (what a checkpoint at
+/// epoch `n` continues).
+fn ledger_has_epochs(
+    ledger: &Ledger,
+    key: &str,
+    n: usize,
+) -> Result<bool, acbench_ledger::LedgerError> {
+    let epochs = ledger.epochs(key)?;
+    Ok(epochs.len() >= n && epochs.iter().take(n).enumerate().all(|(i, e)| e.epoch == i))
+}
+
+/// For tests of interrupted suites: `ACBENCH_TEST_HOLD=RUN:EPOCH:BATCH`
+/// stops the process after that training batch of the run with that index
+/// (as the suite numbers its runs, from 0), printing a line to stderr and
+/// sleeping until it is killed. A test can then kill a suite mid-epoch at a
+/// known place instead of racing a timer.
+struct TestHold(Option<(usize, usize, usize)>);
+
+impl TestHold {
+    const VAR: &'static str = "ACBENCH_TEST_HOLD";
+
+    fn from_env(run: usize) -> Self {
+        let Ok(text) = std::env::var(Self::VAR) else {
+            return Self(None);
+        };
+        let parts: Vec<Option<usize>> = text.split(':').map(|p| p.trim().parse().ok()).collect();
+        match parts[..] {
+            [Some(r), Some(e), Some(b)] => Self((r == run).then_some((r, e, b))),
+            _ => {
+                eprintln!(
+                    "acbench: ignoring {}={text:?}: expected RUN:EPOCH:BATCH",
+                    Self::VAR
+                );
+                Self(None)
+            }
+        }
+    }
+
+    fn check(&self, epoch: usize, batch: usize) {
+        if let Some((run, e, b)) = self.0
+            && (e, b) == (epoch, batch)
+        {
+            eprintln!("acbench: held for a test at run {run}, epoch {e}, batch {b}");
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
+        }
     }
 }
 
@@ -197,6 +340,7 @@ struct Recorder<'l, 'o> {
     ledger: &'l mut Ledger,
     key: &'l str,
     error: Option<acbench_ledger::LedgerError>,
+    hold: TestHold,
     inner: &'o mut dyn RunObserver,
 }
 
@@ -207,6 +351,7 @@ impl Observer for Recorder<'_, '_> {
 
     fn batch_end(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
         self.inner.batch_end(epoch, batch, batches, loss);
+        self.hold.check(epoch, batch);
     }
 
     fn epoch_end(&mut self, m: &EpochMetrics) {

@@ -56,6 +56,9 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
 
     if args.dry_run {
         print_matrix(&suite);
+        if !args.no_estimate {
+            print_estimate(&suite, &registry, args)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -80,6 +83,7 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     );
     let device = super::device(args.device)?;
     let mut runner = Runner::new(&registry, device, args.data_dir.clone(), args.rerun);
+    runner.keep_checkpoints = args.keep_checkpoints;
     let mut progress = SuiteProgress::new(suite.runs.len());
     let (mut trained, mut replayed, mut failed) = (0, 0, Vec::new());
     for (i, spec) in suite.runs.iter().enumerate() {
@@ -212,6 +216,83 @@ fn print_matrix(suite: &Suite) {
         LEDGER_FILE,
         suite.out_dir.display()
     );
+}
+
+/// The estimated wall time per network and in all, and the disk the
+/// ledger and checkpoints take.
+fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miette::Result<()> {
+    use acbench_suite::estimate::{self, EstimateOptions, human_bytes, human_duration};
+    let ended: std::collections::HashSet<String> = ledger_status(&suite.out_dir.join(LEDGER_FILE))
+        .into_iter()
+        .filter(|(_, s)| s != "failed")
+        .map(|(k, _)| k)
+        .collect();
+    let opts = EstimateOptions {
+        registry,
+        device: super::device(args.device)?,
+        steps: 3,
+        cache: estimate::default_cache(),
+        recalibrate: args.recalibrate,
+    };
+    let est = estimate::estimate(&suite.runs, &ended, &opts, &mut |msg| eprintln!("{msg}"))
+        .map_err(miette::Report::msg)?;
+
+    #[derive(Tabled)]
+    struct Row {
+        model: String,
+        #[tabled(rename = "timed with")]
+        activation: String,
+        #[tabled(rename = "runs left")]
+        runs: String,
+        #[tabled(rename = "train batch")]
+        train: String,
+        #[tabled(rename = "eval batch")]
+        eval: String,
+        #[tabled(rename = "time left")]
+        left: String,
+        checkpoint: String,
+    }
+    let rows: Vec<Row> = est
+        .models
+        .iter()
+        .map(|m| Row {
+            model: m.model.clone(),
+            activation: m.activation.clone(),
+            runs: format!("{}/{}", m.runs_left, m.runs),
+            train: format!(
+                "{:.3} s{}",
+                m.calibration.train_batch_s,
+                if m.cached { " (cached)" } else { "" }
+            ),
+            eval: format!("{:.3} s", m.calibration.eval_batch_s),
+            left: m
+                .seconds_left
+                .map_or_else(|| "unknown dataset size".to_owned(), human_duration),
+            checkpoint: human_bytes(m.checkpoint_bytes),
+        })
+        .collect();
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .unwrap_or_else(|| rayon::current_num_threads().to_string());
+    println!(
+        "\nestimate on this machine ({threads} threads, {}):",
+        format!("{:?}", args.device).to_lowercase()
+    );
+    let mut table = Table::new(rows);
+    table.with(Style::psql());
+    println!("{table}");
+    println!(
+        "total: {} for {} runs left (one after another)",
+        human_duration(est.seconds_left),
+        est.models.iter().map(|m| m.runs_left).sum::<usize>()
+    );
+    println!(
+        "disk: ledger about {}; checkpoints up to {} at a time ({} with --keep-checkpoints)",
+        human_bytes(est.ledger_bytes),
+        human_bytes(est.checkpoint_peak_bytes),
+        human_bytes(est.checkpoint_kept_bytes)
+    );
+    Ok(())
 }
 
 /// Ended runs already in a ledger (empty when there is none yet).
