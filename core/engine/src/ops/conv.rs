@@ -570,7 +570,8 @@ fn backward_task<T: WithDType>(
     let mut cols = Scratch::<T>::any(g.cols_len(b));
     let mut dcols = Scratch::<T>::any(if dx.is_some() { g.cols_len(b) } else { 0 });
     let mut dyb = Scratch::<T>::any(if b > 1 { cout_g * b * l } else { 0 });
-    if let Some(d) = dx.as_deref_mut() {
+    // col2im adds into the input gradient; a direct convolution writes it.
+    if let Some(d) = dx.as_deref_mut().filter(|_| !g.direct()) {
         d.fill(T::zero());
     }
     for j0 in (0..imgs).step_by(b) {
