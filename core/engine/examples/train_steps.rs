@@ -1,5 +1,6 @@
-//! Trains a model on random data for a fixed number of steps: a target for
-//! profilers (`perf record`), not a benchmark (`acbench bench` is).
+//! Trains a model on random data for a fixed number of steps after one
+//! warm-up step: a target for profilers (`perf record`), not a benchmark
+//! (`acbench bench` is).
 //!
 //! `cargo run --release -p acbench-engine --example train_steps -- MODEL.acnet ACT STEPS [BATCH]`
 //! (random data; `perf record target/release/examples/train_steps ...`).
@@ -70,13 +71,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         batch,
         &Device::Cpu,
     )?;
+    // The first step fills the buffer pool (and faults its pages in): timed
+    // on its own, so that the rate is the steady state's.
+    let start = Instant::now();
+    trainer.step(&x, &y, 1e-3)?;
+    let first = start.elapsed().as_secs_f64();
     let start = Instant::now();
     for _ in 0..steps {
         trainer.step(&x, &y, 1e-3)?;
     }
     let s = start.elapsed().as_secs_f64();
     println!(
-        "{path} {act}: {steps} steps of {batch} in {s:.2} s = {:.0} images/s",
+        "{path} {act}: first step {first:.2} s, then {steps} steps of {batch} in {s:.2} s = {:.0} images/s",
         (steps * batch) as f64 / s
     );
     Ok(())

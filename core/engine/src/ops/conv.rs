@@ -8,9 +8,13 @@
 //!   `y = W @ cols` written straight into the NCHW output with the bias
 //!   folded in (no transpose, no separate bias op); the backward computes
 //!   `dW += dY @ cols^T`, `db += rowsum(dY)` and `dx = col2im(W^T @ dY)` in
-//!   one pass over the images. Images are split across rayon's threads, each
-//!   with one column buffer and its own partial `dW`; a 1x1 stride-1
-//!   unpadded convolution uses the input itself as `cols`. (candle 0.11's
+//!   one pass over the images. Images are split across rayon's threads,
+//!   each task with one column buffer and (when there are several tasks)
+//!   its own partial `dW`; a 1x1 stride-1 unpadded convolution uses the
+//!   input itself as `cols`. Where the map is small (ResNet's last stages
+//!   have 1 to 64 cells), a task puts several images side by side into one
+//!   `[K, images*L]` column matrix, so each product has at least 256
+//!   columns rather than a handful. (candle 0.11's
 //!   own CPU conv backward goes through a direct `conv_transpose2d` loop
 //!   ~12x slower than its forward, and is wrong when the two axes' stride
 //!   remainders differ.)
@@ -38,8 +42,9 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::gemm::{Mat, matmul, matmul_nt_f32};
+use super::gemm::{Mat, matmul, matmul_nt_f32, nt_f32_available};
 use super::scratch::Scratch;
+use super::slices::add_assign;
 use super::strided_index;
 
 /// `conv(x, weight) + bias` for `x: [N, Cin, H, W]`, `weight: [Cout, Cin/groups, kh, kw]`, `bias: [Cout]`:
@@ -251,12 +256,14 @@ impl ConvGeom {
         }
     }
 
-    /// `[cin_g, H, W] -> [K, L]` for one image and group, zeros for padding.
-    fn im2col<T: WithDType>(&self, src: &[T], cols: &mut [T]) {
+    /// `[cin_g, H, W] -> [K, L]` for one image and group, zeros for padding;
+    /// row `k` of the matrix starts at `cols[k * ld]` (`ld >= L`: an image's
+    /// columns inside a wider matrix of several images).
+    fn im2col<T: WithDType>(&self, src: &[T], cols: &mut [T], ld: usize) {
         let (l, ow, sw) = (self.l(), self.ow, self.stride.1);
         if self.shifted() {
             self.shifted_taps(|k, (oy0, oy1), (lo, hi), shift| {
-                let row = &mut cols[k * l..][..l];
+                let row = &mut cols[k * ld..][..l];
                 if oy1 <= oy0 || hi <= lo {
                     row.fill(T::zero());
                     return;
@@ -276,7 +283,7 @@ impl ConvGeom {
             return;
         }
         self.rows(|k, oy, row, (lo, hi, first)| {
-            let out = &mut cols[k * l + oy * ow..][..ow];
+            let out = &mut cols[k * ld + oy * ow..][..ow];
             let Some(row) = row else {
                 out.fill(T::zero());
                 return;
@@ -297,17 +304,17 @@ impl ConvGeom {
         });
     }
 
-    /// The adjoint of [`Self::im2col`]: adds every column entry onto its
-    /// input cell (`dst` holds the group's `[cin_g, H, W]` gradient).
-    /// Entries of padding cells in `cols` may be zeroed on the way.
-    fn col2im<T: WithDType>(&self, cols: &mut [T], dst: &mut [T]) {
+    /// The adjoint of [`Self::im2col`] (same `ld`): adds every column entry
+    /// onto its input cell (`dst` holds the group's `[cin_g, H, W]`
+    /// gradient). Entries of padding cells in `cols` may be zeroed on the way.
+    fn col2im<T: WithDType>(&self, cols: &mut [T], dst: &mut [T], ld: usize) {
         let (l, ow, sw) = (self.l(), self.ow, self.stride.1);
         if self.shifted() {
             self.shifted_taps(|k, (oy0, oy1), (lo, hi), shift| {
                 if oy1 <= oy0 || hi <= lo {
                     return;
                 }
-                let row = &mut cols[k * l..][..l];
+                let row = &mut cols[k * ld..][..l];
                 // Padding cells of the run read nothing: zero them (the
                 // column matrix is scratch) so one run can be added.
                 for oy in oy0..oy1 {
@@ -327,7 +334,7 @@ impl ConvGeom {
             if hi == lo {
                 return;
             }
-            let src = &cols[k * l + oy * ow..][..ow];
+            let src = &cols[k * ld + oy * ow..][..ow];
             let start = row + first;
             if sw == 1 {
                 for (d, v) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
@@ -341,15 +348,68 @@ impl ConvGeom {
         });
     }
 
-    /// Images per task, and the rayon threads each gemm may use (more than
-    /// one only when there are fewer images than threads).
-    fn split(&self) -> (usize, usize) {
+    /// Images per product: where the map is small, the images of a task go
+    /// into one product over a `[K, b*L]` column matrix, so that no matrix
+    /// dimension is the map size (a 1x1 map would make every product a
+    /// matrix-vector one, and the weight gradient's inner dimension 1).
+    fn batch(&self) -> usize {
+        MIN_COLS.div_ceil(self.l().max(1)).clamp(1, self.n.max(1))
+    }
+
+    /// Images per task, images per product, and the rayon threads each
+    /// product may use (more than one only when there are fewer products
+    /// than threads).
+    fn split(&self) -> (usize, usize, usize) {
         let threads = rayon::current_num_threads().max(1);
-        let per = self.n.div_ceil(threads).max(1);
-        let tasks = self.n.div_ceil(per).max(1);
-        (per, (threads / tasks).max(1))
+        let b = self.batch();
+        let products = self.n.div_ceil(b).max(1);
+        let per = products.div_ceil(threads).max(1);
+        let tasks = products.div_ceil(per).max(1);
+        (per * b, b, (threads / tasks).max(1))
+    }
+
+    /// The column matrix of group `gi` of `imgs` consecutive images
+    /// (`xs` starts at the first): `[K, imgs*L]`, image `j` in columns
+    /// `j*L..`. One direct image is its own input, without a copy.
+    fn columns<'a, T: WithDType>(
+        &self,
+        xs: &'a [T],
+        imgs: usize,
+        gi: usize,
+        cols: &'a mut [T],
+    ) -> &'a [T] {
+        let (k, l, cin_g) = (self.k(), self.l(), self.cin_g());
+        let (xi, plane) = (self.x_image(), self.h * self.w);
+        let src = |j: usize| &xs[j * xi + gi * cin_g * plane..][..cin_g * plane];
+        if self.direct() && imgs == 1 {
+            return src(0);
+        }
+        let cl = imgs * l;
+        for j in 0..imgs {
+            if self.direct() {
+                for (ci, row) in src(j).chunks(l).enumerate() {
+                    cols[ci * cl + j * l..][..l].copy_from_slice(row);
+                }
+            } else {
+                self.im2col(src(j), &mut cols[j * l..], cl);
+            }
+        }
+        &cols[..k * cl]
+    }
+
+    /// Elements of the column scratch a task needs for `b` images per product.
+    fn cols_len(&self, b: usize) -> usize {
+        if self.direct() && b == 1 {
+            0
+        } else {
+            self.k() * b * self.l()
+        }
     }
 }
+
+/// Columns (images times map cells) a product should have at least before
+/// the images of a small map are batched into one.
+const MIN_COLS: usize = 256;
 
 /// `y = conv(x, weight) + bias` on contiguous NCHW slices (`y` is overwritten).
 ///
@@ -362,8 +422,8 @@ pub fn conv_forward<T: WithDType>(
     bias: Option<&[T]>,
     y: &mut [T],
 ) {
-    let (k, l, cin_g, cout_g) = (g.k(), g.l(), g.cin_g(), g.cout_g());
-    let (xi, yi, plane) = (g.x_image(), g.y_image(), g.h * g.w);
+    let (k, l, cout_g) = (g.k(), g.l(), g.cout_g());
+    let (xi, yi) = (g.x_image(), g.y_image());
     assert_eq!(
         (x.len(), y.len(), weight.len()),
         (g.n * xi, g.n * yi, g.w_len())
@@ -371,36 +431,48 @@ pub fn conv_forward<T: WithDType>(
     if g.n == 0 || yi == 0 {
         return;
     }
-    let (per, inner) = g.split();
+    let (per, b, inner) = g.split();
     y.par_chunks_mut(per * yi)
         .zip(x.par_chunks((per * xi).max(1)))
         .for_each(|(ys, xs)| {
-            let mut cols = Scratch::<T>::any(if g.direct() { 0 } else { k * l });
-            for (yimg, ximg) in ys.chunks_mut(yi).zip(xs.chunks(xi.max(1))) {
+            let imgs = ys.len() / yi;
+            let mut cols = Scratch::<T>::any(g.cols_len(b));
+            let mut outs = Scratch::<T>::any(if b > 1 { cout_g * b * l } else { 0 });
+            for j0 in (0..imgs).step_by(b) {
+                let bb = b.min(imgs - j0);
+                let cl = bb * l;
                 for gi in 0..g.groups {
-                    let src = &ximg[gi * cin_g * plane..][..cin_g * plane];
-                    let colsr: &[T] = if g.direct() {
-                        src
+                    let colsr = g.columns(&xs[j0 * xi..], bb, gi, &mut cols);
+                    // One image writes straight into its NCHW output; several
+                    // go through `[cout_g, bb*L]` and are scattered after.
+                    let out: &mut [T] = if bb == 1 {
+                        &mut ys[j0 * yi + gi * cout_g * l..][..cout_g * l]
                     } else {
-                        g.im2col(src, &mut cols);
-                        &cols
+                        &mut outs[..cout_g * cl]
                     };
-                    let out = &mut yimg[gi * cout_g * l..][..cout_g * l];
-                    if let Some(b) = bias {
-                        for (row, &bv) in out.chunks_mut(l).zip(&b[gi * cout_g..]) {
+                    if let Some(bias) = bias {
+                        for (row, &bv) in out.chunks_mut(cl).zip(&bias[gi * cout_g..]) {
                             row.fill(bv);
                         }
                     }
                     matmul(
                         out,
-                        Mat::rm(cout_g, l),
+                        Mat::rm(cout_g, cl),
                         &weight[gi * cout_g * k..][..cout_g * k],
                         Mat::rm(cout_g, k),
                         colsr,
-                        Mat::rm(k, l),
+                        Mat::rm(k, cl),
                         bias.is_some(),
                         inner,
                     );
+                    if bb > 1 {
+                        for j in 0..bb {
+                            let img = &mut ys[(j0 + j) * yi + gi * cout_g * l..][..cout_g * l];
+                            for (co, row) in img.chunks_mut(l).enumerate() {
+                                row.copy_from_slice(&outs[co * cl + j * l..][..l]);
+                            }
+                        }
+                    }
                 }
             }
         });
@@ -421,112 +493,166 @@ pub fn conv_backward<T: WithDType>(
     dw: &mut [T],
     mut db: Option<&mut [T]>,
 ) {
-    let (k, l, cin_g, cout_g) = (g.k(), g.l(), g.cin_g(), g.cout_g());
-    let (xi, yi, plane) = (g.x_image(), g.y_image(), g.h * g.w);
+    let (xi, yi) = (g.x_image(), g.y_image());
     assert_eq!(
         (x.len(), dy.len(), dw.len()),
         (g.n * xi, g.n * yi, g.w_len())
     );
-    let (per, inner) = g.split();
+    let (per, b, inner) = g.split();
     let tasks = g.n.div_ceil(per);
-    let want_db = db.is_some();
-    let mut dx_chunks: Vec<Option<&mut [T]>> = match dx {
-        Some(d) => {
-            assert_eq!(d.len(), g.n * xi);
-            d.chunks_mut((per * xi).max(1)).map(Some).collect()
-        }
-        None => Vec::new(),
-    };
-    dx_chunks.resize_with(tasks, || None);
-    let partials: Vec<(Scratch<T>, Scratch<T>)> = dx_chunks
-        .into_par_iter()
-        .enumerate()
-        .map(|(t, mut dxs)| {
-            let mut pdw = Scratch::<T>::zeros(dw.len());
-            let mut pdb = Scratch::<T>::zeros(if want_db { g.cout } else { 0 });
-            let scratch = if g.direct() { 0 } else { k * l };
-            let mut cols = Scratch::<T>::any(scratch);
-            let mut dcols = Scratch::<T>::any(if dxs.is_some() { scratch } else { 0 });
-            if let Some(d) = dxs.as_deref_mut() {
-                d.fill(T::zero());
-            }
-            let first = t * per;
-            for i in 0..per.min(g.n - first) {
-                let ximg = &x[(first + i) * xi..][..xi];
-                let dyimg = &dy[(first + i) * yi..][..yi];
-                for gi in 0..g.groups {
-                    let src = &ximg[gi * cin_g * plane..][..cin_g * plane];
-                    let dyg = &dyimg[gi * cout_g * l..][..cout_g * l];
-                    let colsr: &[T] = if g.direct() {
-                        src
-                    } else {
-                        g.im2col(src, &mut cols);
-                        &cols
-                    };
-                    weight_grad(
-                        &mut pdw[gi * cout_g * k..][..cout_g * k],
-                        dyg,
-                        colsr,
-                        (cout_g, k, l),
-                        inner,
-                    );
-                    if want_db {
-                        for (b, row) in pdb[gi * cout_g..].iter_mut().zip(dyg.chunks(l.max(1))) {
-                            *b += row.iter().fold(T::zero(), |a, &v| a + v);
-                        }
-                    }
-                    if let Some(d) = dxs.as_deref_mut() {
-                        let dst = &mut d[i * xi + gi * cin_g * plane..][..cin_g * plane];
-                        let wt = Mat::rm(cout_g, k).t();
-                        let wg = &weight[gi * cout_g * k..][..cout_g * k];
-                        if g.direct() {
-                            matmul(
-                                dst,
-                                Mat::rm(k, l),
-                                wg,
-                                wt,
-                                dyg,
-                                Mat::rm(cout_g, l),
-                                false,
-                                inner,
-                            );
-                        } else {
-                            matmul(
-                                &mut dcols,
-                                Mat::rm(k, l),
-                                wg,
-                                wt,
-                                dyg,
-                                Mat::rm(cout_g, l),
-                                false,
-                                inner,
-                            );
-                            g.col2im(&mut dcols, dst);
-                        }
-                    }
-                }
-            }
-            (pdw, pdb)
-        })
-        .collect();
+    if let Some(d) = &dx {
+        assert_eq!(d.len(), g.n * xi);
+    }
     dw.fill(T::zero());
     if let Some(d) = db.as_deref_mut() {
         d.fill(T::zero());
     }
+    if tasks <= 1 {
+        // One task accumulates straight into the outputs.
+        backward_task(g, (x, dy), weight, dx, dw, db, b, inner);
+        return;
+    }
+    let mut dx_chunks: Vec<Option<&mut [T]>> = match dx {
+        Some(d) => d.chunks_mut((per * xi).max(1)).map(Some).collect(),
+        None => Vec::new(),
+    };
+    dx_chunks.resize_with(tasks, || None);
+    let want_db = db.is_some();
+    let partials: Vec<(Scratch<T>, Scratch<T>)> = dx_chunks
+        .into_par_iter()
+        .enumerate()
+        .map(|(t, dxs)| {
+            let mut pdw = Scratch::<T>::zeros(dw.len());
+            let mut pdb = Scratch::<T>::zeros(if want_db { g.cout } else { 0 });
+            let first = t * per;
+            let count = per.min(g.n - first);
+            backward_task(
+                g,
+                (
+                    &x[first * xi..][..count * xi],
+                    &dy[first * yi..][..count * yi],
+                ),
+                weight,
+                dxs,
+                &mut pdw,
+                want_db.then_some(&mut *pdb),
+                b,
+                inner,
+            );
+            (pdw, pdb)
+        })
+        .collect();
     for (pdw, pdb) in partials {
-        for (a, b) in dw.iter_mut().zip(pdw.iter()) {
-            *a += *b;
-        }
+        add_assign(dw, &pdw);
         if let Some(d) = db.as_deref_mut() {
-            for (a, b) in d.iter_mut().zip(pdb.iter()) {
-                *a += *b;
+            add_assign(d, &pdb);
+        }
+    }
+}
+
+/// [`conv_backward`] for consecutive images `xs` with output gradients
+/// `dys`, `b` images per product: adds their weight and bias gradients
+/// onto `dw` and `db`, and writes their input gradient into `dx`.
+#[allow(clippy::too_many_arguments)]
+fn backward_task<T: WithDType>(
+    g: &ConvGeom,
+    (xs, dys): (&[T], &[T]),
+    weight: &[T],
+    mut dx: Option<&mut [T]>,
+    dw: &mut [T],
+    mut db: Option<&mut [T]>,
+    b: usize,
+    inner: usize,
+) {
+    let (k, l, cin_g, cout_g) = (g.k(), g.l(), g.cin_g(), g.cout_g());
+    let (xi, yi, plane) = (g.x_image(), g.y_image(), g.h * g.w);
+    let imgs = dys.len() / yi.max(1);
+    let mut cols = Scratch::<T>::any(g.cols_len(b));
+    let mut dcols = Scratch::<T>::any(if dx.is_some() { g.cols_len(b) } else { 0 });
+    let mut dyb = Scratch::<T>::any(if b > 1 { cout_g * b * l } else { 0 });
+    // col2im adds into the input gradient; a direct convolution writes it.
+    if let Some(d) = dx.as_deref_mut().filter(|_| !g.direct()) {
+        d.fill(T::zero());
+    }
+    for j0 in (0..imgs).step_by(b) {
+        let bb = b.min(imgs - j0);
+        let cl = bb * l;
+        for gi in 0..g.groups {
+            let colsr = g.columns(&xs[j0 * xi..], bb, gi, &mut cols);
+            // The images' output gradients as one `[cout_g, bb*L]` matrix.
+            let dyg: &[T] = if bb == 1 {
+                &dys[j0 * yi + gi * cout_g * l..][..cout_g * l]
+            } else {
+                for j in 0..bb {
+                    let img = &dys[(j0 + j) * yi + gi * cout_g * l..][..cout_g * l];
+                    for (co, row) in img.chunks(l).enumerate() {
+                        dyb[co * cl + j * l..][..l].copy_from_slice(row);
+                    }
+                }
+                &dyb[..cout_g * cl]
+            };
+            weight_grad(
+                &mut dw[gi * cout_g * k..][..cout_g * k],
+                dyg,
+                colsr,
+                (cout_g, k, cl),
+                inner,
+            );
+            if let Some(d) = db.as_deref_mut() {
+                for (sum, row) in d[gi * cout_g..].iter_mut().zip(dyg.chunks(cl.max(1))) {
+                    *sum += row.iter().fold(T::zero(), |a, &v| a + v);
+                }
+            }
+            let Some(d) = dx.as_deref_mut() else {
+                continue;
+            };
+            let wt = Mat::rm(cout_g, k).t();
+            let wg = &weight[gi * cout_g * k..][..cout_g * k];
+            // Where image `j`'s gradient for this group starts.
+            let at = |j: usize| (j0 + j) * xi + gi * cin_g * plane;
+            let len = cin_g * plane;
+            if g.direct() && bb == 1 {
+                let dst = &mut d[at(0)..][..len];
+                matmul(
+                    dst,
+                    Mat::rm(k, l),
+                    wg,
+                    wt,
+                    dyg,
+                    Mat::rm(cout_g, l),
+                    false,
+                    inner,
+                );
+                continue;
+            }
+            let dc = &mut dcols[..k * cl];
+            matmul(
+                dc,
+                Mat::rm(k, cl),
+                wg,
+                wt,
+                dyg,
+                Mat::rm(cout_g, cl),
+                false,
+                inner,
+            );
+            for j in 0..bb {
+                let dst = &mut d[at(j)..][..len];
+                if g.direct() {
+                    for (ci, row) in dst.chunks_mut(l).enumerate() {
+                        row.copy_from_slice(&dc[ci * cl + j * l..][..l]);
+                    }
+                } else {
+                    g.col2im(&mut dc[j * l..], dst, cl);
+                }
             }
         }
     }
 }
 
 /// `dw += dy @ cols^T` (`[cout_g, l] @ [l, k]`): the dot-product kernel
-/// for f32 (the gemm crate packs this product slowly), gemm otherwise.
+/// for f32 (the gemm crate packs this product slowly), its rows split
+/// across `threads`; gemm otherwise.
 fn weight_grad<T: WithDType>(
     dw: &mut [T],
     dy: &[T],
@@ -534,7 +660,10 @@ fn weight_grad<T: WithDType>(
     (cout_g, k, l): (usize, usize, usize),
     threads: usize,
 ) {
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && threads == 1 {
+    if l == 0 {
+        return;
+    }
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && nt_f32_available() {
         // SAFETY: T is f32 (checked above), so the slices are f32 slices of
         // the same lengths.
         let (dw32, dy32, cols32) = unsafe {
@@ -544,9 +673,13 @@ fn weight_grad<T: WithDType>(
                 std::slice::from_raw_parts(cols.as_ptr().cast::<f32>(), cols.len()),
             )
         };
-        if matmul_nt_f32(dw32, dy32, cols32, cout_g, k, l) {
-            return;
-        }
+        let rows = cout_g.div_ceil(threads.max(1)).max(1);
+        dw32.par_chunks_mut(rows * k)
+            .zip(dy32.par_chunks(rows * l))
+            .for_each(|(dwc, dyc)| {
+                matmul_nt_f32(dwc, dyc, cols32, dwc.len() / k.max(1), k, l);
+            });
+        return;
     }
     matmul(
         dw,
@@ -950,6 +1083,15 @@ mod tests {
             (
                 conv(3, 4, (4, 4), (1, 1), [1, 2, 2, 1], (1, 1), 1),
                 [2, 3, 6, 7],
+            ),
+            // Maps of one cell and of four: many images per product.
+            (
+                conv(8, 16, (3, 3), (1, 1), [1, 1, 1, 1], (1, 1), 2),
+                [7, 8, 1, 1],
+            ),
+            (
+                conv(8, 6, (1, 1), (1, 1), [0, 0, 0, 0], (1, 1), 1),
+                [9, 8, 2, 2],
             ),
         ];
         for (i, (c, dims)) in cases.iter().enumerate() {

@@ -146,6 +146,18 @@ pub fn matmul_nt_f32(c: &mut [f32], a: &[f32], b: &[f32], m: usize, n: usize, l:
     false
 }
 
+/// Whether [`matmul_nt_f32`] runs here (the CPU has AVX-512).
+pub fn nt_f32_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Rows of `a` and of `b` per register tile of [`nt_avx512`]: 24
 /// accumulators, 6 `a` vectors and one `b` vector fill 31 of the 32 zmm
 /// registers; taller tiles re-read `b` (the longer operand) fewer times.

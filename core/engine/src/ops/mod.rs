@@ -15,17 +15,95 @@
 //!   backward is slow, and wrong when the two axes' stride remainders
 //!   differ), candle's `conv2d` made exact elsewhere.
 //! - [`lrn`]: local response normalisation, TensorFlow's convention.
-//! - [`norm`]: batch normalisation in train and eval mode.
+//! - [`norm`]: batch normalisation in train and eval mode, and the running
+//!   statistics' update.
+//! - [`dropout`]: the dropout mask (the one place its random draws happen).
 //! - [`fused`]: an activation plugin's fused CPU kernels with their backward.
+//!
+//! The CPU kernels themselves are functions on slices (`conv_forward`,
+//! `max_pool_forward`, `norm::backward`, ...): the candle custom ops call
+//! them on tensor storage, and the model's CPU training path
+//! (`model::cpu`) calls the same functions on its own buffers, so each
+//! piece of math has one home. Their temporary buffers come from one pool
+//! ([`scratch`]).
 
 pub mod conv;
+pub mod dropout;
 pub mod fused;
 pub mod gemm;
 pub mod lrn;
 pub mod norm;
 pub mod pool;
+pub(crate) mod scratch;
+pub(crate) mod slices;
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{CpuStorage, DType, Device, Result, Storage, Tensor, WithDType, bail};
+
+/// The float types the CPU kernels compute in: f32 for training, f64 for
+/// gradient checks.
+pub trait Real: WithDType {
+    /// Square root.
+    fn sqrt(self) -> Self;
+    /// `self` to the power `e`.
+    fn powf(self, e: Self) -> Self;
+    /// Whether this is a NaN.
+    fn is_nan(self) -> bool;
+}
+
+macro_rules! real {
+    ($($t:ty),*) => {$(
+        impl Real for $t {
+            #[inline]
+            fn sqrt(self) -> Self {
+                <$t>::sqrt(self)
+            }
+            #[inline]
+            fn powf(self, e: Self) -> Self {
+                <$t>::powf(self, e)
+            }
+            #[inline]
+            fn is_nan(self) -> bool {
+                <$t>::is_nan(self)
+            }
+        }
+    )*};
+}
+real!(f32, f64);
+
+/// Runs `f` on the contiguous values of a CPU tensor of element type `T`
+/// (made contiguous first if it is not).
+pub(crate) fn with_slice<T: WithDType, R>(t: &Tensor, f: impl FnOnce(&[T]) -> R) -> Result<R> {
+    let t = t.contiguous()?;
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        bail!("a CPU kernel got a tensor on {:?}", t.device().location())
+    };
+    let values = T::cpu_storage_as_slice(cpu)?;
+    let Some((a, b)) = layout.contiguous_offsets() else {
+        bail!("a CPU kernel needs a contiguous tensor")
+    };
+    Ok(f(&values[a..b]))
+}
+
+/// The contiguous values of a custom op's CPU input.
+pub(crate) fn storage_slice<'a, T: WithDType>(
+    s: &'a CpuStorage,
+    l: &candle_core::Layout,
+) -> Result<&'a [T]> {
+    let v = T::cpu_storage_as_slice(s)?;
+    match l.contiguous_offsets() {
+        Some((a, b)) => Ok(&v[a..b]),
+        None => bail!("a CPU kernel needs contiguous tensors"),
+    }
+}
+
+/// `[N, C, rest...]` as `(N, C, product of the rest)`: the layout every
+/// per-channel kernel works on (`rest` is empty for vectors).
+pub fn ncl(dims: &[usize]) -> (usize, usize, usize) {
+    let n = dims.first().copied().unwrap_or(1);
+    let c = dims.get(1).copied().unwrap_or(1);
+    (n, c, dims.iter().skip(2).product())
+}
 
 /// A constant tensor of `shape` filled with `value`, in any float dtype
 /// (`Tensor::full` is typed by its Rust scalar, the model's dtype is a value).
@@ -113,94 +191,6 @@ pub(crate) mod gradcheck {
                     analytic[i]
                 );
             }
-        }
-    }
-}
-
-/// Per-thread scratch buffers for the CPU kernels, reused across calls so
-/// that a training step does not allocate (and the allocator does not hand
-/// pages back to the OS only to fault them in again next step).
-pub(crate) mod scratch {
-    use std::any::Any;
-    use std::cell::RefCell;
-    use std::ops::{Deref, DerefMut};
-
-    use candle_core::WithDType;
-
-    /// Buffers kept per thread.
-    const KEEP: usize = 16;
-
-    thread_local! {
-        static FREE: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
-    }
-
-    /// A buffer of `len` values that goes back to its thread's free list
-    /// when dropped. The vector keeps the longest length it ever had (so
-    /// its contents stay initialised) and the buffer is its first `len`
-    /// values.
-    pub(crate) struct Scratch<T: WithDType> {
-        data: Vec<T>,
-        len: usize,
-    }
-
-    impl<T: WithDType> Scratch<T> {
-        /// `len` zeros, in a reused allocation when one is big enough.
-        pub(crate) fn zeros(len: usize) -> Self {
-            let mut s = Self::any(len);
-            s.fill(T::zero());
-            s
-        }
-
-        /// `len` values the caller overwrites before reading: a reused
-        /// buffer keeps its old contents, only growth beyond the longest
-        /// length it had is zero-filled, so there is no memset per call.
-        pub(crate) fn any(len: usize) -> Self {
-            let reused = FREE.with(|f| {
-                let mut f = f.borrow_mut();
-                // The smallest free buffer that is long enough, else any.
-                let fits = |b: &Box<dyn Any>| b.downcast_ref::<Vec<T>>().map(|v| v.len());
-                let at = f
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, b)| fits(b).filter(|&n| n >= len).map(|n| (n, i)))
-                    .min()
-                    .map(|(_, i)| i)
-                    .or_else(|| f.iter().position(|b| fits(b).is_some()))?;
-                f.swap_remove(at).downcast::<Vec<T>>().ok()
-            });
-            let mut data = reused.map_or_else(Vec::new, |b| *b);
-            if data.len() < len {
-                data.resize(len, T::zero());
-            }
-            Self { data, len }
-        }
-    }
-
-    impl<T: WithDType> Deref for Scratch<T> {
-        type Target = [T];
-        fn deref(&self) -> &[T] {
-            &self.data[..self.len]
-        }
-    }
-
-    impl<T: WithDType> DerefMut for Scratch<T> {
-        fn deref_mut(&mut self) -> &mut [T] {
-            &mut self.data[..self.len]
-        }
-    }
-
-    impl<T: WithDType> Drop for Scratch<T> {
-        fn drop(&mut self) {
-            let v = std::mem::take(&mut self.data);
-            if v.capacity() == 0 {
-                return;
-            }
-            let _ = FREE.try_with(|f| {
-                let mut f = f.borrow_mut();
-                if f.len() < KEEP {
-                    f.push(Box::new(v));
-                }
-            });
         }
     }
 }

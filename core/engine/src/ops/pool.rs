@@ -1,23 +1,26 @@
 //! Max and average pooling with any kernel, stride and asymmetric padding,
-//! with correct gradients.
+//! with correct gradients, and global average pooling.
 //!
 //! candle 0.11's `max_pool2d` backward multiplies the gradient by
 //! (number of maxima)/k^2 and refuses kernel != stride, so acbench has its
-//! own: a CPU kernel ([`pool2d_cpu`]) with an explicit backward, and a
-//! generic path ([`pool2d_generic`]) from differentiable candle ops for other
-//! devices. Semantics (both paths):
+//! own: CPU kernels on slices ([`max_pool_forward`] with each window's
+//! argmax, [`max_pool_backward`], [`avg_pool_forward`],
+//! [`avg_pool_backward`]), which the model's CPU path calls directly and
+//! [`pool2d_cpu`] wraps in a candle custom op, and a generic path
+//! ([`pool2d_generic`]) from differentiable candle ops for other devices.
+//! Semantics (both paths):
 //! - max: padded cells never win; the whole gradient of a window goes to its
 //!   first maximum in row-major order (PyTorch's and TensorFlow's argmax);
 //! - average: the divisor is the number of real (unpadded) cells of the
 //!   window, or kh*kw with `count_include_pad`.
 
 use acbench_dsl::ir::{Pool2d, PoolKind};
-use candle_core::{
-    CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, WithDType, bail,
-};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use super::{filled, strided_index};
+use super::scratch::Scratch;
+use super::slices::{PAR_MIN, par_planes};
+use super::{Real, filled, storage_slice, strided_index};
 
 /// The resolved geometry of one pooling over an `h x w` input.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,20 +100,17 @@ impl PoolGeom {
         }
     }
 
-    /// Index (in the plane) of the first maximum of window `(oy, ox)`.
-    #[inline]
-    pub(crate) fn argmax<T: WithDType>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
+    /// Index (in the plane) of the first maximum of window `(oy, ox)`, cell
+    /// by cell: the reference the kernels' faster loops are tested against.
+    #[cfg(test)]
+    pub(crate) fn argmax<T: Real>(&self, plane: &[T], oy: usize, ox: usize) -> usize {
         let (y0, y1, x0, x1) = self.window(oy, ox);
         let mut best = y0 * self.w + x0;
         let mut best_v = plane[best];
         for y in y0..y1 {
             for x in x0..x1 {
                 let v = plane[y * self.w + x];
-                // Strict `>` keeps the first maximum; a NaN wins so that it
-                // propagates (and the divergence guard sees it).
-                #[allow(clippy::eq_op)]
-                let nan = v != v && best_v == best_v;
-                if v > best_v || nan {
+                if v > best_v || (v.is_nan() && !best_v.is_nan()) {
                     best = y * self.w + x;
                     best_v = v;
                 }
@@ -118,9 +118,173 @@ impl PoolGeom {
         }
         best
     }
+
+    /// Whether this is the common 2x2 window with stride 2 and no padding
+    /// (every window whole).
+    fn is_2x2(&self) -> bool {
+        self.kernel == (2, 2) && self.stride == (2, 2) && self.pad == (0, 0, 0, 0)
+    }
+
+    /// Elements of one input plane and of one output plane.
+    fn planes(&self) -> (usize, usize) {
+        (self.h * self.w, self.oh * self.ow)
+    }
 }
 
-/// Pools an `[N, C, H, W]` tensor: the CPU kernel on the CPU, the generic
+/// Max pooling of every `[h, w]` plane of `x` into `y`, with each output's
+/// argmax (its index in the plane) in `argmax`: the first maximum in
+/// row-major order; a NaN wins, so that it propagates (and the divergence
+/// guard sees it). Window bounds are computed once per row and column, not
+/// per cell.
+///
+/// # Panics
+/// When the slices do not hold whole planes of `g` (a bug in the caller).
+pub fn max_pool_forward<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T], argmax: &mut [u32]) {
+    let (pin, pout) = g.planes();
+    assert!(y.len() == argmax.len() && x.len() / pin.max(1) == y.len() / pout.max(1));
+    if y.is_empty() {
+        return;
+    }
+    let rows: Vec<(usize, usize)> = (0..g.oh)
+        .map(|oy| {
+            let (y0, y1, _, _) = g.window(oy, 0);
+            (y0, y1)
+        })
+        .collect();
+    let cols: Vec<(usize, usize)> = (0..g.ow)
+        .map(|ox| {
+            let (_, _, x0, x1) = g.window(0, ox);
+            (x0, x1)
+        })
+        .collect();
+    let per = (PAR_MIN / pin.max(1)).max(1);
+    let pool2x2 = g.is_2x2();
+    y.par_chunks_mut(per * pout)
+        .zip(argmax.par_chunks_mut(per * pout))
+        .enumerate()
+        .for_each(|(c, (ys, idx))| {
+            for (i, (yp, ip)) in ys.chunks_mut(pout).zip(idx.chunks_mut(pout)).enumerate() {
+                let plane = &x[(c * per + i) * pin..][..pin];
+                if pool2x2 {
+                    max_pool_2x2(g, plane, yp, ip);
+                    continue;
+                }
+                for (oy, &(y0, y1)) in rows.iter().enumerate() {
+                    for (ox, &(x0, x1)) in cols.iter().enumerate() {
+                        let mut best = y0 * g.w + x0;
+                        let mut best_v = plane[best];
+                        for yy in y0..y1 {
+                            let base = yy * g.w + x0;
+                            for (dx, &v) in plane[base..yy * g.w + x1].iter().enumerate() {
+                                let at = base + dx;
+                                // Branch-free select: window values are
+                                // unordered, a branch would mispredict.
+                                let better = v > best_v || (v.is_nan() && !best_v.is_nan());
+                                best = if better { at } else { best };
+                                best_v = if better { v } else { best_v };
+                            }
+                        }
+                        yp[oy * g.ow + ox] = best_v;
+                        ip[oy * g.ow + ox] = best as u32;
+                    }
+                }
+            }
+        });
+}
+
+/// [`max_pool_forward`] of one plane for a 2x2 window with stride 2 and no
+/// padding: the same first-maximum rule over the window in row order.
+fn max_pool_2x2<T: Real>(g: &PoolGeom, plane: &[T], y: &mut [T], idx: &mut [u32]) {
+    for oy in 0..g.oh {
+        let (r0, r1) = (2 * oy * g.w, (2 * oy + 1) * g.w);
+        let (yr, ir) = (&mut y[oy * g.ow..][..g.ow], &mut idx[oy * g.ow..][..g.ow]);
+        for (ox, (yv, iv)) in yr.iter_mut().zip(ir.iter_mut()).enumerate() {
+            let c = 2 * ox;
+            let (mut best, mut best_v) = (r0 + c, plane[r0 + c]);
+            for at in [r0 + c + 1, r1 + c, r1 + c + 1] {
+                let v = plane[at];
+                let better = v > best_v || (v.is_nan() && !best_v.is_nan());
+                best = if better { at } else { best };
+                best_v = if better { v } else { best_v };
+            }
+            *yv = best_v;
+            *iv = best as u32;
+        }
+    }
+}
+
+/// Gradient of [`max_pool_forward`]: each output's gradient goes to its
+/// argmax (overlapping windows accumulate); `dx` is overwritten.
+pub fn max_pool_backward<T: Real>(g: &PoolGeom, argmax: &[u32], dy: &[T], dx: &mut [T]) {
+    let (pin, pout) = g.planes();
+    par_planes(dx, pin, |p, plane| {
+        plane.fill(T::zero());
+        let (gr, idx) = (&dy[p * pout..][..pout], &argmax[p * pout..][..pout]);
+        for (&gv, &i) in gr.iter().zip(idx) {
+            plane[i as usize] += gv;
+        }
+    });
+}
+
+/// Average pooling of every plane of `x` into `y` (sums in f64).
+pub fn avg_pool_forward<T: Real>(g: &PoolGeom, x: &[T], y: &mut [T]) {
+    let (pin, pout) = g.planes();
+    par_planes(y, pout, |p, yp| {
+        let plane = &x[p * pin..][..pin];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (y0, y1, x0, x1) = g.window(oy, ox);
+                let mut acc = 0f64;
+                for yy in y0..y1 {
+                    for v in &plane[yy * g.w + x0..yy * g.w + x1] {
+                        acc += v.to_f64();
+                    }
+                }
+                yp[oy * g.ow + ox] = T::from_f64(acc / g.divisor(y0, y1, x0, x1));
+            }
+        }
+    });
+}
+
+/// Gradient of [`avg_pool_forward`]: each output's gradient is shared
+/// evenly over its window's real cells; `dx` is overwritten.
+pub fn avg_pool_backward<T: Real>(g: &PoolGeom, dy: &[T], dx: &mut [T]) {
+    let (pin, pout) = g.planes();
+    par_planes(dx, pin, |p, plane| {
+        plane.fill(T::zero());
+        let gr = &dy[p * pout..][..pout];
+        for oy in 0..g.oh {
+            for ox in 0..g.ow {
+                let (y0, y1, x0, x1) = g.window(oy, ox);
+                let share = T::from_f64(gr[oy * g.ow + ox].to_f64() / g.divisor(y0, y1, x0, x1));
+                for yy in y0..y1 {
+                    for v in &mut plane[yy * g.w + x0..yy * g.w + x1] {
+                        *v += share;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Mean of every `plane`-sized chunk of `x`, into `y` (one value per plane).
+pub fn global_avg_pool_forward<T: Real>(plane: usize, x: &[T], y: &mut [T]) {
+    let div = T::from_f64(plane.max(1) as f64);
+    for (o, p) in y.iter_mut().zip(x.chunks(plane.max(1))) {
+        *o = p.iter().fold(T::zero(), |s, &v| s + v) / div;
+    }
+}
+
+/// Gradient of [`global_avg_pool_forward`]: every cell of a plane gets its
+/// output's gradient over the plane size; `dx` is overwritten.
+pub fn global_avg_pool_backward<T: Real>(plane: usize, dy: &[T], dx: &mut [T]) {
+    let div = T::from_f64(plane.max(1) as f64);
+    for (p, g) in dx.chunks_mut(plane.max(1)).zip(dy) {
+        p.fill(*g / div);
+    }
+}
+
+/// Pools an `[N, C, H, W]` tensor: the CPU kernels on the CPU, the generic
 /// path elsewhere.
 pub fn pool2d(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
     if x.device().is_cpu() {
@@ -130,51 +294,29 @@ pub fn pool2d(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
     }
 }
 
-/// The CPU kernel (f32 and f64), parallel over `N * C` planes.
+/// The CPU kernels (f32 and f64) as a candle custom op.
 pub fn pool2d_cpu(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let geom = PoolGeom::new(p, h, w)?;
     x.contiguous()?.apply_op1(PoolFwd(geom))
 }
 
-fn contiguous<'a, T>(s: &'a [T], l: &Layout) -> Result<&'a [T]> {
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&s[a..b]),
-        None => bail!("pooling kernel needs a contiguous tensor"),
-    }
-}
-
 struct PoolFwd(PoolGeom);
 
 impl PoolFwd {
-    fn run<T: WithDType>(&self, src: &[T], l: &Layout) -> Result<(Vec<T>, Shape)> {
+    fn run<T: Real>(&self, src: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         let (n, c, _, _) = l.shape().dims4()?;
-        let src = contiguous(src, l)?;
-        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
-        let mut out = vec![T::zero(); n * c * plane_out];
-        out.par_chunks_mut(plane_out.max(1))
-            .zip(src.par_chunks(plane_in.max(1)))
-            .for_each(|(o, s)| {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        o[oy * g.ow + ox] = match g.kind {
-                            PoolKind::Max => s[g.argmax(s, oy, ox)],
-                            PoolKind::Avg => {
-                                let (y0, y1, x0, x1) = g.window(oy, ox);
-                                let mut acc = 0f64;
-                                for y in y0..y1 {
-                                    for v in &s[y * g.w + x0..y * g.w + x1] {
-                                        acc += v.to_f64();
-                                    }
-                                }
-                                T::from_f64(acc / g.divisor(y0, y1, x0, x1))
-                            }
-                        };
-                    }
-                }
-            });
-        Ok((out, Shape::from((n, c, g.oh, g.ow))))
+        let x = storage_slice::<T>(src, l)?;
+        let mut y = vec![T::zero(); n * c * g.oh * g.ow];
+        match g.kind {
+            PoolKind::Max => {
+                let mut argmax = Scratch::<u32>::any(y.len());
+                max_pool_forward(g, x, &mut y, &mut argmax);
+            }
+            PoolKind::Avg => avg_pool_forward(g, x, &mut y),
+        }
+        Ok((T::to_cpu_storage_owned(y), Shape::from((n, c, g.oh, g.ow))))
     }
 }
 
@@ -185,8 +327,8 @@ impl CustomOp1 for PoolFwd {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         match s {
-            CpuStorage::F32(v) => self.run(v, l).map(|(o, sh)| (CpuStorage::F32(o), sh)),
-            CpuStorage::F64(v) => self.run(v, l).map(|(o, sh)| (CpuStorage::F64(o), sh)),
+            CpuStorage::F32(_) => self.run::<f32>(s, l),
+            CpuStorage::F64(_) => self.run::<f64>(s, l),
             _ => bail!("pooling supports f32 and f64 tensors only"),
         }
     }
@@ -197,50 +339,30 @@ impl CustomOp1 for PoolFwd {
     }
 }
 
-/// Gradient of [`PoolFwd`] with respect to its input: `(x, grad_out) -> grad_x`.
-/// The max case recomputes each window's argmax from `x` instead of storing
-/// indices in the forward pass.
+/// Gradient of [`PoolFwd`] with respect to its input: `(x, grad_out) ->
+/// grad_x`. The max case recomputes the argmax from `x` (candle's custom
+/// ops keep no state between forward and backward).
 struct PoolBwd(PoolGeom);
 
 impl PoolBwd {
-    fn run<T: WithDType>(
+    fn run<T: Real>(
         &self,
-        x: &[T],
-        lx: &Layout,
-        gr: &[T],
-        lg: &Layout,
-    ) -> Result<(Vec<T>, Shape)> {
+        (xs, lx): (&CpuStorage, &Layout),
+        (gs, lg): (&CpuStorage, &Layout),
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
-        let (n, c, _, _) = lx.shape().dims4()?;
-        let x = contiguous(x, lx)?;
-        let gr = contiguous(gr, lg)?;
-        let (plane_in, plane_out) = (g.h * g.w, g.oh * g.ow);
-        let mut out = vec![T::zero(); n * c * plane_in];
-        out.par_chunks_mut(plane_in.max(1))
-            .zip(
-                x.par_chunks(plane_in.max(1))
-                    .zip(gr.par_chunks(plane_out.max(1))),
-            )
-            .for_each(|(o, (s, go))| {
-                for oy in 0..g.oh {
-                    for ox in 0..g.ow {
-                        let gv = go[oy * g.ow + ox];
-                        match g.kind {
-                            PoolKind::Max => o[g.argmax(s, oy, ox)] += gv,
-                            PoolKind::Avg => {
-                                let (y0, y1, x0, x1) = g.window(oy, ox);
-                                let share = T::from_f64(gv.to_f64() / g.divisor(y0, y1, x0, x1));
-                                for y in y0..y1 {
-                                    for v in &mut o[y * g.w + x0..y * g.w + x1] {
-                                        *v += share;
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            });
-        Ok((out, lx.shape().clone()))
+        let (x, dy) = (storage_slice::<T>(xs, lx)?, storage_slice::<T>(gs, lg)?);
+        let mut dx = vec![T::zero(); x.len()];
+        match g.kind {
+            PoolKind::Max => {
+                let mut y = Scratch::<T>::any(dy.len());
+                let mut argmax = Scratch::<u32>::any(dy.len());
+                max_pool_forward(g, x, &mut y, &mut argmax);
+                max_pool_backward(g, &argmax, dy, &mut dx);
+            }
+            PoolKind::Avg => avg_pool_backward(g, dy, &mut dx),
+        }
+        Ok((T::to_cpu_storage_owned(dx), lx.shape().clone()))
     }
 }
 
@@ -257,13 +379,60 @@ impl CustomOp2 for PoolBwd {
         l2: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         match (s1, s2) {
-            (CpuStorage::F32(x), CpuStorage::F32(g)) => self
-                .run(x, l1, g, l2)
-                .map(|(o, sh)| (CpuStorage::F32(o), sh)),
-            (CpuStorage::F64(x), CpuStorage::F64(g)) => self
-                .run(x, l1, g, l2)
-                .map(|(o, sh)| (CpuStorage::F64(o), sh)),
+            (CpuStorage::F32(_), CpuStorage::F32(_)) => self.run::<f32>((s1, l1), (s2, l2)),
+            (CpuStorage::F64(_), CpuStorage::F64(_)) => self.run::<f64>((s1, l1), (s2, l2)),
             _ => bail!("pooling backward supports f32 and f64 with matching dtypes"),
+        }
+    }
+}
+
+/// Global average pooling, `[N, C, H, W] -> [N, C]`: the CPU kernels on
+/// the CPU, candle's mean elsewhere.
+pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
+    if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
+        x.contiguous()?.apply_op1(GapOp)
+    } else {
+        x.mean((2, 3))
+    }
+}
+
+/// [`global_avg_pool_forward`] as a custom op, [`global_avg_pool_backward`]
+/// its backward.
+struct GapOp;
+
+impl GapOp {
+    fn fwd<T: Real>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = l.shape().dims4()?;
+        let mut y = vec![T::zero(); n * c];
+        global_avg_pool_forward(h * w, storage_slice::<T>(s, l)?, &mut y);
+        Ok((T::to_cpu_storage_owned(y), Shape::from((n, c))))
+    }
+
+    fn bwd_typed<T: Real>(arg: &Tensor, grad: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = arg.dims4()?;
+        let mut dx = vec![T::zero(); arg.elem_count()];
+        super::with_slice::<T, _>(grad, |dy| global_avg_pool_backward(h * w, dy, &mut dx))?;
+        Tensor::from_vec(dx, arg.shape(), arg.device())
+    }
+}
+
+impl CustomOp1 for GapOp {
+    fn name(&self) -> &'static str {
+        "acbench-global-avg-pool"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        match s {
+            CpuStorage::F32(_) => Self::fwd::<f32>(s, l),
+            CpuStorage::F64(_) => Self::fwd::<f64>(s, l),
+            _ => bail!("global average pooling supports f32 and f64 tensors only"),
+        }
+    }
+
+    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        match arg.dtype() {
+            DType::F32 => Self::bwd_typed::<f32>(arg, grad).map(Some),
+            _ => Self::bwd_typed::<f64>(arg, grad).map(Some),
         }
     }
 }
@@ -491,6 +660,46 @@ mod tests {
             let d = (ga - gb)?.abs()?.max_all()?.to_scalar::<f32>()?;
             assert!(d < 1e-6, "gradients differ by {d}");
         }
+        Ok(())
+    }
+
+    /// Both max-pool loops (2x2/2 and general) against the cell-by-cell
+    /// first-maximum rule, with ties and NaN.
+    #[test]
+    fn max_pool_kernel_matches_the_reference_rule() -> Result<()> {
+        let (h, w) = (6, 8);
+        let mut x: Vec<f32> = (0..3 * h * w).map(|v| ((v * 37) % 11) as f32).collect();
+        x[5] = f32::NAN;
+        for (k, s, pad) in [(2, 2, 0), (3, 2, 1), (2, 1, 0)] {
+            let p = pool(PoolKind::Max, (k, k), (s, s), [pad; 4], false);
+            let g = PoolGeom::new(&p, h, w)?;
+            let mut y = vec![0f32; 3 * g.oh * g.ow];
+            let mut idx = vec![0u32; y.len()];
+            max_pool_forward(&g, &x, &mut y, &mut idx);
+            for plane in 0..3 {
+                let xs = &x[plane * h * w..][..h * w];
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let at = plane * g.oh * g.ow + oy * g.ow + ox;
+                        let want = g.argmax(xs, oy, ox);
+                        assert_eq!(idx[at] as usize, want, "k{k} s{s} p{pad} ({oy},{ox})");
+                        assert_eq!(y[at].to_bits(), xs[want].to_bits());
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn global_average_pool_cpu_and_generic() -> Result<()> {
+        let x = gradcheck::rand(&[2, 3, 4, 5], -1.0, 1.0, 11);
+        gradcheck::check(|a| global_avg_pool(&a[0]), std::slice::from_ref(&x), 1e-6);
+        let d = (global_avg_pool(&x)? - x.mean((2, 3))?)?
+            .abs()?
+            .max_all()?
+            .to_scalar::<f64>()?;
+        assert!(d < 1e-12);
         Ok(())
     }
 
