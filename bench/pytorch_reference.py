@@ -35,12 +35,14 @@ distribution, not the same numbers. Training: plain SGD, cross-entropy,
 (warmup + batches) * batch_size Fashion-MNIST training images, standardised
 per image as TensorFlow's per_image_standardization
 ((x - mean) / max(std, 1/sqrt(pixels))), then zero-padded (centred, extra
-row/column at the bottom/right) to the network's input size; batch i is
+row/column at the bottom/right) to the network's input size, the grey
+channel replicated to the network's channels (3 for the CIFAR-style paper
+models); batch i is
 images [s, s + batch) with s = (i * batch) mod (n - batch + 1), as acbench.
 
 Output (stdout, one line): {"img_s", "peak_rss_mb", "params", "torch", ...};
-img_s counts the timed batches only, peak_rss_mb is the whole process's
-(ru_maxrss), params the trainable scalars. `--probe` prints {"torch": VERSION}.
+img_s counts the timed batches only, peak_rss_mb is this process's peak RSS
+(VmHWM; see peak_rss_mib), params the trainable scalars. `--probe` prints {"torch": VERSION}.
 
 Exit status: 0 ok, 2 bad arguments, 3 torch (or numpy) cannot be imported,
 4 the network, activation or data cannot be reproduced here.
@@ -118,7 +120,8 @@ def read_idx(path):
 
 
 def load_batches(torch, root, need, batch_size, shape):
-    """Standardised, padded images [n, C, H, W] and labels [n]."""
+    """Standardised images fitted to `shape` (zero-padded, centred, to its
+    size; grey replicated to its channels) [n, C, H, W], and labels [n]."""
     import numpy as np
 
     images = read_idx(find_idx(root, TRAIN_STEMS["images"]))
@@ -133,10 +136,16 @@ def load_batches(torch, root, need, batch_size, shape):
     h, w = images.shape[1], images.shape[2]
     x = ((x - mean) / std).astype(np.float32).reshape(n, 1, h, w)
     c, hh, ww = shape
-    if c != 1 or hh < h or ww < w:
-        raise Unsupported(f"the network takes {c}x{hh}x{ww} inputs; the images are 1x{h}x{w}")
+    if hh < h or ww < w:
+        raise Unsupported(
+            f"the network takes {c}x{hh}x{ww} inputs; the images are 1x{h}x{w} (padded, never cropped)"
+        )
     top, left = (hh - h) // 2, (ww - w) // 2
     x = np.pad(x, ((0, 0), (0, 0), (top, hh - h - top), (left, ww - w - left)))
+    if c != 1:
+        # Grey replicated into every channel the network takes, after the
+        # padding, as acbench_data::fit::fit_images does.
+        x = np.repeat(x, c, axis=1)
     return (
         torch.from_numpy(np.ascontiguousarray(x)),
         torch.from_numpy(labels[:n].astype(np.int64)),
@@ -369,6 +378,29 @@ def build(torch, spec):
     return model, (image["c"], image["h"], image["w"])
 
 
+# --- memory ------------------------------------------------------------------
+
+def peak_rss_mib():
+    """Peak RSS of this process's own memory, MiB.
+
+    Linux's VmHWM (/proc/self/status), not ru_maxrss: exec keeps the larger
+    of the old and new address space's high-water marks in ru_maxrss, and a
+    process started by posix_spawn (vfork) inherits its parent's, so
+    ru_maxrss would report at least the peak of the `acbench bench` that
+    started this script. ru_maxrss (KiB on Linux) is the fallback without /proc.
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    value, unit = line.split()[1:3]
+                    if unit == "kB":
+                        return int(value) / 1024.0
+    except (OSError, ValueError):
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 # --- main ---------------------------------------------------------------------
 
 def main():
@@ -431,10 +463,10 @@ def main():
     final_loss = float(loss)
     seconds = time.perf_counter() - t0
 
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    peak_mib = peak_rss_mib()
     print(json.dumps({
         "img_s": args.batches * args.batch_size / seconds,
-        "peak_rss_mb": peak_kib / 1024.0,
+        "peak_rss_mb": peak_mib,
         "params": params,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

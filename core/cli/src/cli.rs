@@ -53,25 +53,40 @@ pub enum Command {
 
 /// `acbench bench`.
 #[derive(Debug, Args)]
+#[command(after_help = BENCH_AFTER_HELP)]
 pub struct BenchArgs {
-    /// Model: a shipped benchmark model (`convnet`, `vgg-small`, `resnet20`)
-    /// or a path to any `.acnet` file (repeatable; default: all three).
+    /// Model: a shipped benchmark model or a path to any `.acnet` file
+    /// (repeatable; default: the three small ones). Small, 1 channel at their
+    /// own size: `convnet` (28x28), `vgg-small`, `resnet20` (32x32). The
+    /// paper's models, 3 channels: `alexnet`, `vgg`, `vgg-v`, `googlenet`,
+    /// `resnet`, `densenet` at 32x32 and `resnet50` at 84x84. `small` and
+    /// `paper` name those groups. Fashion-MNIST's 28x28 grey images are
+    /// zero-padded (centred) to the model's size and the grey channel is
+    /// replicated to its channels, identically on both sides.
     #[arg(long = "model", value_name = "NAME|FILE")]
     pub models: Vec<String>,
 
     /// Activation binding of every act slot, as `train --act`; several specs
     /// separated by spaces make one binding (`"arelu fc=relu"`). Repeatable;
-    /// default: relu and arelu.
+    /// added to `--acts`. Without either: `--acts all`.
     #[arg(long = "act", value_name = "SPEC")]
     pub acts: Vec<String>,
 
-    /// Timed training batches per measurement.
-    #[arg(long, default_value_t = 40, value_name = "N")]
-    pub batches: usize,
+    /// A set of activations: `all` (relu, arelu, tanh, sigmoid, swish, atanh,
+    /// asigmoid: fixed and adaptive, piecewise linear and smooth; the
+    /// default), `piecewise` (relu, arelu) or `smooth` (tanh, sigmoid,
+    /// swish, atanh, asigmoid).
+    #[arg(long = "acts", value_enum, value_name = "SET")]
+    pub act_set: Option<BenchActSet>,
 
-    /// Untimed training batches before the timed ones.
-    #[arg(long, default_value_t = 5, value_name = "N")]
-    pub warmup: usize,
+    /// Timed training batches per measurement [default: 40; 5 with --quick].
+    #[arg(long, value_name = "N")]
+    pub batches: Option<usize>,
+
+    /// Untimed training batches before the timed ones [default: 5; 1 with
+    /// --quick].
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<usize>,
 
     /// Images per batch.
     #[arg(long, alias = "batch", default_value_t = 64, value_name = "N")]
@@ -82,16 +97,25 @@ pub struct BenchArgs {
     pub lr: f64,
 
     /// Measure each model and activation this many times, alternating acbench
-    /// and PyTorch, and report the median of each.
-    #[arg(long, default_value_t = 1, value_name = "R")]
-    pub repeats: usize,
+    /// and PyTorch, and report the median of each [default: 1].
+    #[arg(long, value_name = "R")]
+    pub repeats: Option<usize>,
+
+    /// A quick look, e.g. to check a set-up: 5 timed batches after 1 warm-up
+    /// batch, one run each, the three small models; `--batches`,
+    /// `--warmup`, `--repeats` and `--model` still win. Too short for
+    /// figures worth quoting.
+    #[arg(long)]
+    pub quick: bool,
 
     /// Seed of acbench's initial weights and of PyTorch's.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
     /// The python of the PyTorch venv (default: $ACBENCH_TORCH_PYTHON, else
-    /// ~/.cache/acbench/torch-venv/bin/python, which bench/setup-pytorch.sh creates).
+    /// ~/.cache/acbench/torch-venv/bin/python, which bench/setup-pytorch.sh
+    /// creates). The torch version is that venv's: `ACBENCH_TORCH_VERSION=X
+    /// bench/setup-pytorch.sh` rebuilds it with torch X (default 2.15.0).
     #[arg(long, value_name = "PATH")]
     pub python: Option<PathBuf>,
 
@@ -113,6 +137,28 @@ pub struct BenchArgs {
     /// Compute activations through their formulas even where fused kernels exist.
     #[arg(long)]
     pub no_fused: bool,
+}
+
+/// What `acbench bench --help` says after the options.
+const BENCH_AFTER_HELP: &str = "\
+Data: the first (warmup + batches) x batch-size Fashion-MNIST training images, \
+standardised per image, zero-padded (centred) to the model's input size and, for \
+3-channel models, the grey channel copied into all three; both sides get the same \
+tensors.
+PyTorch: `bench/setup-pytorch.sh` makes a CPU torch venv in ~/.cache/acbench/torch-venv \
+(torch 2.15.0 unless ACBENCH_TORCH_VERSION says otherwise; `pip index versions torch` \
+lists them; a venv of another version is rebuilt). Peak RSS is each measuring \
+process's own (its VmHWM).";
+
+/// `acbench bench --acts`: named sets of activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BenchActSet {
+    /// Piecewise linear and smooth, fixed and adaptive.
+    All,
+    /// relu, arelu.
+    Piecewise,
+    /// tanh, sigmoid, swish, atanh, asigmoid.
+    Smooth,
 }
 
 /// `acbench bench-worker`: what one acbench measurement needs.

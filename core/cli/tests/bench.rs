@@ -66,7 +66,7 @@ fn no_pytorch_measures_every_model_and_activation() {
     let data = fashion_dir(64, 10);
     let out = data.path().join("bench.json");
     bench(data.path())
-        .arg("--no-pytorch")
+        .args(["--no-pytorch", "--acts", "piecewise"])
         .arg("--json")
         .arg(&out)
         .assert()
@@ -235,4 +235,125 @@ fn bad_models_are_reported_before_anything_runs() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("--batches must be at least 1"));
+}
+
+#[test]
+fn paper_models_by_name_take_padded_three_channel_images() {
+    let data = fashion_dir(16, 4);
+    let out = data.path().join("bench.json");
+    acbench()
+        .env_remove("ACBENCH_TORCH_PYTHON")
+        .args([
+            "bench",
+            "--no-pytorch",
+            "--model",
+            "alexnet",
+            "--act",
+            "relu",
+            "--batches",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--json",
+        ])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("grey replicated to its channels"));
+    let rows = rows(&out);
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["model"], "alexnet");
+    assert!(rows[0]["acbench_img_s"].as_f64().is_some_and(|v| v > 0.0));
+}
+
+#[test]
+fn quick_says_what_it_runs_and_act_sets_expand() {
+    let data = fashion_dir(16, 4);
+    let out = data.path().join("bench.json");
+    acbench()
+        .env_remove("ACBENCH_TORCH_PYTHON")
+        .args([
+            "bench",
+            "--quick",
+            "--no-pytorch",
+            "--model",
+            "convnet",
+            "--acts",
+            "smooth",
+            "--batches",
+            "1",
+            "--batch-size",
+            "4",
+            "--json",
+        ])
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "quick run: 1 timed batch after 1 warm-up, 1 run per side, models convnet",
+        ))
+        .stdout(predicate::str::contains("1 timed batches after 1 warm-up"));
+    let acts: Vec<String> = rows(&out)
+        .iter()
+        .map(|r| r["activation"].as_str().expect("activation").to_owned())
+        .collect();
+    assert_eq!(acts, ["tanh", "sigmoid", "swish", "atanh", "asigmoid"]);
+}
+
+/// Fills and touches `mib` MiB, so that this process's peak RSS is at least that.
+fn touch(mib: usize) -> Vec<u8> {
+    let mut block = vec![0u8; mib << 20];
+    for page in block.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(block)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_reports_its_own_peak_rss_not_its_parents() {
+    // A parent whose peak is far above what the worker needs: a child's
+    // ru_maxrss starts at its parent's peak, its own VmHWM does not.
+    let parent_mib = 768;
+    let block = touch(parent_mib);
+    let data = fashion_dir(16, 4);
+    let out = acbench()
+        .args([
+            "--threads",
+            "1",
+            "bench-worker",
+            "--model",
+            "convnet",
+            "--act",
+            "relu",
+            "--batches",
+            "1",
+            "--warmup",
+            "0",
+            "--batch-size",
+            "4",
+            "--lr",
+            "0.05",
+            "--seed",
+            "0",
+            "--data-dir",
+        ])
+        .arg(data.path().join("fashion-mnist"))
+        .output()
+        .expect("runs");
+    drop(block);
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8_lossy(&out.stdout);
+    let m: serde_json::Value = serde_json::from_str(line.trim()).expect("one JSON line");
+    let peak = m["peak_rss_mb"].as_f64().expect("peak RSS reported");
+    assert!(
+        peak > 1.0 && peak < (parent_mib / 2) as f64,
+        "the worker reports {peak} MiB after its parent touched {parent_mib} MiB"
+    );
 }

@@ -10,12 +10,14 @@
 //! - [`folder`]: class-per-folder PNG/JPEG datasets such as miniImageNet;
 //! - [`registry`]: names, the search path, [`load`] and [`list`];
 //! - [`fetch`]: downloads of the official archives, checksum-verified;
-//! - [`batch`]: normalisation, augmentation and batching.
+//! - [`batch`]: normalisation, augmentation and batching;
+//! - [`fit`]: padding and channel replication to a network's input shape.
 
 pub mod batch;
 pub mod cifar;
 mod error;
 pub mod fetch;
+pub mod fit;
 pub mod folder;
 pub mod idx;
 pub mod registry;
