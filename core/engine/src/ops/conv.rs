@@ -45,7 +45,7 @@ use rayon::prelude::*;
 use super::gemm::{Mat, matmul, matmul_nt_f32, nt_f32_available};
 use super::scratch::Scratch;
 use super::slices::add_assign;
-use super::strided_index;
+use super::{storage_slice, strided_index};
 
 /// `conv(x, weight) + bias` for `x: [N, Cin, H, W]`, `weight: [Cout, Cin/groups, kh, kw]`, `bias: [Cout]`:
 /// the gemm kernels on the CPU, candle's convolution elsewhere.
@@ -709,15 +709,6 @@ pub fn conv2d_cpu(
     }
 }
 
-/// Contiguous values of a CPU storage as `T`.
-fn slice<'a, T: WithDType>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [T]> {
-    let v = T::cpu_storage_as_slice(s)?;
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&v[a..b]),
-        None => bail!("convolution kernel needs contiguous tensors"),
-    }
-}
-
 /// `(x, weight[, bias]) -> y`.
 struct ConvOp(ConvGeom);
 
@@ -733,10 +724,16 @@ impl ConvOp {
         let g = &self.0;
         let mut y = vec![T::zero(); g.n * g.y_image()];
         let b = match b {
-            Some((s, l)) => Some(slice::<T>(s, l)?),
+            Some((s, l)) => Some(storage_slice::<T>(s, l)?),
             None => None,
         };
-        conv_forward(g, slice(x.0, x.1)?, slice(w.0, w.1)?, b, &mut y);
+        conv_forward(
+            g,
+            storage_slice(x.0, x.1)?,
+            storage_slice(w.0, w.1)?,
+            b,
+            &mut y,
+        );
         Ok((T::to_cpu_storage_owned(y), Shape::from(g.y_dims().to_vec())))
     }
 
@@ -866,9 +863,9 @@ impl ConvBwd {
         let (db, dx) = rest.split_at_mut(bl);
         conv_backward(
             g,
-            slice(x.0, x.1)?,
-            slice(w.0, w.1)?,
-            slice(dy.0, dy.1)?,
+            storage_slice(x.0, x.1)?,
+            storage_slice(w.0, w.1)?,
+            storage_slice(dy.0, dy.1)?,
             self.dx.then_some(dx),
             dw,
             self.db.then_some(db),
