@@ -143,8 +143,8 @@ pub struct BenchArgs {
 const BENCH_AFTER_HELP: &str = "\
 Data: the first (warmup + batches) x batch-size Fashion-MNIST training images, \
 standardised per image, zero-padded (centred) to the model's input size and, for \
-3-channel models, the grey channel copied into all three; both sides get the same \
-tensors.
+3-channel models, the grey channel copied into all three, identically on both \
+sides.
 PyTorch: `bench/setup-pytorch.sh` makes a CPU torch venv in ~/.cache/acbench/torch-venv \
 (torch 2.15.0 unless ACBENCH_TORCH_VERSION says otherwise; `pip index versions torch` \
 lists them; a venv of another version is rebuilt). Peak RSS is each measuring \
