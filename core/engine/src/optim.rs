@@ -204,32 +204,41 @@ impl FromStr for OptimizerConfig {
     }
 }
 
-/// Per-parameter optimiser state. State tensors are plain (non-variable,
-/// detached) tensors that are replaced each step: the replacement is already
-/// a fresh buffer, so copying it into a `Var` would only add a copy.
+/// Per-parameter optimiser state over buffers of type `B`: [`Tensor`]s for
+/// parameters updated with tensor ops ([`TensorState`]), plain f32 vectors
+/// for parameters updated in place on the CPU ([`CpuState`], see
+/// [`InPlace`]). State tensors are plain (non-variable, detached) tensors
+/// that are replaced each step: the replacement is already a fresh buffer,
+/// so copying it into a `Var` would only add a copy.
 #[derive(Debug)]
-enum State {
+enum State<B> {
     Sgd,
     Momentum {
-        velocity: Tensor,
+        velocity: B,
     },
     Adagrad {
-        accumulator: Tensor,
+        accumulator: B,
     },
     Adadelta {
-        acc_grad: Tensor,
-        acc_update: Tensor,
+        acc_grad: B,
+        acc_update: B,
     },
     Adam {
-        m: Tensor,
-        v: Tensor,
+        m: B,
+        v: B,
         /// Steps taken by this parameter: the bias correction counts the
         /// updates a parameter actually received.
         t: i32,
     },
 }
 
-impl State {
+/// State updated with tensor ops (any device and dtype).
+type TensorState = State<Tensor>;
+
+/// State as plain f32 buffers, for contiguous f32 CPU parameters.
+type CpuState = State<Vec<f32>>;
+
+impl TensorState {
     /// The starting state of `config` for a parameter like `p`.
     fn new(config: OptimizerConfig, p: &Tensor) -> Result<Self> {
         let zeros = || p.zeros_like();
@@ -254,73 +263,8 @@ impl State {
     }
 }
 
-impl State {
-    /// The state tensors with their field names, in [`OptimizerConfig::state_fields`] order.
-    fn fields(&self) -> Vec<(&'static str, &Tensor)> {
-        match self {
-            Self::Sgd => vec![],
-            Self::Momentum { velocity } => vec![("velocity", velocity)],
-            Self::Adagrad { accumulator } => vec![("accumulator", accumulator)],
-            Self::Adadelta {
-                acc_grad,
-                acc_update,
-            } => vec![("acc_grad", acc_grad), ("acc_update", acc_update)],
-            Self::Adam { m, v, .. } => vec![("m", m), ("v", v)],
-        }
-    }
-
-    /// Replaces the state with `fields` (in [`State::fields`] order, already
-    /// checked to be complete) and Adam's step count `steps`.
-    fn restore(&mut self, fields: Vec<Tensor>, steps: i32) {
-        let mut fields = fields.into_iter();
-        let mut next = |old: &mut Tensor| {
-            if let Some(new) = fields.next() {
-                *old = new;
-            }
-        };
-        match self {
-            Self::Sgd => {}
-            Self::Momentum { velocity } => next(velocity),
-            Self::Adagrad { accumulator } => next(accumulator),
-            Self::Adadelta {
-                acc_grad,
-                acc_update,
-            } => {
-                next(acc_grad);
-                next(acc_update);
-            }
-            Self::Adam { m, v, t } => {
-                next(m);
-                next(v);
-                *t = steps;
-            }
-        }
-    }
-}
-
-/// The same state as plain f32 buffers, for parameters updated in place on
-/// the CPU (see [`InPlace`]).
-#[derive(Debug)]
-enum CpuState {
-    Sgd,
-    Momentum {
-        velocity: Vec<f32>,
-    },
-    Adagrad {
-        accumulator: Vec<f32>,
-    },
-    Adadelta {
-        acc_grad: Vec<f32>,
-        acc_update: Vec<f32>,
-    },
-    Adam {
-        m: Vec<f32>,
-        v: Vec<f32>,
-        t: i32,
-    },
-}
-
 impl CpuState {
+    /// The starting state of `config` for a parameter of `len` values.
     fn new(config: OptimizerConfig, len: usize) -> Self {
         let zeros = || vec![0f32; len];
         match config {
@@ -344,9 +288,10 @@ impl CpuState {
     }
 }
 
-impl CpuState {
-    /// The state buffers with their field names, in [`OptimizerConfig::state_fields`] order.
-    fn fields(&self) -> Vec<(&'static str, &[f32])> {
+impl<B> State<B> {
+    /// The state buffers with their field names, in
+    /// [`OptimizerConfig::state_fields`] order.
+    fn fields(&self) -> Vec<(&'static str, &B)> {
         match self {
             Self::Sgd => vec![],
             Self::Momentum { velocity } => vec![("velocity", velocity)],
@@ -359,10 +304,19 @@ impl CpuState {
         }
     }
 
-    /// As [`State::restore`], for the buffers.
-    fn restore(&mut self, fields: Vec<Vec<f32>>, steps: i32) {
+    /// Adam's step count, `None` for the others.
+    fn steps(&self) -> Option<i32> {
+        match self {
+            Self::Adam { t, .. } => Some(*t),
+            _ => None,
+        }
+    }
+
+    /// Replaces the state with `fields` (in [`State::fields`] order, already
+    /// checked to be complete) and Adam's step count `steps`.
+    fn restore(&mut self, fields: Vec<B>, steps: i32) {
         let mut fields = fields.into_iter();
-        let mut next = |old: &mut Vec<f32>| {
+        let mut next = |old: &mut B| {
             if let Some(new) = fields.next() {
                 *old = new;
             }
@@ -378,9 +332,9 @@ impl CpuState {
                 next(acc_grad);
                 next(acc_update);
             }
-            Self::Adam { m, v: second, t } => {
+            Self::Adam { m, v, t } => {
                 next(m);
-                next(second);
+                next(v);
                 *t = steps;
             }
         }
@@ -408,7 +362,7 @@ struct Slot {
 #[derive(Debug)]
 enum SlotState {
     /// With tensor ops (any device and dtype).
-    Tensors(State),
+    Tensors(TensorState),
     /// Contiguous f32 CPU parameters: in place, with the state as buffers
     /// (no tensor is allocated per step).
     InPlace(CpuState),
@@ -446,7 +400,7 @@ impl Optimizer {
                 let state = if t.device().is_cpu() && t.dtype() == DType::F32 && t.is_contiguous() {
                     SlotState::InPlace(CpuState::new(config, t.elem_count()))
                 } else {
-                    SlotState::Tensors(State::new(config, t)?)
+                    SlotState::Tensors(TensorState::new(config, t)?)
                 };
                 Ok(Slot {
                     name: p.name.clone(),
@@ -477,24 +431,23 @@ impl Optimizer {
         let mut out = Vec::new();
         for slot in &self.slots {
             let named = |field: &str| format!("{}/{field}", slot.name);
-            match &slot.state {
+            let steps = match &slot.state {
                 SlotState::Tensors(state) => {
                     for (field, t) in state.fields() {
                         out.push((named(field), t.clone()));
                     }
-                    if let State::Adam { t, .. } = state {
-                        out.push((named("t"), step_count(*t)?));
-                    }
+                    state.steps()
                 }
                 SlotState::InPlace(cpu) => {
                     let shape = slot.var.as_tensor().shape().clone();
                     for (field, v) in cpu.fields() {
                         out.push((named(field), Tensor::from_slice(v, &shape, &Device::Cpu)?));
                     }
-                    if let CpuState::Adam { t, .. } = cpu {
-                        out.push((named("t"), step_count(*t)?));
-                    }
+                    cpu.steps()
                 }
+            };
+            if let Some(t) = steps {
+                out.push((named("t"), step_count(t)?));
             }
         }
         Ok(out)
@@ -985,7 +938,8 @@ mod tests {
                     .all(|s| matches!(s.state, SlotState::InPlace(_)))
             );
             for s in &mut slow_opt.slots {
-                s.state = SlotState::Tensors(State::new(config, s.var.as_tensor()).expect("state"));
+                s.state =
+                    SlotState::Tensors(TensorState::new(config, s.var.as_tensor()).expect("state"));
             }
             for scale in S {
                 for (opt, ps) in [(&mut fast_opt, &fast), (&mut slow_opt, &slow)] {
