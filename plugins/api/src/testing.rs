@@ -311,6 +311,75 @@ pub fn check_finite_differences<K: FusedKernel>(
     Ok(worst)
 }
 
+/// Checks that `K` gives bit for bit the same values and gradients through
+/// the host's shims ([`run_shims`]: the AVX-512 or AVX2 build where the CPU
+/// has one) as the build as compiled ([`run_kernel`]). Kernels that use the
+/// [`math`](crate::math) functions (no FMA) and sum in a fixed order do.
+pub fn check_same_on_every_width<K: FusedKernel>(
+    layout: Layout,
+    x: &[f32],
+    params: &[&[f32]],
+    grad_out: &[f32],
+) -> Result<(), String> {
+    let bits = |r: KernelRun| {
+        let mut all = r.out;
+        all.extend(r.grad_x);
+        all.extend(r.grad_params.concat());
+        all.into_iter().map(f32::to_bits).collect::<Vec<_>>()
+    };
+    let direct = bits(run_kernel::<K>(layout, x, params, grad_out)?);
+    let shims = bits(run_shims::<K>(layout, x, params, grad_out)?);
+    if direct == shims {
+        Ok(())
+    } else {
+        Err("the wide (AVX-512/AVX2) build differs from the build as compiled".into())
+    }
+}
+
+/// A kernel benchmark's report: times every exported activation of `table`
+/// with [`time_exported`] and prints ns per value and each one's cost
+/// (forward + backward) relative to the activation `base`.
+///
+/// # Safety
+/// As [`time_exported`], for every descriptor of `table`: a table built by
+/// [`export_plugin!`](crate::export_plugin) qualifies.
+pub unsafe fn print_kernel_times(
+    table: &crate::abi::PluginTable,
+    base: &str,
+    layout: Layout,
+    repeats: usize,
+) -> Result<(), String> {
+    // SAFETY: the caller guarantees `activation_count` descriptors.
+    let acts = unsafe { std::slice::from_raw_parts(table.activations, table.activation_count) };
+    let mut times: Vec<(String, KernelTimes)> = Vec::new();
+    for act in acts {
+        // SAFETY: the table's names are NUL-terminated and live as long as it.
+        let name = unsafe { std::ffi::CStr::from_ptr(act.name) }.to_string_lossy();
+        // SAFETY: guaranteed by the caller.
+        if let Some(t) = unsafe { time_exported(act, layout, repeats) }? {
+            times.push((name.into_owned(), t));
+        }
+    }
+    let both = |t: &KernelTimes| (t.forward + t.backward).as_secs_f64();
+    let base_time = times
+        .iter()
+        .find(|(name, _)| name == base)
+        .map(|(_, t)| both(t))
+        .ok_or_else(|| format!("no kernels for {base}"))?;
+    let per = |d: Duration| d.as_secs_f64() * 1e9 / layout.len() as f64;
+    println!("{} values, fastest of {repeats} calls", layout.len());
+    println!("activation  forward ns/value  backward ns/value  both vs {base}");
+    for (name, t) in &times {
+        println!(
+            "{name:<10}  {:>16.3}  {:>17.3}  {:>8.2}",
+            per(t.forward),
+            per(t.backward),
+            both(t) / base_time
+        );
+    }
+    Ok(())
+}
+
 /// How long an activation's kernels take on one buffer: the fastest of
 /// several calls each (the slower ones met interrupts or cold caches).
 #[derive(Debug, Clone, Copy, PartialEq)]

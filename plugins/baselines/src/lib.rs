@@ -413,7 +413,7 @@ mod tests {
     use acbench_plugin_api::abi::PluginTable;
     use acbench_plugin_api::testing::{
         KernelRun, Partials, TestRng, check_against_reference, check_finite_differences,
-        run_kernel, run_shims,
+        check_same_on_every_width, run_kernel,
     };
 
     use super::*;
@@ -423,25 +423,6 @@ mod tests {
         channels: 4,
         inner: 5,
     };
-
-    /// The kernels through the host's shims (the AVX-512 or AVX2 build where
-    /// the CPU has one) give bit for bit what the build as compiled gives:
-    /// the `math` functions use no FMA, and the sums run in a fixed order.
-    fn same_on_every_width<K: FusedKernel>(name: &str, x: &[f32], params: &[&[f32]], g: &[f32]) {
-        let bits = |r: KernelRun| {
-            let mut all = r.out;
-            all.extend(r.grad_x);
-            all.extend(r.grad_params.concat());
-            all.into_iter().map(f32::to_bits).collect::<Vec<_>>()
-        };
-        let direct =
-            run_kernel::<K>(LAYOUT, x, params, g).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let shims = run_shims::<K>(LAYOUT, x, params, g).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert!(
-            bits(direct) == bits(shims),
-            "{name}: the wide build differs"
-        );
-    }
 
     /// Values that exercise ties, kinks and saturation.
     const SPECIAL: [f32; 6] = [0.0, -0.0, 1.0, -1.0, 100.0, -100.0];
@@ -487,7 +468,8 @@ mod tests {
             })
             .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(errors.max() < 1e-5, "{name} with {params:?}: {errors:?}");
-            same_on_every_width::<K>(name, &x, &views, &g);
+            check_same_on_every_width::<K>(LAYOUT, &x, &views, &g)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
 
             let x: Vec<f32> = (0..LAYOUT.len())
                 .map(|_| {
