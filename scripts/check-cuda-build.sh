@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Prove that the `cuda` feature of the workspace compiles and links on a machine
-# without a GPU or a system CUDA toolkit (issue 6 item 4; DESIGN.md "candle 0.11
-# pitfalls"). The toolkit comes from PyPI's nvidia-* wheels in a venv outside the
+# without a GPU or a system CUDA toolkit (ARCHITECTURE.md, "CUDA builds"). The toolkit comes from PyPI's nvidia-* wheels in a venv outside the
 # repo; nothing is run on a GPU. Idempotent: a second run reuses the venv.
 # Slow: candle-kernels' nvcc build takes ~9 min on 2 cores; not for every CI run.
 #

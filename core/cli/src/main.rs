@@ -3,7 +3,7 @@
 //! make it panic.
 
 // candle allocates a buffer per operation; glibc malloc makes CPU training
-// ~1.8x slower than mimalloc (DESIGN.md, measured on this machine).
+// ~1.8x slower than mimalloc (measured on 2-core x86-64; ARCHITECTURE.md).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 // Like the acbench binary: candle allocates a buffer per op and glibc malloc
-// would slow both paths (DESIGN.md).
+// would slow both paths (ARCHITECTURE.md, "Build profiles").
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

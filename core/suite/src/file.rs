@@ -60,7 +60,8 @@ pub struct SuiteFile {
     pub out: Option<String>,
 }
 
-/// The two presets of DESIGN.md; part of every run's spec hash.
+/// Which defaults fill what a suite leaves unset: the authors' published code
+/// or common modern practice. Part of every run's spec hash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
