@@ -42,7 +42,7 @@ use candle_core::{
 };
 use rayon::prelude::*;
 
-use super::gemm::{Mat, matmul, matmul_nt_f32, nt_f32_available};
+use super::gemm::{Mat, matmul, matmul_nt};
 use super::scratch::Scratch;
 use super::slices::add_assign;
 use super::{storage_slice, strided_index};
@@ -650,9 +650,7 @@ fn backward_task<T: WithDType>(
     }
 }
 
-/// `dw += dy @ cols^T` (`[cout_g, l] @ [l, k]`): the dot-product kernel
-/// for f32 (the gemm crate packs this product slowly), its rows split
-/// across `threads`; gemm otherwise.
+/// `dw += dy @ cols^T` (`[cout_g, l] @ [l, k]`) on `threads` threads.
 fn weight_grad<T: WithDType>(
     dw: &mut [T],
     dy: &[T],
@@ -660,37 +658,7 @@ fn weight_grad<T: WithDType>(
     (cout_g, k, l): (usize, usize, usize),
     threads: usize,
 ) {
-    if l == 0 {
-        return;
-    }
-    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>() && nt_f32_available() {
-        // SAFETY: T is f32 (checked above), so the slices are f32 slices of
-        // the same lengths.
-        let (dw32, dy32, cols32) = unsafe {
-            (
-                std::slice::from_raw_parts_mut(dw.as_mut_ptr().cast::<f32>(), dw.len()),
-                std::slice::from_raw_parts(dy.as_ptr().cast::<f32>(), dy.len()),
-                std::slice::from_raw_parts(cols.as_ptr().cast::<f32>(), cols.len()),
-            )
-        };
-        let rows = cout_g.div_ceil(threads.max(1)).max(1);
-        dw32.par_chunks_mut(rows * k)
-            .zip(dy32.par_chunks(rows * l))
-            .for_each(|(dwc, dyc)| {
-                matmul_nt_f32(dwc, dyc, cols32, dwc.len() / k.max(1), k, l);
-            });
-        return;
-    }
-    matmul(
-        dw,
-        Mat::rm(cout_g, k),
-        dy,
-        Mat::rm(cout_g, l),
-        cols,
-        Mat::rm(k, l).t(),
-        true,
-        threads,
-    );
+    matmul_nt(dw, dy, cols, (cout_g, k, l), threads);
 }
 
 /// The CPU path through candle's autograd: [`conv_forward`] as a custom op
