@@ -99,3 +99,10 @@ pub(crate) struct File {
     pub(crate) blocks: Vec<Def>,
     pub(crate) networks: Vec<Def>,
 }
+
+impl File {
+    /// The block of this name.
+    pub(crate) fn block(&self, name: &str) -> Option<&Def> {
+        self.blocks.iter().find(|b| b.name.name == name)
+    }
+}

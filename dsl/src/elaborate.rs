@@ -1,46 +1,24 @@
-//! Elaboration: evaluate arguments, expand blocks and `repeat`, name every
-//! node and infer every shape, producing the [`ir`](crate::ir).
+//! Elaboration: expand blocks and `repeat`, name every node, lower each
+//! layer call (see [`layers`]) and infer every shape,
+//! producing the [`ir`](crate::ir).
 
 use std::collections::HashMap;
 
-use crate::ast::{Arg, BinOp, Def, Expr, ExprKind, Stmt, StmtKind};
-use crate::error::{Error, ErrorKind, Source};
-use crate::ir::{Conv2d, Network, Node, Op, Pool2d, PoolKind, Shape, Span, Value};
-use crate::layers::{self, PadSpec, padding, window_axis};
-use crate::module::Module;
+use crate::ast::{Arg, Def, File, Stmt, StmtKind};
+use crate::bind::bind_values;
+use crate::error::{Error, ErrorKind, Source, quoted};
+use crate::eval::{Ctx, Env, Frame};
+use crate::ir::{Conv2d, Network, Node, Op, Shape, Span, Value};
+use crate::layers::{self, Call};
+use crate::limits::{
+    MAX_CALL_DEPTH, MAX_DIM, MAX_LAYER_PARAMS, MAX_NODES, MAX_NUMEL, MAX_PATH_BYTES, MAX_STEPS,
+    MAX_TOTAL_PARAMS,
+};
 
-/// Most nodes (layers and composites) in one network.
-pub const MAX_NODES: usize = 100_000;
-/// Most elaboration steps (statements visited, loop iterations); bounds the
-/// time spent on loops that produce nothing, such as nested empty `repeat`s.
-pub const MAX_STEPS: usize = 2_000_000;
-/// Deepest chain of block calls.
-pub const MAX_CALL_DEPTH: usize = 64;
-/// Largest channel count, spatial size, kernel, stride, padding or repeat count.
-pub const MAX_DIM: usize = 1 << 24;
-/// Most scalars in one example's activation (`c*h*w`).
-pub const MAX_NUMEL: usize = 1 << 40;
-/// Most trainable scalars in one layer.
-pub const MAX_LAYER_PARAMS: usize = 1 << 40;
-/// Most trainable scalars in one network.
-pub const MAX_TOTAL_PARAMS: usize = 1 << 50;
-/// Most bytes in all node paths together: long names nested deep in many
-/// nodes could otherwise take gigabytes.
-pub const MAX_PATH_BYTES: usize = 64 << 20;
-
-type Env = Vec<(String, Value)>;
-
-/// Output length, padding before and padding after, along one axis.
-type Axis = (usize, usize, usize);
-
-/// One block call on the way to the statement being elaborated.
-struct Frame {
-    block: String,
-    call: Span,
-}
-
+/// The elaboration of one network: the file's blocks, the block calls on
+/// the way to the current statement, and the counts that the limits bound.
 pub(crate) struct Elab<'m> {
-    module: &'m Module,
+    file: &'m File,
     src: &'m Source,
     frames: Vec<Frame>,
     nodes: usize,
@@ -73,10 +51,10 @@ struct Scope<'a> {
 }
 
 impl<'m> Elab<'m> {
-    pub(crate) fn new(module: &'m Module) -> Self {
+    pub(crate) fn new(file: &'m File, src: &'m Source) -> Self {
         Elab {
-            module,
-            src: module.source(),
+            file,
+            src,
             frames: Vec::new(),
             nodes: 0,
             steps: 0,
@@ -85,23 +63,9 @@ impl<'m> Elab<'m> {
         }
     }
 
-    /// An error at `span`, labelled also at every block call leading to it.
-    fn err(
-        &self,
-        kind: ErrorKind,
-        message: impl Into<String>,
-        span: Span,
-        label: impl Into<String>,
-    ) -> Error {
-        self.in_frames(Error::new(kind, message, self.src).label(span, label))
-    }
-
-    /// Adds a label at every block call leading to the current statement.
-    fn in_frames(&self, mut e: Error) -> Error {
-        for f in self.frames.iter().rev().take(8) {
-            e = e.label(f.call, format!("in this call of `{}`", f.block));
-        }
-        e
+    /// Makes errors that label the block calls leading to the current statement.
+    fn cx(&self) -> Ctx<'_> {
+        Ctx::new(self.src, &self.frames)
     }
 
     pub(crate) fn network(
@@ -112,17 +76,14 @@ impl<'m> Elab<'m> {
     ) -> Result<Network, Error> {
         for (name, _) in args {
             if !def.params.iter().any(|p| &p.name.name == name) {
-                let valid: Vec<String> = def
-                    .params
-                    .iter()
-                    .map(|p| format!("`{}`", p.name.name))
-                    .collect();
-                let help = if valid.is_empty() {
+                let help = if def.params.is_empty() {
                     format!("network `{}` takes no arguments", def.name.name)
                 } else {
-                    format!("valid arguments: {}", valid.join(", "))
+                    let valid = quoted(def.params.iter().map(|p| p.name.name.as_str()));
+                    format!("valid arguments: {valid}")
                 };
                 return Err(self
+                    .cx()
                     .err(
                         ErrorKind::UnknownArgument,
                         format!("network `{}` has no argument `{name}`", def.name.name),
@@ -137,9 +98,9 @@ impl<'m> Elab<'m> {
             let value = if let Some((_, v)) = args.iter().rev().find(|(n, _)| n == &p.name.name) {
                 v.clone()
             } else if let Some(d) = &p.default {
-                self.eval(d, &env)?
+                self.cx().eval(d, &env)?
             } else {
-                return Err(self.err(
+                return Err(self.cx().err(
                     ErrorKind::Arity,
                     format!(
                         "network `{}` needs a value for `{}`",
@@ -165,8 +126,7 @@ impl<'m> Elab<'m> {
             span: input_span,
         }) = input_stmt
         else {
-            return Err(self
-                .err(
+            return Err(self.cx().err(
                     ErrorKind::Shape,
                     format!("network `{}` has no input shape", def.name.name),
                     def.name.span,
@@ -176,14 +136,14 @@ impl<'m> Elab<'m> {
         };
         let mut values = Vec::new();
         for d in dims {
-            let v = self.eval(d, &env)?;
-            values.push(self.dim(&v, d.span, "input dimension", 1)?);
+            let v = self.cx().eval(d, &env)?;
+            values.push(self.cx().dim(&v, d.span, "input dimension", 1)?);
         }
         let input_shape = match values[..] {
             [n] => Shape::Flat(n),
             [c, h, w] => Shape::Image { c, h, w },
             _ => {
-                return Err(self.err(
+                return Err(self.cx().err(
                     ErrorKind::Arity,
                     format!("input takes 1 or 3 dimensions, found {}", values.len()),
                     *input_span,
@@ -217,7 +177,7 @@ impl<'m> Elab<'m> {
     fn step(&mut self, span: Span) -> Result<(), Error> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
-            return Err(self.err(
+            return Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("elaboration takes more than {MAX_STEPS} steps"),
                 span,
@@ -231,7 +191,7 @@ impl<'m> Elab<'m> {
         self.nodes += 1;
         self.path_bytes += node.path.len();
         if self.path_bytes > MAX_PATH_BYTES {
-            return Err(self.err(
+            return Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("node paths take more than {MAX_PATH_BYTES} bytes"),
                 node.span,
@@ -239,7 +199,7 @@ impl<'m> Elab<'m> {
             ));
         }
         if self.nodes > MAX_NODES {
-            return Err(self.err(
+            return Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("network has more than {MAX_NODES} nodes"),
                 node.span,
@@ -258,7 +218,7 @@ impl<'m> Elab<'m> {
         };
         match numel {
             Some(n) if n <= MAX_NUMEL => Ok(()),
-            _ => Err(self.err(
+            _ => Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("shape {shape} has more than {MAX_NUMEL} elements"),
                 span,
@@ -291,15 +251,15 @@ impl<'m> Elab<'m> {
     ) -> Result<(), Error> {
         self.step(stmt.span)?;
         match &stmt.kind {
-            StmtKind::Input(_) => Err(self.err(
+            StmtKind::Input(_) => Err(self.cx().err(
                 ErrorKind::Syntax,
                 "`input` is only allowed at the top of a file or as the first statement of a network",
                 stmt.span,
                 "unexpected `input`",
             )),
             StmtKind::Repeat { count, body } => {
-                let n = self.eval(count, scope.env)?;
-                let n = self.dim(&n, count.span, "repeat count", 0)?;
+                let n = self.cx().eval(count, scope.env)?;
+                let n = self.cx().dim(&n, count.span, "repeat count", 0)?;
                 for _ in 0..n {
                     self.step(stmt.span)?;
                     self.body(body, scope, counters, shape, out)?;
@@ -327,7 +287,7 @@ impl<'m> Elab<'m> {
                 let path = counters.next(scope.prefix, "concat");
                 let input = *shape;
                 if branches.is_empty() {
-                    return Err(self.err(ErrorKind::Shape, "concat needs at least one branch", stmt.span, "empty concat"));
+                    return Err(self.cx().err(ErrorKind::Shape, "concat needs at least one branch", stmt.span, "empty concat"));
                 }
                 let mut outs = Vec::new();
                 let mut result: Option<(Shape, Span)> = None;
@@ -349,8 +309,8 @@ impl<'m> Elab<'m> {
             StmtKind::Dense { count, body } => {
                 let path = counters.next(scope.prefix, "dense");
                 let input = *shape;
-                let n = self.eval(count, scope.env)?;
-                let n = self.dim(&n, count.span, "dense layer count", 0)?;
+                let n = self.cx().eval(count, scope.env)?;
+                let n = self.cx().dim(&n, count.span, "dense layer count", 0)?;
                 let mut layers = Vec::new();
                 let mut cur = input;
                 for i in 0..n {
@@ -360,7 +320,7 @@ impl<'m> Elab<'m> {
                     let mut nodes = Vec::new();
                     self.body(body, &Scope { env: scope.env, prefix: &lpath }, &mut Counters::default(), &mut lshape, &mut nodes)?;
                     cur = self.concat_shapes(cur, lshape, stmt.span, stmt.span).map_err(|_| {
-                        self.err(
+                        self.cx().err(
                             ErrorKind::Shape,
                             format!("dense layer {i} turns {cur} into {lshape}; it must keep the spatial size"),
                             stmt.span,
@@ -374,18 +334,26 @@ impl<'m> Elab<'m> {
                 self.push_node(Node { path, span: stmt.span, input, output: cur, op: Op::Dense { layers } }, out)
             }
             StmtKind::Call { name, slot, args } => {
-                if let Some(sig) = layers::layer(&name.name) {
-                    let bound = self.bind_values(&name.name, sig.params.iter().map(|p| p.name), args, scope.env)?;
-                    let path = counters.next(scope.prefix, sig.name);
+                if let Some(layer) = layers::layer(&name.name) {
+                    let bound = bind_values(&self.cx(), &name.name, &layer.sig.names(), args, scope.env)?;
+                    let path = counters.next(scope.prefix, layer.sig.name);
                     let input = *shape;
-                    let (op, output) = self.layer(sig.name, slot.as_ref().map(|s| s.name.clone()), &bound, stmt.span, input)?;
+                    let call = Call {
+                        cx: self.cx(),
+                        layer: layer.sig.name,
+                        span: stmt.span,
+                        input,
+                        slot: slot.as_ref().map(|s| s.name.as_str()),
+                        args: &bound,
+                    };
+                    let (op, output) = (layer.lower)(&call)?;
                     self.count_params(&op, stmt.span)?;
                     *shape = output;
                     self.push_node(Node { path, span: stmt.span, input, output, op }, out)
-                } else if let Some(def) = self.module.block(&name.name) {
+                } else if let Some(def) = self.file.block(&name.name) {
                     self.call_block(def, args, stmt, scope, counters, shape, out)
                 } else {
-                    Err(self.err(ErrorKind::UnknownLayer, format!("unknown layer `{}`", name.name), name.span, "not a layer or block"))
+                    Err(self.cx().err(ErrorKind::UnknownLayer, format!("unknown layer `{}`", name.name), name.span, "not a layer or block"))
                 }
             }
         }
@@ -403,7 +371,7 @@ impl<'m> Elab<'m> {
         out: &mut Vec<Node>,
     ) -> Result<(), Error> {
         if self.frames.len() >= MAX_CALL_DEPTH {
-            return Err(self.err(
+            return Err(self.cx().err(
                 ErrorKind::Recursion,
                 format!("block calls nested deeper than {MAX_CALL_DEPTH}"),
                 stmt.span,
@@ -417,7 +385,7 @@ impl<'m> Elab<'m> {
                 .map(|f| f.block.as_str())
                 .chain([def.name.name.as_str()])
                 .collect();
-            return Err(self.err(
+            return Err(self.cx().err(
                 ErrorKind::Recursion,
                 format!(
                     "block `{}` calls itself: {}",
@@ -428,12 +396,8 @@ impl<'m> Elab<'m> {
                 "recursive call",
             ));
         }
-        let bound = self.bind_values(
-            &def.name.name,
-            def.params.iter().map(|p| p.name.name.as_str()),
-            args,
-            scope.env,
-        )?;
+        let params: Vec<&str> = def.params.iter().map(|p| p.name.name.as_str()).collect();
+        let bound = bind_values(&self.cx(), &def.name.name, &params, args, scope.env)?;
         let path = counters.next(scope.prefix, &def.name.name);
         self.frames.push(Frame {
             block: def.name.name.clone(),
@@ -444,9 +408,9 @@ impl<'m> Elab<'m> {
             for (p, given) in def.params.iter().zip(bound) {
                 let v = match (given, &p.default) {
                     (Some((v, _)), _) => v,
-                    (None, Some(d)) => self.eval(d, &env)?,
+                    (None, Some(d)) => self.cx().eval(d, &env)?,
                     (None, None) => {
-                        return Err(self.err(
+                        return Err(self.cx().err(
                             ErrorKind::Arity,
                             format!(
                                 "missing argument `{}` of block `{}`",
@@ -487,16 +451,14 @@ impl<'m> Elab<'m> {
                 Ok(Shape::Image { c: self.add_dim(c1, c2, b_span)?, h: h1, w: w1 })
             }
             (Shape::Flat(n1), Shape::Flat(n2)) => Ok(Shape::Flat(self.add_dim(n1, n2, b_span)?)),
-            (Shape::Image { h: h1, w: w1, .. }, Shape::Image { h: h2, w: w2, .. }) => Err(self
-                .err(
+            (Shape::Image { h: h1, w: w1, .. }, Shape::Image { h: h2, w: w2, .. }) => Err(self.cx().err(
                     ErrorKind::Shape,
                     format!("concat branches disagree: {h1}x{w1} vs {h2}x{w2}"),
                     b_span,
                     format!("this branch gives {b}"),
                 )
                 .label(a_span, format!("this one gives {a}"))),
-            _ => Err(self
-                .err(
+            _ => Err(self.cx().err(
                     ErrorKind::Shape,
                     format!("concat branches disagree: {a} vs {b} (feature maps and vectors cannot be joined)"),
                     b_span,
@@ -509,7 +471,7 @@ impl<'m> Elab<'m> {
     fn add_dim(&self, a: usize, b: usize, span: Span) -> Result<usize, Error> {
         match a.checked_add(b) {
             Some(s) if s <= MAX_DIM => Ok(s),
-            _ => Err(self.err(
+            _ => Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("more than {MAX_DIM} channels"),
                 span,
@@ -543,8 +505,7 @@ impl<'m> Elab<'m> {
             },
         ) = (input, output)
         else {
-            return Err(self
-                .err(ErrorKind::Shape, format!("residual body turns {input} into {output}"), span, "shapes must match")
+            return Err(self.cx().err(ErrorKind::Shape, format!("residual body turns {input} into {output}"), span, "shapes must match")
                 .help("only feature maps get an automatic 1x1 projection; vectors must keep their size"));
         };
         let stride = |i: usize, o: usize| {
@@ -552,8 +513,7 @@ impl<'m> Elab<'m> {
             (o <= i && i.div_ceil(s) == o).then_some(s)
         };
         let (Some(sh), Some(sw)) = (stride(hi, ho), stride(wi, wo)) else {
-            return Err(self
-                .err(
+            return Err(self.cx().err(
                     ErrorKind::Shape,
                     format!("residual body turns {hi}x{wi} into {ho}x{wo}: no 1x1 strided projection matches"),
                     span,
@@ -588,11 +548,16 @@ impl<'m> Elab<'m> {
             &mut nodes,
         )?;
         if with_bn {
-            let op = Op::BatchNorm {
-                channels: co,
-                eps: 1e-3,
-                momentum: 0.99,
+            // A `bn` with its default arguments.
+            let call = Call {
+                cx: self.cx(),
+                layer: layers::BN.sig.name,
+                span,
+                input: mid,
+                slot: None,
+                args: &[],
             };
+            let (op, _) = (layers::BN.lower)(&call)?;
             self.count_params(&op, span)?;
             self.push_node(
                 Node {
@@ -609,28 +574,11 @@ impl<'m> Elab<'m> {
     }
 
     fn count_params(&mut self, op: &Op, span: Span) -> Result<(), Error> {
-        let n = match op {
-            Op::Conv2d(c) => c
-                .out_channels
-                .checked_mul(c.in_channels / c.groups.max(1))
-                .and_then(|x| x.checked_mul(c.kernel.0))
-                .and_then(|x| x.checked_mul(c.kernel.1))
-                .and_then(|x| x.checked_add(if c.bias { c.out_channels } else { 0 })),
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => in_features
-                .checked_mul(*out_features)
-                .and_then(|x| x.checked_add(if *bias { *out_features } else { 0 })),
-            Op::BatchNorm { channels, .. } => channels.checked_mul(2),
-            _ => Some(0),
-        };
-        match n {
+        match op.own_param_count() {
             Some(n) if n <= MAX_LAYER_PARAMS => {
                 self.params += n;
                 if self.params > MAX_TOTAL_PARAMS {
-                    return Err(self.err(
+                    return Err(self.cx().err(
                         ErrorKind::Limit,
                         format!("network has more than {MAX_TOTAL_PARAMS} parameters"),
                         span,
@@ -639,7 +587,7 @@ impl<'m> Elab<'m> {
                 }
                 Ok(())
             }
-            _ => Err(self.err(
+            _ => Err(self.cx().err(
                 ErrorKind::Limit,
                 format!("layer has more than {MAX_LAYER_PARAMS} parameters"),
                 span,
@@ -647,581 +595,10 @@ impl<'m> Elab<'m> {
             )),
         }
     }
-
-    /// Evaluates call arguments and puts them in parameter order.
-    fn bind_values<'p>(
-        &mut self,
-        callee: &str,
-        params: impl Iterator<Item = &'p str>,
-        args: &[Arg],
-        env: &Env,
-    ) -> Result<Vec<Option<(Value, Span)>>, Error> {
-        let names: Vec<&str> = params.collect();
-        let slots = bind(self.src, callee, &names, args).map_err(|e| self.in_frames(e))?;
-        let mut out = Vec::with_capacity(slots.len());
-        for slot in slots {
-            out.push(match slot {
-                Some(a) => Some((self.eval(&a.value, env)?, a.value.span)),
-                None => None,
-            });
-        }
-        Ok(out)
-    }
-
-    fn layer(
-        &mut self,
-        name: &str,
-        slot: Option<String>,
-        a: &[Option<(Value, Span)>],
-        span: Span,
-        input: Shape,
-    ) -> Result<(Op, Shape), Error> {
-        let get = |i: usize| a.get(i).and_then(|x| x.as_ref());
-        match name {
-            "conv" => {
-                let (ci, h, w) = self.image(name, input, span)?;
-                let c = self.req_dim(get(0), "c", 1, span)?;
-                let k = self.opt_dim(get(1), "k", 1, 3)?;
-                let stride = self.opt_dim(get(2), "stride", 1, 1)?;
-                let pad = self.pad(get(3))?;
-                let groups = self.opt_dim(get(4), "groups", 1, 1)?;
-                let bias = self.opt_bool(get(5), "bias", true)?;
-                let dilation = self.opt_dim(get(6), "dilation", 1, 1)?;
-                if ci % groups != 0 || c % groups != 0 {
-                    let gspan = get(4).map_or(span, |g| g.1);
-                    return Err(self.err(
-                        ErrorKind::Value,
-                        format!("groups={groups} must divide both input channels ({ci}) and output channels ({c})"),
-                        gspan,
-                        "does not divide",
-                    ));
-                }
-                let (rows, cols) = self.window(name, (h, w), k, stride, dilation, pad, span)?;
-                let conv = Conv2d {
-                    in_channels: ci,
-                    out_channels: c,
-                    kernel: (k, k),
-                    stride: (stride, stride),
-                    padding: padding((rows.1, rows.2), (cols.1, cols.2)),
-                    dilation: (dilation, dilation),
-                    groups,
-                    bias,
-                };
-                Ok((
-                    Op::Conv2d(conv),
-                    Shape::Image {
-                        c,
-                        h: rows.0,
-                        w: cols.0,
-                    },
-                ))
-            }
-            "bn" => {
-                let eps = self.opt_float(get(0), "eps", 1e-3)?;
-                let momentum = self.opt_float(get(1), "momentum", 0.99)?;
-                if eps <= 0.0 {
-                    return Err(self.value_err("eps must be positive", get(0), span));
-                }
-                if !(0.0..1.0).contains(&momentum) {
-                    return Err(self.value_err("momentum must be in [0, 1)", get(1), span));
-                }
-                Ok((
-                    Op::BatchNorm {
-                        channels: input.channels(),
-                        eps,
-                        momentum,
-                    },
-                    input,
-                ))
-            }
-            "lrn" => {
-                self.image(name, input, span)?;
-                let radius = self.opt_dim(get(0), "radius", 0, 2)?;
-                let alpha = self.opt_float(get(1), "alpha", 1e-4)?;
-                let beta = self.opt_float(get(2), "beta", 0.75)?;
-                let bias = self.opt_float(get(3), "bias", 1.0)?;
-                Ok((
-                    Op::Lrn {
-                        radius,
-                        alpha,
-                        beta,
-                        bias,
-                    },
-                    input,
-                ))
-            }
-            "maxpool" | "avgpool" => {
-                let (c, h, w) = self.image(name, input, span)?;
-                let k = self.req_dim(get(0), "k", 1, span)?;
-                let stride = self.opt_dim(get(1), "stride", 1, k)?;
-                let pad = self.pad(get(2))?;
-                let count_pad = if name == "avgpool" {
-                    self.opt_bool(get(3), "count_pad", false)?
-                } else {
-                    false
-                };
-                if let PadSpec::Explicit(p) = pad
-                    && p.saturating_mul(2) > k
-                {
-                    return Err(self.value_err(
-                        &format!("pool padding {p} is more than half the {k}x{k} window"),
-                        get(2),
-                        span,
-                    ));
-                }
-                let (rows, cols) = self.window(name, (h, w), k, stride, 1, pad, span)?;
-                let pool = Pool2d {
-                    kind: if name == "maxpool" {
-                        PoolKind::Max
-                    } else {
-                        PoolKind::Avg
-                    },
-                    kernel: (k, k),
-                    stride: (stride, stride),
-                    padding: padding((rows.1, rows.2), (cols.1, cols.2)),
-                    count_include_pad: count_pad,
-                };
-                Ok((
-                    Op::Pool(pool),
-                    Shape::Image {
-                        c,
-                        h: rows.0,
-                        w: cols.0,
-                    },
-                ))
-            }
-            "gap" => {
-                let (c, _, _) = self.image(name, input, span)?;
-                Ok((Op::GlobalAvgPool, Shape::Flat(c)))
-            }
-            "dropout" => {
-                let p = match get(0) {
-                    Some(v) => self.float(v, "p")?,
-                    None => {
-                        return Err(self.err(
-                            ErrorKind::Arity,
-                            "dropout needs its drop probability `p`",
-                            span,
-                            "missing `p`",
-                        ));
-                    }
-                };
-                if !(0.0..1.0).contains(&p) {
-                    return Err(self
-                        .value_err("dropout probability must be in [0, 1)", get(0), span)
-                        .help("`p` is the probability of dropping a unit (TensorFlow 1.x code passes the keep probability)"));
-                }
-                Ok((Op::Dropout { rate: p }, input))
-            }
-            // On a vector `flatten` changes nothing, so that the common
-            // `gap flatten linear(n)` reads as it does in other frameworks.
-            "flatten" => Ok((Op::Flatten, Shape::Flat(input.numel()))),
-            "linear" => {
-                let n = self.req_dim(get(0), "n", 1, span)?;
-                let bias = self.opt_bool(get(1), "bias", true)?;
-                let Shape::Flat(in_features) = input else {
-                    return Err(self
-                        .err(
-                            ErrorKind::Shape,
-                            format!("linear expects a vector, got the feature map {input}"),
-                            span,
-                            "needs a vector",
-                        )
-                        .help("add `flatten` (or `gap`) before it"));
-                };
-                Ok((
-                    Op::Linear {
-                        in_features,
-                        out_features: n,
-                        bias,
-                    },
-                    Shape::Flat(n),
-                ))
-            }
-            _ => Ok((Op::Act { slot }, input)),
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn window(
-        &self,
-        layer: &str,
-        (h, w): (usize, usize),
-        k: usize,
-        stride: usize,
-        dilation: usize,
-        pad: PadSpec,
-        span: Span,
-    ) -> Result<(Axis, Axis), Error> {
-        match (
-            window_axis(h, k, stride, dilation, pad),
-            window_axis(w, k, stride, dilation, pad),
-        ) {
-            (Some(r), Some(c)) => Ok((r, c)),
-            _ => Err(self.err(
-                ErrorKind::Shape,
-                format!("{layer} window {k}x{k} is larger than its {h}x{w} input"),
-                span,
-                format!("input is {h}x{w} here"),
-            )),
-        }
-    }
-
-    fn image(&self, layer: &str, shape: Shape, span: Span) -> Result<(usize, usize, usize), Error> {
-        match shape {
-            Shape::Image { c, h, w } => Ok((c, h, w)),
-            Shape::Flat(n) => Err(self.err(
-                ErrorKind::Shape,
-                format!("{layer} expects a feature map, got a vector of {n}"),
-                span,
-                "input is a vector here",
-            )),
-        }
-    }
-
-    fn value_err(&self, message: &str, arg: Option<&(Value, Span)>, span: Span) -> Error {
-        self.err(
-            ErrorKind::Value,
-            message.to_string(),
-            arg.map_or(span, |a| a.1),
-            "invalid value",
-        )
-    }
-
-    /// A non-negative integer at least `min` and at most [`MAX_DIM`].
-    fn dim(&self, v: &Value, span: Span, what: &str, min: usize) -> Result<usize, Error> {
-        let Value::Int(i) = v else {
-            return Err(self.err(
-                ErrorKind::Type,
-                format!("{what} must be an integer, found {}", describe(v)),
-                span,
-                "expected an integer",
-            ));
-        };
-        if *i < min as i64 {
-            let bound = if min == 0 { "non-negative" } else { "positive" };
-            return Err(self.err(
-                ErrorKind::Value,
-                format!("{what} must be {bound}, found {i}"),
-                span,
-                format!("must be {bound}"),
-            ));
-        }
-        if *i as u64 > MAX_DIM as u64 {
-            return Err(self.err(
-                ErrorKind::Limit,
-                format!("{what} {i} is larger than {MAX_DIM}"),
-                span,
-                "too large",
-            ));
-        }
-        Ok(*i as usize)
-    }
-
-    fn req_dim(
-        &self,
-        v: Option<&(Value, Span)>,
-        name: &str,
-        min: usize,
-        span: Span,
-    ) -> Result<usize, Error> {
-        match v {
-            Some((v, s)) => self.dim(v, *s, &format!("`{name}`"), min),
-            None => Err(self.err(
-                ErrorKind::Arity,
-                format!("missing argument `{name}`"),
-                span,
-                "required",
-            )),
-        }
-    }
-
-    fn opt_dim(
-        &self,
-        v: Option<&(Value, Span)>,
-        name: &str,
-        min: usize,
-        default: usize,
-    ) -> Result<usize, Error> {
-        match v {
-            Some((v, s)) => self.dim(v, *s, &format!("`{name}`"), min),
-            None => Ok(default),
-        }
-    }
-
-    fn float(&self, (v, span): &(Value, Span), name: &str) -> Result<f64, Error> {
-        match v {
-            Value::Int(i) => Ok(*i as f64),
-            Value::Float(x) => Ok(*x),
-            _ => Err(self.err(
-                ErrorKind::Type,
-                format!("`{name}` must be a number, found {}", describe(v)),
-                *span,
-                "expected a number",
-            )),
-        }
-    }
-
-    fn opt_float(&self, v: Option<&(Value, Span)>, name: &str, default: f64) -> Result<f64, Error> {
-        v.map_or(Ok(default), |v| self.float(v, name))
-    }
-
-    fn opt_bool(
-        &self,
-        v: Option<&(Value, Span)>,
-        name: &str,
-        default: bool,
-    ) -> Result<bool, Error> {
-        match v {
-            None => Ok(default),
-            Some((Value::Bool(b), _)) => Ok(*b),
-            Some((v, s)) => Err(self.err(
-                ErrorKind::Type,
-                format!("`{name}` must be `true` or `false`, found {}", describe(v)),
-                *s,
-                "expected a boolean",
-            )),
-        }
-    }
-
-    fn pad(&self, v: Option<&(Value, Span)>) -> Result<PadSpec, Error> {
-        match v {
-            None => Ok(PadSpec::Explicit(0)),
-            Some((Value::Word(w), _)) if w == "same" => Ok(PadSpec::Same),
-            Some((Value::Word(w), _)) if w == "valid" => Ok(PadSpec::Valid),
-            Some((v @ Value::Int(_), s)) => Ok(PadSpec::Explicit(self.dim(v, *s, "`pad`", 0)?)),
-            Some((v, s)) => Err(self.err(
-                ErrorKind::Type,
-                format!(
-                    "`pad` must be an integer, `same` or `valid`, found {}",
-                    describe(v)
-                ),
-                *s,
-                "expected padding",
-            )),
-        }
-    }
-
-    pub(crate) fn eval(&self, e: &Expr, env: &Env) -> Result<Value, Error> {
-        eval(e, env, &|kind, msg, span, label| {
-            self.err(kind, msg, span, label)
-        })
-    }
 }
 
 fn body_has_bn(nodes: &[Node]) -> bool {
     nodes.iter().any(|n| {
         matches!(n.op, Op::BatchNorm { .. }) || n.children().iter().any(|c| body_has_bn(c))
     })
-}
-
-/// How a value reads in messages.
-pub(crate) fn describe(v: &Value) -> String {
-    match v {
-        Value::Int(i) => format!("integer {i}"),
-        Value::Float(x) => format!("number {x}"),
-        Value::Bool(b) => format!("`{b}`"),
-        Value::Word(w) => format!("`{w}`"),
-    }
-}
-
-type MakeErr<'a> = dyn Fn(ErrorKind, String, Span, String) -> Error + 'a;
-
-/// Evaluates an expression. Integers stay integers under `+ - * / %` (`/`
-/// and `%` round toward minus infinity, as Python's `//` and `%`); any float
-/// operand makes the result a float.
-pub(crate) fn eval(e: &Expr, env: &Env, err: &MakeErr<'_>) -> Result<Value, Error> {
-    match &e.kind {
-        ExprKind::Int(i) => Ok(Value::Int(*i)),
-        ExprKind::Float(x) => Ok(Value::Float(*x)),
-        ExprKind::Bool(b) => Ok(Value::Bool(*b)),
-        ExprKind::Name(n) => {
-            if let Some((_, v)) = env.iter().rev().find(|(k, _)| k == n) {
-                Ok(v.clone())
-            } else if layers::WORDS.contains(&n.as_str()) {
-                Ok(Value::Word(n.clone()))
-            } else {
-                Err(err(
-                    ErrorKind::UnknownName,
-                    format!("unknown name `{n}`"),
-                    e.span,
-                    "not an argument in scope".into(),
-                ))
-            }
-        }
-        ExprKind::Neg(inner) => match eval(inner, env, err)? {
-            Value::Int(i) => i.checked_neg().map(Value::Int).ok_or_else(|| {
-                err(
-                    ErrorKind::Overflow,
-                    "integer overflow".into(),
-                    e.span,
-                    "overflows".into(),
-                )
-            }),
-            Value::Float(x) => Ok(Value::Float(-x)),
-            v => Err(err(
-                ErrorKind::Type,
-                format!("cannot negate {}", describe(&v)),
-                e.span,
-                "expected a number".into(),
-            )),
-        },
-        ExprKind::Bin(op, l, r) => {
-            let a = eval(l, env, err)?;
-            let b = eval(r, env, err)?;
-            binary(*op, &a, &b, e.span, r.span, err)
-        }
-    }
-}
-
-fn binary(
-    op: BinOp,
-    a: &Value,
-    b: &Value,
-    span: Span,
-    rspan: Span,
-    err: &MakeErr<'_>,
-) -> Result<Value, Error> {
-    let overflow = || {
-        err(
-            ErrorKind::Overflow,
-            "integer overflow".into(),
-            span,
-            "overflows".into(),
-        )
-    };
-    let div_zero = || {
-        err(
-            ErrorKind::DivisionByZero,
-            "division by zero".into(),
-            rspan,
-            "is zero".into(),
-        )
-    };
-    match (a, b) {
-        (Value::Int(x), Value::Int(y)) => {
-            let (x, y) = (*x, *y);
-            let v = match op {
-                BinOp::Add => x.checked_add(y),
-                BinOp::Sub => x.checked_sub(y),
-                BinOp::Mul => x.checked_mul(y),
-                BinOp::Div | BinOp::Rem => {
-                    if y == 0 {
-                        return Err(div_zero());
-                    }
-                    let q = x.checked_div(y).ok_or_else(overflow)?;
-                    let r = x.checked_rem(y).ok_or_else(overflow)?;
-                    // Round toward minus infinity, as Python's `//` and `%` do.
-                    let (q, r) = if r != 0 && ((r < 0) != (y < 0)) {
-                        (q - 1, r + y)
-                    } else {
-                        (q, r)
-                    };
-                    Some(if op == BinOp::Div { q } else { r })
-                }
-            };
-            v.map(Value::Int).ok_or_else(overflow)
-        }
-        (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
-            let x = as_f64(a);
-            let y = as_f64(b);
-            if matches!(op, BinOp::Div | BinOp::Rem) && y == 0.0 {
-                return Err(div_zero());
-            }
-            let v = match op {
-                BinOp::Add => x + y,
-                BinOp::Sub => x - y,
-                BinOp::Mul => x * y,
-                BinOp::Div => x / y,
-                BinOp::Rem => x - y * (x / y).floor(),
-            };
-            if v.is_finite() {
-                Ok(Value::Float(v))
-            } else {
-                Err(err(
-                    ErrorKind::Overflow,
-                    "number overflow".into(),
-                    span,
-                    "not finite".into(),
-                ))
-            }
-        }
-        _ => {
-            let bad = if matches!(a, Value::Int(_) | Value::Float(_)) {
-                b
-            } else {
-                a
-            };
-            Err(err(
-                ErrorKind::Type,
-                format!("arithmetic needs numbers, found {}", describe(bad)),
-                span,
-                "expected numbers".into(),
-            ))
-        }
-    }
-}
-
-fn as_f64(v: &Value) -> f64 {
-    match v {
-        Value::Int(i) => *i as f64,
-        Value::Float(x) => *x,
-        _ => 0.0,
-    }
-}
-
-/// Matches call arguments to parameter names: positional first, then by
-/// keyword. Checks arity, unknown and duplicate arguments.
-pub(crate) fn bind<'a>(
-    src: &Source,
-    callee: &str,
-    params: &[&str],
-    args: &'a [Arg],
-) -> Result<Vec<Option<&'a Arg>>, Error> {
-    let mut slots: Vec<Option<&Arg>> = vec![None; params.len()];
-    let mut positional = 0;
-    for a in args {
-        match &a.name {
-            None => {
-                if positional >= params.len() {
-                    let msg = format!(
-                        "`{callee}` takes at most {} positional argument{}, found more",
-                        params.len(),
-                        if params.len() == 1 { "" } else { "s" }
-                    );
-                    return Err(
-                        Error::new(ErrorKind::Arity, msg, src).label(a.span, "unexpected argument")
-                    );
-                }
-                slots[positional] = Some(a);
-                positional += 1;
-            }
-            Some(name) => {
-                let Some(i) = params.iter().position(|p| *p == name.name) else {
-                    let valid = if params.is_empty() {
-                        "it takes no arguments".to_string()
-                    } else {
-                        format!(
-                            "it takes {}",
-                            params
-                                .iter()
-                                .map(|p| format!("`{p}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
-                    };
-                    let msg = format!("`{callee}` has no argument `{}`; {valid}", name.name);
-                    return Err(Error::new(ErrorKind::UnknownArgument, msg, src)
-                        .label(name.span, "unknown argument"));
-                };
-                if slots[i].is_some() {
-                    let msg = format!("argument `{}` of `{callee}` given twice", name.name);
-                    return Err(Error::new(ErrorKind::DuplicateArgument, msg, src)
-                        .label(name.span, "given again here"));
-                }
-                slots[i] = Some(a);
-            }
-        }
-    }
-    Ok(slots)
 }

@@ -262,6 +262,15 @@ impl Source {
     }
 }
 
+/// Names as messages list them: `` `a`, `b` ``.
+pub(crate) fn quoted<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn clamp(span: Span, len: usize) -> Span {
     let start = span.start.min(len);
     Span {

@@ -14,7 +14,13 @@
 //! and values are used where each belongs, so an engine can lower the
 //! resulting [`Expr`] without further checks. `max(u, v)` is defined to give
 //! its whole gradient to `u` on ties (and `min` likewise): engines must not
-//! lower it to a tie-splitting maximum (see DESIGN.md on AReLU).
+//! lower it to a tie-splitting maximum (candle's and PyTorch's `maximum`
+//! split ties evenly). AReLU, `max(a*x + c, b*x + d)`, starts at
+//! a = b = 1, c = d = 0, where its two arguments tie for every input; a
+//! maximum that splits ties would give a and b (and c and d) the same
+//! gradient at every step, so they would stay equal and the function
+//! linear forever. Sending the tie to `u`, as the authors' TensorFlow code
+//! does, moves a and c first and breaks the symmetry.
 
 use pest::Parser as _;
 use pest::error::{ErrorVariant, InputLocation};

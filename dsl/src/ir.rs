@@ -101,9 +101,16 @@ pub struct Conv2d {
 impl Conv2d {
     /// Number of trainable scalars.
     pub fn param_count(&self) -> usize {
-        let w =
-            self.out_channels * (self.in_channels / self.groups) * self.kernel.0 * self.kernel.1;
-        w + if self.bias { self.out_channels } else { 0 }
+        self.checked_param_count().unwrap_or(usize::MAX)
+    }
+
+    /// Number of trainable scalars, or `None` when it overflows.
+    fn checked_param_count(&self) -> Option<usize> {
+        self.out_channels
+            .checked_mul(self.in_channels.checked_div(self.groups)?)?
+            .checked_mul(self.kernel.0)?
+            .checked_mul(self.kernel.1)?
+            .checked_add(if self.bias { self.out_channels } else { 0 })
     }
 }
 
@@ -208,6 +215,34 @@ pub enum Op {
     },
 }
 
+impl Op {
+    /// Trainable scalars of this op alone, not counting the nodes inside a
+    /// composite, or `None` when the count overflows. Elaboration bounds it
+    /// with [`MAX_LAYER_PARAMS`](crate::MAX_LAYER_PARAMS).
+    pub(crate) fn own_param_count(&self) -> Option<usize> {
+        match self {
+            Op::Conv2d(c) => c.checked_param_count(),
+            Op::BatchNorm { channels, .. } => channels.checked_mul(2),
+            Op::Linear {
+                in_features,
+                out_features,
+                bias,
+            } => in_features
+                .checked_mul(*out_features)?
+                .checked_add(if *bias { *out_features } else { 0 }),
+            Op::Lrn { .. }
+            | Op::Pool(_)
+            | Op::GlobalAvgPool
+            | Op::Dropout { .. }
+            | Op::Flatten
+            | Op::Act { .. }
+            | Op::Residual { .. }
+            | Op::Concat { .. }
+            | Op::Dense { .. } => Some(0),
+        }
+    }
+}
+
 /// One layer (or composite) of an elaborated network.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Node {
@@ -227,25 +262,11 @@ impl Node {
     /// Trainable scalars of this node and everything inside it, activation
     /// parameters excluded (they depend on the activation bound later).
     pub fn param_count(&self) -> usize {
-        let seq = |nodes: &[Node]| nodes.iter().map(Node::param_count).sum::<usize>();
-        match &self.op {
-            Op::Conv2d(c) => c.param_count(),
-            Op::BatchNorm { channels, .. } => 2 * channels,
-            Op::Linear {
-                in_features,
-                out_features,
-                bias,
-            } => in_features * out_features + if *bias { *out_features } else { 0 },
-            Op::Residual { body, shortcut } => seq(body) + seq(shortcut),
-            Op::Concat { branches } => branches.iter().map(|b| seq(b)).sum(),
-            Op::Dense { layers } => layers.iter().map(|l| seq(l)).sum(),
-            Op::Lrn { .. }
-            | Op::Pool(_)
-            | Op::GlobalAvgPool
-            | Op::Dropout { .. }
-            | Op::Flatten
-            | Op::Act { .. } => 0,
-        }
+        let own = self.op.own_param_count().unwrap_or(usize::MAX);
+        self.children()
+            .iter()
+            .flat_map(|nodes| nodes.iter())
+            .fold(own, |n, child| n.saturating_add(child.param_count()))
     }
 
     /// Direct children lists (empty for plain layers).

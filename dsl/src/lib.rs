@@ -84,19 +84,22 @@
 //! most [`MAX_PATH_BYTES`] in all; arithmetic overflow is an error.
 
 mod ast;
+mod bind;
 mod elaborate;
 mod error;
+mod eval;
 pub mod formula;
 pub mod ir;
 mod layers;
+mod limits;
 mod module;
 mod syntax;
 
-pub use elaborate::{
+pub use error::{Diagnostics, Error, ErrorKind, MAX_ERRORS};
+pub use limits::{
     MAX_CALL_DEPTH, MAX_DIM, MAX_LAYER_PARAMS, MAX_NODES, MAX_NUMEL, MAX_PATH_BYTES, MAX_STEPS,
     MAX_TOTAL_PARAMS,
 };
-pub use error::{Diagnostics, Error, ErrorKind, MAX_ERRORS};
 pub use module::{Module, NetworkSig, ParamSig, compile_file, parse, parse_value};
 pub use syntax::{MAX_EXPR_OPERANDS, MAX_NESTING, MAX_SOURCE_BYTES};
 

@@ -4,10 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::ast::{Arg, Def, Expr, ExprKind, File, Stmt, StmtKind};
-use crate::elaborate::{Elab, bind};
-use crate::error::{Diagnostics, Error, ErrorKind, Source};
+use crate::bind::bind;
+use crate::elaborate::Elab;
+use crate::error::{Diagnostics, Error, ErrorKind, Source, quoted};
+use crate::eval::{Ctx, WORDS};
 use crate::ir::{Network, Span, Value};
-use crate::layers::{self, LAYERS, WORDS};
+use crate::layers::{self, LAYERS};
 
 /// A parsed `.acnet` file whose names, calls and arguments have been checked.
 /// Shapes and values are checked later, by [`Module::elaborate`], because
@@ -101,14 +103,6 @@ pub fn parse_value(text: &str) -> Value {
 }
 
 impl Module {
-    pub(crate) fn source(&self) -> &Source {
-        &self.src
-    }
-
-    pub(crate) fn block(&self, name: &str) -> Option<&Def> {
-        self.file.blocks.iter().find(|b| b.name.name == name)
-    }
-
     /// File name given to [`parse`].
     pub fn file_name(&self) -> &str {
         &self.src.name
@@ -125,10 +119,7 @@ impl Module {
                 let mut ok = true;
                 for p in &n.params {
                     let default = match (&p.default, ok) {
-                        (Some(d), true) => crate::elaborate::eval(d, &env, &|k, m, _, _| {
-                            Error::new(k, m, &self.src)
-                        })
-                        .ok(),
+                        (Some(d), true) => Ctx::new(&self.src, &[]).eval(d, &env).ok(),
                         _ => None,
                     };
                     match &default {
@@ -166,20 +157,15 @@ impl Module {
                 .iter()
                 .find(|n| n.name.name == name)
                 .ok_or_else(|| {
-                    let names: Vec<String> = self
-                        .file
-                        .networks
-                        .iter()
-                        .map(|n| format!("`{}`", n.name.name))
-                        .collect();
                     let mut e = Error::new(
                         ErrorKind::UnknownNetwork,
                         format!("no network `{name}` in this file"),
                         &self.src,
                     )
                     .label(whole, "in this file");
-                    if !names.is_empty() {
-                        e = e.help(format!("it defines {}", names.join(", ")));
+                    if !self.file.networks.is_empty() {
+                        let names = quoted(self.file.networks.iter().map(|n| n.name.name.as_str()));
+                        e = e.help(format!("it defines {names}"));
                     }
                     e
                 })?,
@@ -193,7 +179,7 @@ impl Module {
                 .help("add `network NAME(classes=10) { ... }`")
             })?,
         };
-        Ok(Elab::new(self).network(def, args, self.file.inputs.first())?)
+        Ok(Elab::new(&self.file, &self.src).network(def, args, self.file.inputs.first())?)
     }
 }
 
@@ -384,13 +370,13 @@ impl Checker<'_> {
                     );
                 }
                 let params: Vec<&str> = if let Some(l) = layers::layer(&name.name) {
-                    l.params.iter().map(|p| p.name).collect()
-                } else if let Some(b) = self.m.block(&name.name) {
+                    l.sig.names()
+                } else if let Some(b) = self.m.file.block(&name.name) {
                     b.params.iter().map(|p| p.name.name.as_str()).collect()
                 } else {
                     let candidates = LAYERS
                         .iter()
-                        .map(|l| l.name)
+                        .map(|l| l.sig.name)
                         .chain(self.m.file.blocks.iter().map(|b| b.name.name.as_str()));
                     let hint = suggest(&name.name, candidates);
                     let msg = match hint {
@@ -403,7 +389,7 @@ impl Checker<'_> {
                         name.span,
                         "not a layer or block",
                     );
-                    let all: Vec<&str> = LAYERS.iter().map(|l| l.name).collect();
+                    let all: Vec<&str> = LAYERS.iter().map(|l| l.sig.name).collect();
                     *e = e.clone().help(format!(
                         "built-in layers: {}; or define `block {}(...)`",
                         all.join(", "),
@@ -417,35 +403,33 @@ impl Checker<'_> {
     }
 
     fn check_args(&mut self, callee: &str, params: &[&str], args: &[Arg], call: Span) {
-        match bind(&self.m.src, callee, params, args) {
-            Err(e) => self.errors.push(e),
-            Ok(slots) => {
-                let required: Vec<&str> = if let Some(l) = layers::layer(callee) {
-                    l.params
-                        .iter()
-                        .filter(|p| p.required)
-                        .map(|p| p.name)
-                        .collect()
-                } else if let Some(b) = self.m.block(callee) {
-                    b.params
-                        .iter()
-                        .filter(|p| p.default.is_none())
-                        .map(|p| p.name.name.as_str())
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                for r in required {
-                    let i = params.iter().position(|p| *p == r);
-                    if i.is_some_and(|i| slots.get(i).is_some_and(Option::is_none)) {
-                        self.err(
-                            ErrorKind::Arity,
-                            format!("`{callee}` needs argument `{r}`"),
-                            call,
-                            &format!("missing `{r}`"),
-                        );
-                    }
-                }
+        let slots = match bind(&self.m.src, callee, params, args) {
+            Ok(slots) => slots,
+            Err(e) => {
+                self.errors.push(e);
+                return;
+            }
+        };
+        let required: Vec<&str> = if let Some(l) = layers::layer(callee) {
+            l.sig.required().collect()
+        } else if let Some(b) = self.m.file.block(callee) {
+            b.params
+                .iter()
+                .filter(|p| p.default.is_none())
+                .map(|p| p.name.name.as_str())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        for r in required {
+            let i = params.iter().position(|p| *p == r);
+            if i.is_some_and(|i| slots.get(i).is_some_and(Option::is_none)) {
+                self.err(
+                    ErrorKind::Arity,
+                    format!("`{callee}` needs argument `{r}`"),
+                    call,
+                    &format!("missing `{r}`"),
+                );
             }
         }
     }
@@ -468,14 +452,7 @@ impl Checker<'_> {
                     let help = if scope.is_empty() {
                         "nothing is in scope here".to_string()
                     } else {
-                        format!(
-                            "in scope: {}",
-                            scope
-                                .iter()
-                                .map(|s| format!("`{s}`"))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
+                        format!("in scope: {}", quoted(scope.iter().copied()))
                     };
                     *e = e.clone().help(help);
                 }

@@ -1,95 +1,12 @@
-//! The built-in layers: their argument lists (for checking calls before
-//! elaboration) and their shape rules.
+//! Sliding windows (convolution and pooling): padding as written, and the
+//! output size and padding along each axis.
 
+use crate::error::{Error, ErrorKind};
 use crate::ir::Padding;
+use crate::layers::call::Call;
 
-/// One parameter of a built-in layer.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerParam {
-    pub(crate) name: &'static str,
-    pub(crate) required: bool,
-}
-
-const fn req(name: &'static str) -> LayerParam {
-    LayerParam {
-        name,
-        required: true,
-    }
-}
-
-const fn opt(name: &'static str) -> LayerParam {
-    LayerParam {
-        name,
-        required: false,
-    }
-}
-
-/// A built-in layer's name and parameters, positional order first.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct LayerSig {
-    pub(crate) name: &'static str,
-    pub(crate) params: &'static [LayerParam],
-}
-
-/// Every built-in layer. Defaults live in `elaborate.rs`, next to the code
-/// that reads each argument.
-pub(crate) const LAYERS: &[LayerSig] = &[
-    LayerSig {
-        name: "conv",
-        params: &[
-            req("c"),
-            opt("k"),
-            opt("stride"),
-            opt("pad"),
-            opt("groups"),
-            opt("bias"),
-            opt("dilation"),
-        ],
-    },
-    LayerSig {
-        name: "bn",
-        params: &[opt("eps"), opt("momentum")],
-    },
-    LayerSig {
-        name: "lrn",
-        params: &[opt("radius"), opt("alpha"), opt("beta"), opt("bias")],
-    },
-    LayerSig {
-        name: "maxpool",
-        params: &[req("k"), opt("stride"), opt("pad")],
-    },
-    LayerSig {
-        name: "avgpool",
-        params: &[req("k"), opt("stride"), opt("pad"), opt("count_pad")],
-    },
-    LayerSig {
-        name: "gap",
-        params: &[],
-    },
-    LayerSig {
-        name: "dropout",
-        params: &[req("p")],
-    },
-    LayerSig {
-        name: "flatten",
-        params: &[],
-    },
-    LayerSig {
-        name: "linear",
-        params: &[req("n"), opt("bias")],
-    },
-    LayerSig {
-        name: "act",
-        params: &[],
-    },
-];
-
-/// Bare words that are values, not names (`pad=same`).
-pub(crate) const WORDS: &[&str] = &["same", "valid"];
-
-pub(crate) fn layer(name: &str) -> Option<&'static LayerSig> {
-    LAYERS.iter().find(|l| l.name == name)
-}
+/// Output length, padding before and padding after, along one axis.
+pub(crate) type Axis = (usize, usize, usize);
 
 /// How a window is padded, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +27,7 @@ pub(crate) fn window_axis(
     stride: usize,
     dilation: usize,
     pad: PadSpec,
-) -> Option<(usize, usize, usize)> {
+) -> Option<Axis> {
     let span = kernel
         .checked_sub(1)?
         .checked_mul(dilation)?
@@ -132,13 +49,40 @@ pub(crate) fn window_axis(
     Some(((padded - span) / stride + 1, before, after))
 }
 
+/// The output and padding along both axes of a square `k`x`k` window over
+/// the call's `h`x`w` input; an error when the window does not fit.
+pub(crate) fn window(
+    call: &Call<'_>,
+    (h, w): (usize, usize),
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    pad: PadSpec,
+) -> Result<(Axis, Axis), Error> {
+    match (
+        window_axis(h, k, stride, dilation, pad),
+        window_axis(w, k, stride, dilation, pad),
+    ) {
+        (Some(r), Some(c)) => Ok((r, c)),
+        _ => Err(call.cx.err(
+            ErrorKind::Shape,
+            format!(
+                "{} window {k}x{k} is larger than its {h}x{w} input",
+                call.layer
+            ),
+            call.span,
+            format!("input is {h}x{w} here"),
+        )),
+    }
+}
+
 /// Padding of a 2-D window from the two axes' results.
-pub(crate) fn padding(rows: (usize, usize), cols: (usize, usize)) -> Padding {
+pub(crate) fn padding(rows: Axis, cols: Axis) -> Padding {
     Padding {
-        top: rows.0,
-        bottom: rows.1,
-        left: cols.0,
-        right: cols.1,
+        top: rows.1,
+        bottom: rows.2,
+        left: cols.1,
+        right: cols.2,
     }
 }
 
