@@ -22,7 +22,7 @@ pub use compare::{Agreement, Claim, Comparison};
 pub use error::ReportError;
 pub use export::{ExportManager, Exporter, Format, TerminalExporter};
 pub use grid::{Cell, Grid, Layout};
-pub use paper::{PaperTable, PaperTables};
+pub use paper::{PaperSettings, PaperTable, PaperTables};
 pub use result::{EpochPoint, LayerIncrements, RunResult, RunStatus, SlotParams};
 
 /// What to report and where.

@@ -48,10 +48,45 @@ pub struct PaperTable {
     pub optimizer: Option<String>,
     /// Model of every cell, when the table has a single one (Table 6).
     pub model: Option<String>,
+    /// Epochs and batch size of the table's runs, when the paper states them.
+    pub settings: Option<PaperSettings>,
     /// Column names: models, optimizers, datasets or detection metrics.
     pub columns: Vec<String>,
     /// Rows in printed order.
     pub rows: Vec<PaperRow>,
+}
+
+/// The training settings of a table's runs, as the paper states them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaperSettings {
+    /// Epochs per run (the paper trains at least this many).
+    pub epochs: usize,
+    /// Training batch size.
+    pub batch_size: usize,
+}
+
+impl PaperSettings {
+    /// How runs of `epochs` epochs in batches of `batch_size` differ from
+    /// these settings, as phrases for a report (`5 epochs instead of the
+    /// paper's 80`). More epochs than the paper's are no deviation: it
+    /// states a minimum.
+    pub fn deviations(&self, epochs: usize, batch_size: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        if epochs < self.epochs {
+            out.push(format!(
+                "{epochs} epochs instead of the paper's {}",
+                self.epochs
+            ));
+        }
+        if batch_size != self.batch_size {
+            out.push(format!(
+                "batch {batch_size} instead of the paper's {}",
+                self.batch_size
+            ));
+        }
+        out
+    }
 }
 
 impl PaperTable {
@@ -85,6 +120,8 @@ struct RawTable {
     optimizer: Option<String>,
     #[serde(default)]
     model: Option<String>,
+    #[serde(default)]
+    settings: Option<PaperSettings>,
     columns: Vec<String>,
     rows: IndexMap<String, Spanned<Vec<Option<RawCell>>>>,
 }
@@ -183,6 +220,7 @@ impl PaperTables {
                 dataset: t.dataset,
                 optimizer: t.optimizer,
                 model: t.model,
+                settings: t.settings,
                 columns: t.columns,
                 rows,
             });
@@ -264,6 +302,23 @@ mod tests {
             Some(Some(0.8805))
         );
         assert_eq!(t.tables[5].model.as_deref(), Some("resnet50"));
+        let settings: Vec<Option<(usize, usize)>> = t
+            .tables
+            .iter()
+            .map(|t| t.settings.map(|s| (s.epochs, s.batch_size)))
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                Some((80, 64)),
+                Some((80, 64)),
+                Some((150, 250)),
+                Some((150, 250)),
+                Some((80, 64)),
+                None,
+                None
+            ]
+        );
         let t7 = &t.tables[6];
         assert_eq!(t7.columns.len(), 9);
         assert_eq!(
@@ -272,6 +327,23 @@ mod tests {
                 mean: 0.3279,
                 spread: None
             }))
+        );
+    }
+
+    #[test]
+    fn fewer_epochs_and_other_batches_are_deviations() {
+        let paper = PaperSettings {
+            epochs: 80,
+            batch_size: 64,
+        };
+        assert!(paper.deviations(80, 64).is_empty());
+        assert!(paper.deviations(100, 64).is_empty());
+        assert_eq!(
+            paper.deviations(5, 32),
+            [
+                "5 epochs instead of the paper's 80",
+                "batch 32 instead of the paper's 64"
+            ]
         );
     }
 

@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 
 use acbench_engine::train::{EpochMetrics, Observer};
 use acbench_suite::RunSpec;
-use acbench_suite::runner::{Outcome, RunObserver};
+use acbench_suite::runner::{BatchObserver, Outcome, RunObserver, Summary};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Shows training progress: a bar per epoch on a terminal; on a pipe or a
@@ -85,18 +85,77 @@ impl Observer for TrainProgress {
     }
 }
 
-/// Suite progress: an overall bar (runs done / total, ETA) above the
-/// current epoch's bar on a terminal; one line per run and per epoch
-/// otherwise.
-pub struct SuiteProgress {
+/// Progress of a batch of runs ([`acbench_suite::runner::Runner::run_all`]):
+/// an overall bar (runs done / total, ETA) above the current epoch's bar on
+/// a terminal; one line per run and per epoch otherwise.
+#[derive(Default)]
+pub struct BatchProgress {
+    batch: Option<SuiteProgress>,
+}
+
+impl Observer for BatchProgress {
+    fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize, lr: f64) {
+        if let Some(b) = &mut self.batch {
+            b.epoch_start(epoch, epochs, batches, lr);
+        }
+    }
+
+    fn batch_end(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
+        if let Some(b) = &mut self.batch {
+            b.batch_end(epoch, batch, batches, loss);
+        }
+    }
+
+    fn epoch_end(&mut self, m: &EpochMetrics) {
+        if let Some(b) = &mut self.batch {
+            b.epoch_end(m);
+        }
+    }
+}
+
+impl RunObserver for BatchProgress {
+    fn run_start(&mut self, spec: &RunSpec, index: usize, total: usize) {
+        if let Some(b) = &mut self.batch {
+            b.run_start(spec, index, total);
+        }
+    }
+
+    fn notice(&mut self, message: &str) {
+        match &mut self.batch {
+            Some(b) => b.notice(message),
+            None => eprintln!("  {message}"),
+        }
+    }
+}
+
+impl BatchObserver for BatchProgress {
+    fn batch_start(&mut self, runs: usize) {
+        self.batch = Some(SuiteProgress::new(runs));
+    }
+
+    fn run_end(&mut self, _: &RunSpec, outcome: &Outcome, _: &Summary) {
+        if let Some(b) = &mut self.batch {
+            b.run_end(outcome);
+        }
+    }
+
+    fn batch_done(&mut self) {
+        if let Some(mut b) = self.batch.take() {
+            b.finish();
+        }
+    }
+}
+
+/// The bars of one batch of runs.
+struct SuiteProgress {
     multi: MultiProgress,
     suite_bar: Option<ProgressBar>,
     epoch: TrainProgress,
 }
 
 impl SuiteProgress {
-    /// Progress for a suite of `runs` runs.
-    pub fn new(runs: usize) -> Self {
+    /// Progress for a batch of `runs` runs.
+    fn new(runs: usize) -> Self {
         let interactive = std::io::stderr().is_terminal();
         let multi = MultiProgress::with_draw_target(if interactive {
             ProgressDrawTarget::stderr()
@@ -123,7 +182,7 @@ impl SuiteProgress {
     }
 
     /// A run ended (trained now or found in the ledger).
-    pub fn run_end(&mut self, outcome: &Outcome) {
+    fn run_end(&mut self, outcome: &Outcome) {
         if let Some(bar) = &self.suite_bar {
             bar.inc(1);
         }
@@ -136,8 +195,8 @@ impl SuiteProgress {
         }
     }
 
-    /// The suite is done: clear the bars.
-    pub fn finish(&mut self) {
+    /// The batch is done: clear the bars.
+    fn finish(&mut self) {
         if let Some(bar) = self.suite_bar.take() {
             bar.finish_and_clear();
         }
@@ -162,14 +221,7 @@ impl Observer for SuiteProgress {
 impl RunObserver for SuiteProgress {
     fn run_start(&mut self, spec: &RunSpec, index: usize, total: usize) {
         self.epoch.epochs = spec.train.epochs;
-        let line = format!(
-            "run {}/{total}: {} / {} / {} / seed {}",
-            index + 1,
-            spec.model.label,
-            spec.activation.label,
-            spec.optimizer,
-            spec.train.seed.0
-        );
+        let line = format!("run {}/{total}: {}", index + 1, spec.label());
         match &self.suite_bar {
             Some(bar) => {
                 bar.set_message(format!("{} / {}", spec.model.label, spec.activation.label));

@@ -460,13 +460,14 @@ impl Optimizer {
     pub fn load_state(&mut self, get: &dyn Fn(&str) -> Option<Tensor>) -> Result<()> {
         let fetch = |slot: &Slot, field: &str| -> Result<Tensor> {
             let name = format!("{}/{field}", slot.name);
-            get(&name).ok_or_else(|| Error::Config(format!("optimizer state `{name}` is missing")))
+            get(&name)
+                .ok_or_else(|| Error::Internal(format!("optimizer state `{name}` is missing")))
         };
         let sized = |slot: &Slot, field: &str| -> Result<Tensor> {
             let t = fetch(slot, field)?;
             let want = slot.var.as_tensor().elem_count();
             if t.elem_count() != want {
-                return Err(Error::Config(format!(
+                return Err(Error::Internal(format!(
                     "optimizer state `{}/{field}` has {} values, the parameter {want}",
                     slot.name,
                     t.elem_count()
@@ -483,13 +484,13 @@ impl Optimizer {
             let t = if matches!(self.config, OptimizerConfig::Adam { .. }) {
                 let t = fetch(slot, "t")?.flatten_all()?.to_vec1::<i64>()?;
                 let [t] = t[..] else {
-                    return Err(Error::Config(format!(
+                    return Err(Error::Internal(format!(
                         "optimizer state `{}/t` is not one number",
                         slot.name
                     )));
                 };
                 i32::try_from(t).map_err(|_| {
-                    Error::Config(format!(
+                    Error::Internal(format!(
                         "optimizer state `{}/t` = {t} is out of range",
                         slot.name
                     ))
@@ -542,7 +543,7 @@ impl Optimizer {
                     let (candle_core::Storage::Cpu(candle_core::CpuStorage::F32(g)), Some((a, b))) =
                         (&*storage, layout.contiguous_offsets())
                     else {
-                        return Err(Error::Config(format!(
+                        return Err(Error::Internal(format!(
                             "optimizer: the gradient of an f32 CPU parameter is {:?} on {:?}",
                             grad.dtype(),
                             grad.device().location()
@@ -615,7 +616,7 @@ impl Optimizer {
                 (state, config) => {
                     // `new` builds the state from the same config, so this
                     // pairing cannot be reached; report rather than panic.
-                    return Err(Error::Config(format!(
+                    return Err(Error::Internal(format!(
                         "optimizer state {state:?} does not match {}",
                         config.name()
                     )));

@@ -46,10 +46,13 @@ pub enum Schedule {
 }
 
 fn default_factor() -> f64 {
-    10.0
+    Schedule::DEFAULT_FACTOR
 }
 
 impl Schedule {
+    /// The divisor of a step schedule that does not give one.
+    pub const DEFAULT_FACTOR: f64 = 10.0;
+
     /// The paper's schedule: 1e-3, divided by 10 at epochs 70 and 100.
     pub fn paper() -> Self {
         Self::Step {

@@ -12,6 +12,7 @@
 //! The ledger knows nothing of candle or of the engine: it stores numbers
 //! under names. Reports and exports read it back with [`Ledger::runs`].
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
@@ -140,13 +141,34 @@ impl RunStatus {
         !matches!(self, RunStatus::Running)
     }
 
-    fn code(&self) -> &'static str {
-        match self {
+    /// The status from its word (as [`fmt::Display`] writes it) and the
+    /// details the ledger keeps beside it: the error of a failed run, the
+    /// epoch of a diverged one. An unknown word reads as `Running`, so that
+    /// the run is trained again.
+    fn from_stored(word: &str, error: Option<String>, diverged_epoch: Option<i64>) -> Self {
+        match word {
+            "finished" => RunStatus::Finished,
+            "diverged" => RunStatus::Diverged {
+                epoch: diverged_epoch.unwrap_or(0).max(0) as usize,
+            },
+            "failed" => RunStatus::Failed {
+                error: error.unwrap_or_default(),
+            },
+            _ => RunStatus::Running,
+        }
+    }
+}
+
+/// The status's word, as stored in the ledger and shown to users:
+/// `running`, `finished`, `diverged` or `failed`.
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
             RunStatus::Running => "running",
             RunStatus::Finished => "finished",
             RunStatus::Diverged { .. } => "diverged",
             RunStatus::Failed { .. } => "failed",
-        }
+        })
     }
 }
 
@@ -305,7 +327,7 @@ impl Ledger {
             )
             .optional()
             .map_err(self.sql())
-            .map(|row| row.map(|(s, e, d)| status_from(&s, e, d)))
+            .map(|row| row.map(|(s, e, d)| RunStatus::from_stored(&s, e, d)))
     }
 
     /// Records that a run starts at epoch `from_epoch` (0, or the epoch a
@@ -427,7 +449,7 @@ impl Ledger {
             .conn
             .execute(
                 "UPDATE runs SET status = ?2, error = ?3, diverged_epoch = ?4, finished_at = ?5 WHERE key = ?1",
-                params![key, status.code(), error, diverged, now()],
+                params![key, status.to_string(), error, diverged, now()],
             )
             .map_err(self.sql())?;
         if changed == 0 {
@@ -464,7 +486,7 @@ impl Ledger {
                     },
                     r.get::<_, String>(7)?,
                     r.get::<_, String>(8)?,
-                    status_from(&r.get::<_, String>(9)?, r.get(10)?, r.get(11)?),
+                    RunStatus::from_stored(&r.get::<_, String>(9)?, r.get(10)?, r.get(11)?),
                     r.get::<_, i64>(12)?,
                 ))
             })
@@ -587,19 +609,6 @@ fn delete_epochs(tx: &Transaction<'_>, key: &str, from_epoch: usize) -> rusqlite
         )?;
     }
     Ok(())
-}
-
-fn status_from(code: &str, error: Option<String>, diverged: Option<i64>) -> RunStatus {
-    match code {
-        "finished" => RunStatus::Finished,
-        "diverged" => RunStatus::Diverged {
-            epoch: diverged.unwrap_or(0).max(0) as usize,
-        },
-        "failed" => RunStatus::Failed {
-            error: error.unwrap_or_default(),
-        },
-        _ => RunStatus::Running,
-    }
 }
 
 #[cfg(test)]
@@ -743,6 +752,25 @@ mod tests {
             l.end_run("nope", &RunStatus::Finished),
             Err(LedgerError::UnknownRun { .. })
         ));
+    }
+
+    #[test]
+    fn every_status_reads_back_from_its_word() {
+        for status in [
+            RunStatus::Running,
+            RunStatus::Finished,
+            RunStatus::Diverged { epoch: 3 },
+            RunStatus::Failed {
+                error: "no data".into(),
+            },
+        ] {
+            let back = RunStatus::from_stored(&status.to_string(), Some("no data".into()), Some(3));
+            assert_eq!(back, status);
+        }
+        assert_eq!(
+            RunStatus::from_stored("bogus", None, None),
+            RunStatus::Running
+        );
     }
 
     #[test]

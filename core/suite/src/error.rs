@@ -137,8 +137,19 @@ impl SourceFile {
 
     /// An error about the whole file (no particular place).
     pub fn error(&self, key: &str, message: impl Into<String>) -> SuiteError {
-        SuiteError(Box::new(Inner {
-            headline: format!("{}: `{key}`: {}", self.path.display(), message.into()),
+        SuiteError::unlocated(format!(
+            "{}: `{key}`: {}",
+            self.path.display(),
+            message.into()
+        ))
+    }
+}
+
+impl SuiteError {
+    /// An error with no place in the file to point at.
+    fn unlocated(headline: String) -> Self {
+        Self(Box::new(Inner {
+            headline,
             source_code: None,
             span: None,
             label: String::new(),
@@ -146,19 +157,18 @@ impl SourceFile {
             inner: None,
         }))
     }
-}
 
-impl SuiteError {
     /// A file that cannot be read.
     pub fn io(path: &Path, err: &std::io::Error) -> Self {
-        Self(Box::new(Inner {
-            headline: format!("cannot read suite {}: {err}", path.display()),
-            source_code: None,
-            span: None,
-            label: String::new(),
-            help: None,
-            inner: None,
-        }))
+        Self::unlocated(format!("cannot read suite {}: {err}", path.display()))
+    }
+
+    /// A broken invariant of acbench itself, found while resolving a suite:
+    /// a bug, not a mistake in the suite.
+    pub fn internal(message: impl std::fmt::Display) -> Self {
+        Self::unlocated(format!(
+            "internal error (a bug in acbench; please report it): {message}"
+        ))
     }
 
     /// Adds a hint.

@@ -24,6 +24,7 @@
 pub mod error;
 pub mod estimate;
 pub mod file;
+pub mod output;
 pub mod resolve;
 pub mod runner;
 pub mod set;

@@ -7,10 +7,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use acbench_data::Augment;
 use acbench_dsl::ir::{Network, Op, Value};
 use acbench_engine::activation::{ActBindings, ActSpec};
 use acbench_engine::optim::OptimizerConfig;
-use acbench_engine::train::TrainConfig;
+use acbench_engine::rng::Seed;
+use acbench_engine::schedule::Schedule;
+use acbench_engine::train::{InputNorm, TrainConfig};
+use acbench_reports::PaperTables;
+use serde::Deserialize;
+use serde::de::IntoDeserializer;
 use serde_json::json;
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -18,11 +24,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{Place, SourceFile, SuiteError};
 use crate::file::{ArgValue, OptimizerEntry, Preset, ScheduleEntry, SuiteFile};
 use crate::spec::{ActivationSpec, DatasetSpec, ModelSpec, PluginRef, RunSpec};
-
-/// Tables of the paper a suite may name (`reports/paper/tables.yaml`).
-pub const PAPER_TABLES: [&str; 7] = [
-    "table1", "table2", "table3", "table4", "table5", "table6", "table7",
-];
 
 /// What the host offers, for checking a suite: activation names with their
 /// parameter names, and the plugin libraries they come from.
@@ -75,6 +76,9 @@ pub struct Suite {
     pub preset: Preset,
     /// Paper tables the suite reproduces (often one).
     pub paper_tables: Vec<String>,
+    /// How the runs' settings differ from those of the first paper table
+    /// (`5 epochs instead of the paper's 80`), for the report.
+    pub deviations: Vec<String>,
     /// Where the ledger, exports and plots go.
     pub out_dir: PathBuf,
     /// Every run, in matrix order (model, activation, optimiser, seed).
@@ -86,7 +90,7 @@ struct Defaults {
     schedule: ScheduleEntry,
     lr: f64,
     batch_size: usize,
-    normalization: &'static str,
+    normalization: InputNorm,
     /// Initial values the preset gives (activation, parameter, value).
     act_inits: &'static [(&'static str, &'static str, f64)],
 }
@@ -104,7 +108,7 @@ fn defaults(preset: Preset) -> Defaults {
             },
             lr: 1e-3,
             batch_size: 64,
-            normalization: "per_image",
+            normalization: InputNorm::PerImage,
             act_inits: &[("lrelu", "s", 0.2), ("prelu", "p", 0.0)],
         },
         Preset::Standard => Defaults {
@@ -118,7 +122,7 @@ fn defaults(preset: Preset) -> Defaults {
             },
             lr: 0.01,
             batch_size: 64,
-            normalization: "per_channel",
+            normalization: InputNorm::PerChannel,
             act_inits: &[],
         },
     }
@@ -145,16 +149,16 @@ pub fn resolve(
     let preset = file.preset.unwrap_or_default();
     let d = defaults(preset);
 
+    // Shipped with acbench and checked by its tests: failing to load is a bug.
+    let tables = PaperTables::load().map_err(SuiteError::internal)?;
     let mut paper_tables = Vec::new();
     if let Some(t) = &file.paper_table {
         for id in &t.value.0 {
-            if !PAPER_TABLES.contains(&id.as_str()) {
+            if tables.get(id).is_err() {
+                let ids: Vec<&str> = tables.tables.iter().map(|t| t.id.as_str()).collect();
                 return Err(src
                     .error_at(place(t), "paper_table", format!("unknown table `{id}`"))
-                    .with_help(format!(
-                        "the paper's tables are {}",
-                        PAPER_TABLES.join(", ")
-                    )));
+                    .with_help(format!("the paper's tables are {}", ids.join(", "))));
             }
             paper_tables.push(id.clone());
         }
@@ -223,11 +227,15 @@ pub fn resolve(
         return Err(src.error("optimizers", "the list is empty"));
     }
     let schedule = file.schedule.as_ref().map_or(&d.schedule, |s| &s.0);
-    let normalization = file
-        .normalization
-        .clone()
-        .unwrap_or_else(|| d.normalization.to_owned());
+    let normalization = match &file.normalization {
+        Some(text) => input_norm(src, text)?,
+        None => d.normalization,
+    };
     let augment = file.augment.unwrap_or_default();
+    let augment = Augment {
+        crop_padding: augment.crop_padding,
+        hflip: augment.hflip,
+    };
 
     let mut runs = Vec::new();
     for (model, _net) in &models {
@@ -236,20 +244,19 @@ pub fn resolve(
                 let entry = &opt.value.0;
                 let lr = entry.lr.or(file.lr).unwrap_or(d.lr);
                 let optimizer = optimizer_config(src, oi, opt)?;
+                let schedule = schedule_config(src, schedule, lr)?;
                 for &seed in &seeds {
-                    let train = json!({
-                        "epochs": epochs,
-                        "batch_size": file.batch_size.unwrap_or(d.batch_size),
-                        "eval_batch_size": file.eval_batch_size.unwrap_or(500),
-                        "optimizer": optimizer,
-                        "schedule": schedule_json(schedule, lr),
-                        "weight_decay": file.weight_decay.unwrap_or(0.0),
-                        "seed": seed,
-                        "normalization": normalization,
-                        "augment": {"crop_padding": augment.crop_padding, "hflip": augment.hflip},
-                    });
-                    let train: TrainConfig = serde_json::from_value(train)
-                        .map_err(|e| src.error("training settings", e.to_string()))?;
+                    let train = TrainConfig {
+                        epochs,
+                        batch_size: file.batch_size.unwrap_or(d.batch_size),
+                        eval_batch_size: file.eval_batch_size.unwrap_or(500),
+                        optimizer,
+                        schedule: schedule.clone(),
+                        weight_decay: file.weight_decay.unwrap_or(0.0),
+                        seed: Seed(seed),
+                        normalization,
+                        augment,
+                    };
                     train
                         .validate()
                         .map_err(|e| src.error("training settings", e.to_string()))?;
@@ -273,15 +280,41 @@ pub fn resolve(
         (None, Some(o)) => base.join(o),
         (None, None) => PathBuf::from("results").join(&name),
     };
+    let deviations = deviations(&tables, &paper_tables, &runs);
     Ok(Suite {
         name,
         description: file.description.clone(),
         file: src.path.clone(),
         preset,
         paper_tables,
+        deviations,
         out_dir,
         runs,
     })
+}
+
+/// How the runs differ from the settings of the first paper table, when
+/// the paper states them; nothing otherwise. Every run of a suite shares
+/// epochs, batch size and dataset, so the first run speaks for all.
+fn deviations(tables: &PaperTables, paper_tables: &[String], runs: &[RunSpec]) -> Vec<String> {
+    let settings = paper_tables
+        .first()
+        .and_then(|id| tables.get(id).ok())
+        .and_then(|t| t.settings);
+    let (Some(settings), Some(run)) = (settings, runs.first()) else {
+        return Vec::new();
+    };
+    let mut out = settings.deviations(run.train.epochs, run.train.batch_size);
+    if let Some(n) = run.dataset.limit_train {
+        out.push(format!("only the first {n} training images"));
+    }
+    out
+}
+
+/// `normalization`: `per_image`, `per_channel` or `unit`.
+fn input_norm(src: &SourceFile, text: &str) -> Result<InputNorm, SuiteError> {
+    InputNorm::deserialize(text.into_deserializer())
+        .map_err(|e: serde::de::value::Error| src.error("normalization", e.to_string()))
 }
 
 fn dataset_spec(src: &SourceFile, file: &SuiteFile) -> Result<DatasetSpec, SuiteError> {
@@ -576,20 +609,49 @@ fn optimizer_config(
     Ok(config)
 }
 
-fn schedule_json(s: &ScheduleEntry, lr: f64) -> serde_json::Value {
-    let mut map = serde_json::Map::new();
-    map.insert("kind".into(), json!(s.kind));
-    map.insert("lr".into(), json!(lr));
-    if let Some(m) = &s.milestones {
-        map.insert("milestones".into(), json!(m));
-    }
-    for (k, v) in [("factor", s.factor), ("min_lr", s.min_lr)] {
-        if let Some(v) = v {
-            map.insert(k.into(), json!(v));
+/// The schedule `s` describes, starting at `lr`; a field of another kind
+/// of schedule is an error, as is an unknown kind.
+fn schedule_config(src: &SourceFile, s: &ScheduleEntry, lr: f64) -> Result<Schedule, SuiteError> {
+    let step_only = [
+        ("milestones", s.milestones.is_some()),
+        ("factor", s.factor.is_some()),
+    ];
+    let cosine_only = [
+        ("min_lr", s.min_lr.is_some()),
+        ("per_step", s.per_step.is_some()),
+    ];
+    let refuse = |fields: &[(&str, bool)], kind: &str| match fields.iter().find(|(_, set)| *set) {
+        Some((field, _)) => Err(src.error(
+            "schedule",
+            format!("`{field}` belongs to {kind} schedules, not `{}`", s.kind),
+        )),
+        None => Ok(()),
+    };
+    match s.kind.as_str() {
+        "constant" => {
+            refuse(&step_only, "step")?;
+            refuse(&cosine_only, "cosine")?;
+            Ok(Schedule::Constant { lr })
         }
+        "step" => {
+            refuse(&cosine_only, "cosine")?;
+            Ok(Schedule::Step {
+                lr,
+                milestones: s.milestones.clone().unwrap_or_default(),
+                factor: s.factor.unwrap_or(Schedule::DEFAULT_FACTOR),
+            })
+        }
+        "cosine" => {
+            refuse(&step_only, "step")?;
+            Ok(Schedule::Cosine {
+                lr,
+                min_lr: s.min_lr.unwrap_or(0.0),
+                per_step: s.per_step.unwrap_or(false),
+            })
+        }
+        other => Err(src.error(
+            "schedule",
+            format!("unknown kind `{other}` (kinds: constant, step, cosine)"),
+        )),
     }
-    if let Some(p) = s.per_step {
-        map.insert("per_step".into(), json!(p));
-    }
-    serde_json::Value::Object(map)
 }

@@ -1,5 +1,6 @@
 //! Running resolved specs against the ledger: the one `run(spec)` that
-//! suites and sweeps share.
+//! suites and sweeps share, and [`Runner::run_all`], which runs a batch of
+//! specs and tallies them into a [`Summary`].
 //!
 //! A spec whose key the ledger already has as finished or diverged is not
 //! trained again unless forced (a failed one is retried): re-running a suite after a
@@ -9,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use acbench_data::{Dataset, LoadOptions};
 use acbench_dsl::ir::Value;
@@ -16,10 +18,11 @@ use acbench_engine::activation::{ActBindings, Registry};
 use acbench_engine::checkpoint::{CheckpointStore, Loaded};
 use acbench_engine::model::Model;
 use acbench_engine::train::{self, EpochMetrics, Observer, RunStatus as TrainStatus};
-use acbench_ledger::{ActParam, EpochRecord, Ledger, RunLabels, RunStatus, StoredRun};
+use acbench_ledger::{ActParam, EpochRecord, Ledger, LedgerError, RunLabels, RunStatus, StoredRun};
 use candle_core::Device;
 use serde_json::json;
 
+use crate::output;
 use crate::spec::{DatasetSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
@@ -34,6 +37,8 @@ pub struct Runner<'a> {
     pub rerun: bool,
     /// Keep each run's last checkpoint when it ends (deleted by default).
     pub keep_checkpoints: bool,
+    /// No run starts training after this ([`Runner::run_all`]).
+    pub deadline: Option<Deadline>,
     /// Datasets loaded so far, shared by the runs that use them.
     datasets: HashMap<String, Arc<Dataset>>,
 }
@@ -68,6 +73,107 @@ pub trait RunObserver: Observer {
     }
 }
 
+/// Progress callbacks of [`Runner::run_all`]: each run's, plus the batch
+/// around them.
+pub trait BatchObserver: RunObserver {
+    /// A batch of `runs` specs starts.
+    fn batch_start(&mut self, runs: usize);
+    /// A run ended (trained now or replayed); `summary` counts it already.
+    fn run_end(&mut self, spec: &RunSpec, outcome: &Outcome, summary: &Summary);
+    /// The batch is over, or stopped early.
+    fn batch_done(&mut self);
+}
+
+/// What the runs of one or more batches did: a suite has one batch, a
+/// sweep keeps one summary over all of its batches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Summary {
+    /// Runs trained now.
+    pub trained: usize,
+    /// Runs the ledger had already ended.
+    pub replayed: usize,
+    /// Runs that failed (`label: error`), trained now or earlier.
+    pub failed: Vec<String>,
+    /// Keys of every run asked for, first request first.
+    pub keys: Vec<String>,
+}
+
+impl Summary {
+    /// Runs ended, trained or replayed.
+    pub fn finished(&self) -> usize {
+        self.trained + self.replayed
+    }
+
+    /// The failed runs, one per line under a heading; `None` when none failed.
+    pub fn failures(&self) -> Option<String> {
+        if self.failed.is_empty() {
+            return None;
+        }
+        let mut text = format!(
+            "{} runs failed (kept in the ledger as failed):",
+            self.failed.len()
+        );
+        for f in &self.failed {
+            text.push_str("\n  ");
+            text.push_str(f);
+        }
+        Some(text)
+    }
+
+    fn asked(&mut self, key: &str) {
+        if !self.keys.iter().any(|k| k == key) {
+            self.keys.push(key.to_owned());
+        }
+    }
+
+    fn record(&mut self, spec: &RunSpec, outcome: &Outcome) {
+        match outcome {
+            Outcome::Replayed(_) => self.replayed += 1,
+            Outcome::Trained(_) => self.trained += 1,
+        }
+        if let RunStatus::Failed { error } = outcome.status() {
+            self.failed.push(format!("{}: {error}", spec.label()));
+        }
+    }
+}
+
+/// A wall-clock limit on training: once `seconds` have passed since
+/// `start`, [`Runner::run_all`] starts no run that would train (ended runs
+/// are still replayed from the ledger).
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    /// When the clock started.
+    pub start: Instant,
+    /// Seconds allowed.
+    pub seconds: f64,
+}
+
+impl Deadline {
+    fn passed(&self) -> bool {
+        self.start.elapsed().as_secs_f64() > self.seconds
+    }
+}
+
+/// Why [`Runner::run_all`] stopped before its last spec.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The ledger failed: nothing more can be kept.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The [`Runner::deadline`] passed before a run that would train.
+    #[error("the wall-clock limit of {seconds} s passed")]
+    Deadline {
+        /// The limit.
+        seconds: f64,
+    },
+}
+
+/// Finished and diverged runs are results; a failed run (a missing
+/// dataset, a broken plugin) is tried again.
+fn is_result(status: &RunStatus) -> bool {
+    matches!(status, RunStatus::Finished | RunStatus::Diverged { .. })
+}
+
 impl<'a> Runner<'a> {
     /// A runner over `registry` on `device`.
     pub fn new(
@@ -82,8 +188,66 @@ impl<'a> Runner<'a> {
             data_dir,
             rerun,
             keep_checkpoints: false,
+            deadline: None,
             datasets: HashMap::new(),
         }
+    }
+
+    /// Runs (or replays) every spec in order, as [`Runner::run`] does, and
+    /// counts each into `summary`. Stops at a ledger error, or before a run
+    /// that would train once the [`Runner::deadline`] has passed; the runs
+    /// ended before are in the ledger either way.
+    pub fn run_all(
+        &mut self,
+        ledger: &mut Ledger,
+        specs: &[RunSpec],
+        obs: &mut dyn BatchObserver,
+        summary: &mut Summary,
+    ) -> Result<Vec<Outcome>, BatchError> {
+        obs.batch_start(specs.len());
+        // Collecting into a `Result` stops at the first error.
+        let outcomes = specs
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| self.run_counted(ledger, spec, obs, i, specs.len(), summary))
+            .collect();
+        obs.batch_done();
+        outcomes
+    }
+
+    /// [`Runner::run`] for spec `index` of `total`, counted into `summary`.
+    fn run_counted(
+        &mut self,
+        ledger: &mut Ledger,
+        spec: &RunSpec,
+        obs: &mut dyn BatchObserver,
+        index: usize,
+        total: usize,
+        summary: &mut Summary,
+    ) -> Result<Outcome, BatchError> {
+        let key = spec.key();
+        summary.asked(&key);
+        if let Some(deadline) = self.deadline
+            && deadline.passed()
+            && self.replay(ledger, &key)?.is_none()
+        {
+            return Err(BatchError::Deadline {
+                seconds: deadline.seconds,
+            });
+        }
+        let outcome = self.run(ledger, spec, obs, index, total)?;
+        summary.record(spec, &outcome);
+        obs.run_end(spec, &outcome, summary);
+        Ok(outcome)
+    }
+
+    /// The status the run with `key` is replayed with instead of training:
+    /// its result in the ledger, unless forced to train again.
+    fn replay(&self, ledger: &Ledger, key: &str) -> Result<Option<RunStatus>, LedgerError> {
+        if self.rerun {
+            return Ok(None);
+        }
+        Ok(ledger.status(key)?.filter(is_result))
     }
 
     /// Runs (or replays) one spec. Errors of the run itself (a plugin kernel
@@ -93,8 +257,9 @@ impl<'a> Runner<'a> {
     ///
     /// A run with a checkpoint (see [`acbench_engine::checkpoint`]) from an
     /// interrupted attempt continues from its last finished epoch; the
-    /// checkpoint is written after every epoch into [`checkpoint_root`] and
-    /// deleted when the run ends, unless [`Runner::keep_checkpoints`].
+    /// checkpoint is written after every epoch into the output folder's
+    /// [`output::CHECKPOINTS_DIR`] and deleted when the run ends, unless
+    /// [`Runner::keep_checkpoints`].
     pub fn run(
         &mut self,
         ledger: &mut Ledger,
@@ -102,20 +267,18 @@ impl<'a> Runner<'a> {
         obs: &mut dyn RunObserver,
         index: usize,
         total: usize,
-    ) -> Result<Outcome, acbench_ledger::LedgerError> {
+    ) -> Result<Outcome, LedgerError> {
         let key = spec.key();
-        // Finished and diverged runs are results; a failed run (a missing
-        // dataset, a broken plugin) is tried again.
-        if !self.rerun
-            && let Some(status) = ledger
-                .status(&key)?
-                .filter(|s| matches!(s, RunStatus::Finished | RunStatus::Diverged { .. }))
-        {
+        if let Some(status) = self.replay(ledger, &key)? {
             return Ok(Outcome::Replayed(status));
         }
         obs.run_start(spec, index, total);
-        let store =
-            CheckpointStore::new(&checkpoint_root(ledger.path()), &key, self.keep_checkpoints);
+        let out_dir = ledger.path().parent().unwrap_or_else(|| Path::new("."));
+        let store = CheckpointStore::new(
+            &output::checkpoint_root(out_dir),
+            &key,
+            self.keep_checkpoints,
+        );
         if self.rerun
             && let Err(e) = store.remove()
         {
@@ -181,21 +344,23 @@ impl<'a> Runner<'a> {
                 &store,
                 resume,
             )
-            .map_err(|e| e.to_string())
+            .map_err(RunFailure::from)
         });
         let status = match trained {
             Ok(outcome) => match outcome.status {
                 TrainStatus::Completed => RunStatus::Finished,
                 TrainStatus::Diverged { epoch, .. } => RunStatus::Diverged { epoch },
             },
-            Err(error) => RunStatus::Failed { error },
+            Err(error) => RunStatus::Failed {
+                error: error.to_string(),
+            },
         };
         if let Some(e) = recorder.error.take() {
             return Err(e);
         }
         ledger.end_run(&key, &status)?;
         // A failed run keeps its checkpoint: the retry continues from it.
-        if matches!(status, RunStatus::Finished | RunStatus::Diverged { .. })
+        if is_result(&status)
             && let Err(e) = store.finish()
         {
             obs.notice(&format!(
@@ -227,7 +392,7 @@ impl<'a> Runner<'a> {
         })
     }
 
-    fn dataset(&mut self, d: &DatasetSpec) -> Result<Arc<Dataset>, String> {
+    fn dataset(&mut self, d: &DatasetSpec) -> Result<Arc<Dataset>, RunFailure> {
         let key = format!(
             "{}|{:?}|{:?}|{:?}",
             d.name, d.limit_train, d.limit_test, d.image_size
@@ -241,13 +406,13 @@ impl<'a> Runner<'a> {
             limit_train: d.limit_train,
             limit_test: d.limit_test,
         };
-        let data = Arc::new(acbench_data::load(&d.name, &opts).map_err(|e| e.to_string())?);
+        let data = Arc::new(acbench_data::load(&d.name, &opts)?);
         self.datasets.insert(key, data.clone());
         Ok(data)
     }
 
     /// The run's data and freshly built model.
-    fn prepare(&mut self, spec: &RunSpec) -> Result<Prepared, String> {
+    fn prepare(&mut self, spec: &RunSpec) -> Result<Prepared, RunFailure> {
         let data = self.dataset(&spec.dataset)?;
         let args: Vec<(String, Value)> = spec
             .model
@@ -256,18 +421,39 @@ impl<'a> Runner<'a> {
             .map(|(k, v)| (k.clone(), v.to_value()))
             .collect();
         let net = acbench_dsl::compile_file(&spec.model.file, spec.model.network.as_deref(), &args)
-            .map_err(|d| format!("{}: {}", spec.model.file.display(), d.to_plain_string()))?;
-        let bindings = ActBindings::parse(&spec.activation.bindings).map_err(|e| e.to_string())?;
+            .map_err(|d| RunFailure::Model {
+                file: spec.model.file.clone(),
+                diagnostics: d.to_plain_string(),
+            })?;
+        let bindings = ActBindings::parse(&spec.activation.bindings)?;
         let model = Model::build(
             &net,
             self.registry,
             &bindings,
             &self.device,
             spec.train.seed,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         Ok(Prepared { data, model })
     }
+}
+
+/// Why a run failed: kept in the ledger, as text, as the run's error.
+#[derive(Debug, thiserror::Error)]
+enum RunFailure {
+    /// Its dataset cannot be loaded.
+    #[error(transparent)]
+    Data(#[from] acbench_data::DataError),
+    /// Its model file no longer compiles.
+    #[error("{}: {diagnostics}", file.display())]
+    Model {
+        /// The model file.
+        file: PathBuf,
+        /// The compiler's diagnostics.
+        diagnostics: String,
+    },
+    /// Building or training the model failed.
+    #[error(transparent)]
+    Engine(#[from] acbench_engine::Error),
 }
 
 /// A run ready to train.
@@ -276,22 +462,9 @@ struct Prepared {
     model: Model,
 }
 
-/// Where a suite keeps its runs' checkpoints: `checkpoints/` beside the
-/// ledger, one folder per run key.
-pub fn checkpoint_root(ledger: &Path) -> PathBuf {
-    ledger
-        .parent()
-        .unwrap_or_else(|| Path::new("."))
-        .join("checkpoints")
-}
-
 /// Whether the ledger holds the run's epochs `0..n` (what a checkpoint at
 /// epoch `n` continues).
-fn ledger_has_epochs(
-    ledger: &Ledger,
-    key: &str,
-    n: usize,
-) -> Result<bool, acbench_ledger::LedgerError> {
+fn ledger_has_epochs(ledger: &Ledger, key: &str, n: usize) -> Result<bool, LedgerError> {
     let epochs = ledger.epochs(key)?;
     Ok(epochs.len() >= n && epochs.iter().take(n).enumerate().all(|(i, e)| e.epoch == i))
 }
@@ -339,7 +512,7 @@ impl TestHold {
 struct Recorder<'l, 'o> {
     ledger: &'l mut Ledger,
     key: &'l str,
-    error: Option<acbench_ledger::LedgerError>,
+    error: Option<LedgerError>,
     hold: TestHold,
     inner: &'o mut dyn RunObserver,
 }

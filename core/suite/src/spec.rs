@@ -95,6 +95,14 @@ impl RunSpec {
         hex::encode(Sha256::digest(text.as_bytes()))
     }
 
+    /// The run as users read it: `model / activation / optimizer / seed N`.
+    pub fn label(&self) -> String {
+        format!(
+            "{} / {} / {} / seed {}",
+            self.model.label, self.activation.label, self.optimizer, self.train.seed.0
+        )
+    }
+
     /// A short form of the key for display.
     pub fn short_key(&self) -> String {
         self.key()[..12].to_owned()

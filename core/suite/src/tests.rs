@@ -63,6 +63,14 @@ fn matrix_is_expanded_with_preset_defaults() {
     assert_eq!(suite.name, "quick");
     assert_eq!(suite.paper_tables, vec!["table1".to_owned()]);
     assert_eq!(
+        suite.deviations,
+        [
+            "2 epochs instead of the paper's 80",
+            "only the first 100 training images"
+        ],
+        "beside table1's settings (80 epochs, batch 64)"
+    );
+    assert_eq!(
         suite.runs.len(),
         3 * 2 * 2,
         "activations x optimizers x seeds"
@@ -248,6 +256,117 @@ fn semantic_errors_name_file_line_and_key() {
     assert!(e.contains("`epochs`: must be at least 1"), "{e}");
     let e = resolve_err(GOOD, &["epochs.x=1"]);
     assert!(e.contains("--set"), "{e}");
+}
+
+#[test]
+fn schedules_and_normalizations_are_typed() {
+    use acbench_engine::schedule::Schedule;
+    use acbench_engine::train::InputNorm;
+
+    let first = |extra: &str| {
+        let (_d, path) = setup(&format!(
+            "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\nlr: 0.5\n{extra}"
+        ));
+        let suite = read(&path, &[])
+            .and_then(|l| l.resolve(&catalog(), None))
+            .unwrap_or_else(|e| panic!("{}", e.headline()));
+        suite.runs[0].train.clone()
+    };
+    let t = first("schedule: {kind: step, milestones: [3]}\nnormalization: unit\n");
+    assert_eq!(
+        t.schedule,
+        Schedule::Step {
+            lr: 0.5,
+            milestones: vec![3],
+            factor: 10.0
+        }
+    );
+    assert_eq!(t.normalization, InputNorm::Unit);
+    let t = first("schedule: cosine\n");
+    assert_eq!(
+        t.schedule,
+        Schedule::Cosine {
+            lr: 0.5,
+            min_lr: 0.0,
+            per_step: false
+        }
+    );
+    assert_eq!(t.normalization, InputNorm::PerChannel, "standard preset");
+
+    let base = "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [relu]\nepochs: 1\n";
+    let e = resolve_err(
+        &format!("{base}schedule: {{kind: constant, milestones: [3]}}\n"),
+        &[],
+    );
+    assert_eq!(
+        e,
+        "s.yaml: `schedule`: `milestones` belongs to step schedules, not `constant`"
+    );
+    let e = resolve_err(&format!("{base}schedule: linear\n"), &[]);
+    assert!(e.contains("unknown kind `linear`"), "{e}");
+    let e = resolve_err(&format!("{base}normalization: per_pixel\n"), &[]);
+    assert!(
+        e.contains("`normalization`") && e.contains("per_pixel"),
+        "{e}"
+    );
+}
+
+#[test]
+fn run_all_tallies_failures_and_stops_at_the_deadline() {
+    use acbench_engine::activation::Registry;
+    use acbench_engine::train::{EpochMetrics, Observer};
+    use runner::{BatchError, BatchObserver, Deadline, Outcome, Runner, Summary};
+
+    #[derive(Default)]
+    struct Ends(Vec<usize>);
+    impl Observer for Ends {
+        fn epoch_end(&mut self, _: &EpochMetrics) {}
+    }
+    impl runner::RunObserver for Ends {
+        fn run_start(&mut self, _: &RunSpec, _: usize, _: usize) {}
+    }
+    impl BatchObserver for Ends {
+        fn batch_start(&mut self, _: usize) {}
+        fn run_end(&mut self, _: &RunSpec, _: &Outcome, summary: &Summary) {
+            self.0.push(summary.finished());
+        }
+        fn batch_done(&mut self) {}
+    }
+
+    let (dir, path) = setup(GOOD);
+    let suite = read(&path, &[])
+        .and_then(|l| l.resolve(&catalog(), None))
+        .unwrap_or_else(|e| panic!("{}", e.headline()));
+    let specs = &suite.runs[..2];
+    let mut ledger =
+        acbench_ledger::Ledger::open(&output::ledger_path(dir.path())).expect("ledger");
+    // No activations: every run fails when its model is built.
+    let registry = Registry::new();
+    let mut runner = Runner::new(&registry, candle_core::Device::Cpu, None, false);
+    let mut summary = Summary::default();
+    let mut ends = Ends::default();
+    let outcomes = runner
+        .run_all(&mut ledger, specs, &mut ends, &mut summary)
+        .expect("the ledger works");
+    assert_eq!(outcomes.len(), 2);
+    assert_eq!((summary.trained, summary.replayed), (2, 0));
+    assert_eq!(ends.0, [1, 2], "each run ends counted");
+    assert!(summary.failed[0].starts_with("tiny / relu / sgd / seed 0: "));
+    let failures = summary.failures().expect("both failed");
+    assert!(
+        failures.starts_with("2 runs failed (kept in the ledger as failed):\n  tiny / relu"),
+        "{failures}"
+    );
+
+    // Failed runs are retried, so past the deadline they do not start.
+    runner.deadline = Some(Deadline {
+        start: std::time::Instant::now(),
+        seconds: -1.0,
+    });
+    let stopped = runner.run_all(&mut ledger, specs, &mut ends, &mut summary);
+    assert!(matches!(stopped, Err(BatchError::Deadline { .. })));
+    assert_eq!(summary.trained, 2, "nothing more trained");
+    assert_eq!(summary.keys.len(), 2, "keys are kept once");
 }
 
 #[test]

@@ -50,6 +50,36 @@ pub enum SweepError {
     Ledger(#[from] acbench_ledger::LedgerError),
 }
 
+/// Why a script function (`suite`, `run`, `table`, ...) failed. The script
+/// sees it as a runtime error at the call, named after the function.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CallError {
+    /// What the script passed cannot be used (a spec that does not
+    /// resolve, an unknown option), or the sweep's wall-clock limit passed.
+    #[error("{0}")]
+    Script(String),
+    /// A file the script named cannot be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The ledger failed.
+    #[error(transparent)]
+    Ledger(#[from] acbench_ledger::LedgerError),
+    /// The report engine failed.
+    #[error(transparent)]
+    Report(#[from] acbench_reports::ReportError),
+}
+
+impl From<String> for CallError {
+    fn from(message: String) -> Self {
+        Self::Script(message)
+    }
+}
+
 // By hand: miette's derive cannot forward to a boxed diagnostic.
 impl Diagnostic for SweepError {
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {

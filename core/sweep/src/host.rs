@@ -8,13 +8,15 @@ use std::time::Instant;
 
 use acbench_ledger::{Ledger, RunStatus};
 use acbench_reports::{Format, Layout, ReportSpec};
-use acbench_suite::runner::{Outcome, Runner};
+use acbench_suite::output;
+use acbench_suite::runner::{BatchError, Deadline, Outcome, Runner, Summary};
 use acbench_suite::{Catalog, RunSpec};
 use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map, NativeCallContext, Position, Scope};
 use serde_json::Value;
 
+use crate::error::CallError;
 use crate::stats;
-use crate::{Limits, Summary, SweepError, SweepObserver, SweepOptions, SweepRun};
+use crate::{Limits, SweepError, SweepObserver, SweepOptions, SweepRun};
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
@@ -48,16 +50,14 @@ struct Host {
     observer: Box<dyn SweepObserver>,
     summary: Summary,
     sets: BTreeMap<String, Dynamic>,
-    started: Instant,
-    max_seconds: Option<f64>,
 }
 
 fn fail(pos: Position, msg: impl Into<String>) -> Box<EvalAltResult> {
     Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(msg.into()), pos))
 }
 
-/// Runs a sweep script: every run through `runner` into
-/// `OUT/ledger.sqlite`. `catalog` is what `runner`'s registry offers.
+/// Runs a sweep script: every run through `runner` into the output
+/// folder's ledger. `catalog` is what `runner`'s registry offers.
 pub fn run(
     options: &SweepOptions,
     catalog: Catalog,
@@ -80,7 +80,7 @@ pub fn run(
 fn run_script(
     options: &SweepOptions,
     catalog: Catalog,
-    runner: Runner<'static>,
+    mut runner: Runner<'static>,
     observer: Box<dyn SweepObserver>,
     summary_out: &mut Summary,
 ) -> Result<(), SweepError> {
@@ -94,7 +94,11 @@ fn run_script(
         path: options.out_dir.clone(),
         source,
     })?;
-    let ledger = Ledger::open(&options.out_dir.join("ledger.sqlite"))?;
+    let ledger = Ledger::open(&output::ledger_path(&options.out_dir))?;
+    runner.deadline = options.max_seconds.map(|seconds| Deadline {
+        start: Instant::now(),
+        seconds,
+    });
     let host = Rc::new(RefCell::new(Host {
         script: script.clone(),
         dir: script.parent().unwrap_or(Path::new(".")).to_path_buf(),
@@ -105,8 +109,6 @@ fn run_script(
         observer,
         summary: Summary::default(),
         sets: sets.iter().cloned().collect(),
-        started: Instant::now(),
-        max_seconds: options.max_seconds,
     }));
     let engine = engine(&host, options.limits, options.max_seconds);
     let mut scope = Scope::new();
@@ -221,7 +223,7 @@ fn engine(host: &Rc<RefCell<Host>>, limits: Limits, max_seconds: Option<f64>) ->
                         format!("runs(): element {i} is a {}, not a map", s.type_name())
                     })?;
                     host.resolve(&map)
-                        .map_err(|m| format!("runs(): spec {i}: {m}"))
+                        .map_err(|e| format!("runs(): spec {i}: {e}"))
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|m| fail(pos, m))?;
@@ -300,12 +302,14 @@ fn wall_message(limit: f64) -> String {
 
 impl Host {
     /// `suite(path)`: a suite file as a map whose paths work from the script's folder.
-    fn suite(&self, path: &str) -> Result<Map, String> {
+    fn suite(&self, path: &str) -> Result<Map, CallError> {
         let file = self.dir.join(path);
         // Read through the suite reader first: its errors carry the line.
         acbench_suite::read(&file, &[]).map_err(|e| e.headline().to_owned())?;
-        let text =
-            std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let text = std::fs::read_to_string(&file).map_err(|source| CallError::Io {
+            path: file.clone(),
+            source,
+        })?;
         let mut doc: Value =
             serde_saphyr::from_str(&text).map_err(|e| format!("{}: {e}", file.display()))?;
         let rel = Path::new(path).parent().unwrap_or(Path::new(""));
@@ -342,25 +346,25 @@ impl Host {
         rhai::serde::to_dynamic(doc)
             .map_err(|e| e.to_string())?
             .try_cast::<Map>()
-            .ok_or_else(|| format!("{} is not a map of suite keys", file.display()))
+            .ok_or_else(|| format!("{} is not a map of suite keys", file.display()).into())
     }
 
     /// Validates a script map into the one `RunSpec` it describes.
-    fn resolve(&self, map: &Map) -> Result<RunSpec, String> {
+    fn resolve(&self, map: &Map) -> Result<RunSpec, CallError> {
         let mut doc: Value = rhai::serde::from_dynamic(&Dynamic::from_map(map.clone()))
             .map_err(|e| e.to_string())?;
         let Some(obj) = doc.as_object_mut() else {
-            return Err("a run spec must be a map".into());
+            return Err("a run spec must be a map".to_owned().into());
         };
         for (key, why) in REFUSED_KEYS {
             if obj.contains_key(key) {
-                return Err(format!("`{key}`: not allowed in a sweep: {why}"));
+                return Err(format!("`{key}`: not allowed in a sweep: {why}").into());
             }
         }
         for (one, many) in SINGULAR {
             if let Some(v) = obj.remove(one) {
                 if obj.contains_key(many) {
-                    return Err(format!("`{one}` and `{many}` both given; give one of them"));
+                    return Err(format!("`{one}` and `{many}` both given; give one of them").into());
                 }
                 obj.insert(many.to_owned(), Value::Array(vec![v]));
             }
@@ -377,7 +381,8 @@ impl Host {
             _ => Err(format!(
                 "the spec describes {n} runs; run() takes one (one model, activation, optimizer and \
                  seed): pass a list of specs to runs() for more"
-            )),
+            )
+            .into()),
         }
     }
 
@@ -392,7 +397,9 @@ impl Host {
             .to_owned()
     }
 
-    fn run_batch(&mut self, specs: &[RunSpec]) -> Result<Vec<Map>, String> {
+    /// `run` / `runs`: the specs through the runner, as one batch, and
+    /// their result maps.
+    fn run_batch(&mut self, specs: &[RunSpec]) -> Result<Vec<Map>, CallError> {
         let Host {
             runner,
             ledger,
@@ -400,43 +407,17 @@ impl Host {
             summary,
             ..
         } = self;
-        observer.batch_start(specs.len());
-        let mut out = Vec::with_capacity(specs.len());
-        for (i, spec) in specs.iter().enumerate() {
-            let key = spec.key();
-            if !summary.keys.contains(&key) {
-                summary.keys.push(key.clone());
-            }
-            // What the runner replays instead of training (failed runs are retried).
-            let done = ledger
-                .status(&key)
-                .map_err(|e| e.to_string())?
-                .is_some_and(|s| matches!(s, RunStatus::Finished | RunStatus::Diverged { .. }));
-            if let Some(limit) = self.max_seconds
-                && (!done || runner.rerun)
-                && self.started.elapsed().as_secs_f64() > limit
-            {
-                observer.batch_done();
-                return Err(wall_message(limit));
-            }
-            let outcome = runner
-                .run(ledger, spec, observer.as_mut(), i, specs.len())
-                .map_err(|e| e.to_string())?;
-            match &outcome {
-                Outcome::Replayed(_) => summary.replayed += 1,
-                Outcome::Trained(_) => summary.trained += 1,
-            }
-            if let RunStatus::Failed { error } = outcome.status() {
-                summary.failed.push(format!(
-                    "{} / {} / {} / seed {}: {error}",
-                    spec.model.label, spec.activation.label, spec.optimizer, spec.train.seed.0
-                ));
-            }
-            observer.run_end(spec, &outcome, summary);
-            out.push(result_map(ledger, spec, &key, &outcome).map_err(|e| e.to_string())?);
-        }
-        observer.batch_done();
-        Ok(out)
+        let outcomes = runner
+            .run_all(ledger, specs, observer.as_mut(), summary)
+            .map_err(|e| match e {
+                BatchError::Deadline { seconds } => CallError::Script(wall_message(seconds)),
+                BatchError::Ledger(e) => CallError::Ledger(e),
+            })?;
+        specs
+            .iter()
+            .zip(&outcomes)
+            .map(|(spec, outcome)| Ok(result_map(ledger, spec, &spec.key(), outcome)?))
+            .collect()
     }
 
     /// `table` / `report`: result maps through the report engine.
@@ -445,9 +426,9 @@ impl Host {
         rows: &Array,
         options: &Map,
         write: bool,
-    ) -> Result<(String, Vec<String>), String> {
+    ) -> Result<(String, Vec<String>), CallError> {
         let opts = TableOptions::from_map(options, write)?;
-        let stored = self.ledger.runs().map_err(|e| e.to_string())?;
+        let stored = self.ledger.runs()?;
         let mut results = Vec::with_capacity(rows.len());
         for (i, row) in rows.iter().enumerate() {
             let key = row
@@ -472,8 +453,7 @@ impl Host {
             Some(d) => self.out_dir.join(d),
             None => self.out_dir.clone(),
         };
-        let out = acbench_reports::render_report(&results, &spec, write.then_some(dir.as_path()))
-            .map_err(|e| e.to_string())?;
+        let out = acbench_reports::render_report(&results, &spec, write.then_some(dir.as_path()))?;
         let files = out.files.iter().map(|f| f.display().to_string()).collect();
         Ok((out.text, files))
     }
@@ -564,15 +544,7 @@ fn result_map(
         m.insert(k.into(), v);
     };
     let status = outcome.status();
-    put(
-        "status",
-        Dynamic::from(match status {
-            RunStatus::Finished => "finished",
-            RunStatus::Diverged { .. } => "diverged",
-            RunStatus::Failed { .. } => "failed",
-            RunStatus::Running => "running",
-        }),
-    );
+    put("status", Dynamic::from(status.to_string()));
     if let RunStatus::Failed { error } = status {
         put("error", Dynamic::from(error.clone()));
     }
@@ -644,7 +616,7 @@ mod tests {
 
     use acbench_engine::activation::Registry;
     use acbench_engine::train::{EpochMetrics, Observer};
-    use acbench_suite::runner::RunObserver;
+    use acbench_suite::runner::{BatchObserver, RunObserver};
 
     use super::*;
 
@@ -657,10 +629,12 @@ mod tests {
     impl RunObserver for Lines {
         fn run_start(&mut self, _: &RunSpec, _: usize, _: usize) {}
     }
-    impl SweepObserver for Lines {
+    impl BatchObserver for Lines {
         fn batch_start(&mut self, _: usize) {}
         fn run_end(&mut self, _: &RunSpec, _: &Outcome, _: &Summary) {}
         fn batch_done(&mut self) {}
+    }
+    impl SweepObserver for Lines {
         fn print(&mut self, line: &str) {
             self.0.borrow_mut().push(line.to_owned());
         }

@@ -3,8 +3,10 @@
 //! per-layer with per-channel parameters), on the same runner and the same
 //! kind of ledger as suites.
 //!
-//! Every run goes through [`acbench_suite::runner::Runner::run`] into
-//! `OUT/ledger.sqlite`, keyed by the hash of its resolved spec: running a
+//! Every `run`/`runs` call goes through
+//! [`acbench_suite::runner::Runner::run_all`], as a suite does, into the
+//! output folder's ledger ([`acbench_suite::output`]), each run keyed by
+//! the hash of its resolved spec: running a
 //! sweep again after a crash or Ctrl-C replays the runs it finished
 //! instantly (reading their epochs back) and trains only the rest.
 //!
@@ -65,15 +67,14 @@ use std::path::PathBuf;
 pub use error::{ScriptError, SweepError};
 pub use host::run;
 
-use acbench_suite::RunSpec;
-use acbench_suite::runner::{Outcome, RunObserver};
+use acbench_suite::runner::{BatchObserver, Summary};
 
 /// What a sweep runs, where, and under which limits.
 #[derive(Debug, Clone)]
 pub struct SweepOptions {
     /// The `.rhai` script.
     pub script: PathBuf,
-    /// Output folder: `ledger.sqlite`, exports, plots.
+    /// Output folder: the ledger, exports, plots ([`acbench_suite::output`]).
     pub out_dir: PathBuf,
     /// `name=value` constants for the script (values are YAML scalars).
     pub sets: Vec<String>,
@@ -113,36 +114,12 @@ impl Default for Limits {
     }
 }
 
-/// Progress of a sweep: the training callbacks, plus where the sweep is.
-pub trait SweepObserver: RunObserver {
-    /// `run` or `runs` starts a batch of `runs` specs.
-    fn batch_start(&mut self, runs: usize);
-    /// A run ended (trained now or replayed); `summary` counts every run so far.
-    fn run_end(&mut self, spec: &RunSpec, outcome: &Outcome, summary: &Summary);
-    /// The batch is over.
-    fn batch_done(&mut self);
+/// Progress of a sweep: each `run`/`runs` call is a batch of the runner
+/// (whose `summary` counts every run of the sweep so far), plus the lines
+/// the script prints.
+pub trait SweepObserver: BatchObserver {
     /// The script printed a line.
     fn print(&mut self, line: &str);
-}
-
-/// What a sweep did so far.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Summary {
-    /// Runs trained now.
-    pub trained: usize,
-    /// Runs the ledger had already ended.
-    pub replayed: usize,
-    /// Runs that failed (`label: error`), trained now or earlier.
-    pub failed: Vec<String>,
-    /// Keys of every run the script asked for, first request first.
-    pub keys: Vec<String>,
-}
-
-impl Summary {
-    /// Runs ended, trained or replayed.
-    pub fn finished(&self) -> usize {
-        self.trained + self.replayed
-    }
 }
 
 /// How a sweep ended: what it did, and the error that stopped it, if any.

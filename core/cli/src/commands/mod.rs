@@ -38,14 +38,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
 /// Writes through a temporary file and a rename, so an interrupted write
 /// never leaves a truncated result behind.
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> miette::Result<()> {
-    let text = serde_json::to_string_pretty(value).into_diagnostic()?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("cannot write {}", path.display())))
+    acbench_suite::output::write_json(path, value).into_diagnostic()
 }
 
 pub(crate) fn device(name: DeviceName) -> miette::Result<Device> {

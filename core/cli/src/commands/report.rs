@@ -6,32 +6,15 @@ use std::process::ExitCode;
 
 use acbench_ledger::Ledger;
 use acbench_reports::ReportSpec;
+use acbench_suite::output::{self, SuiteMeta};
 use miette::IntoDiagnostic;
 
-use super::suite::{LEDGER_FILE, SUITE_META, SuiteMeta};
 use crate::cli::ReportArgs;
 
 /// Runs `acbench report`.
 pub fn run(args: &ReportArgs) -> miette::Result<ExitCode> {
-    let meta_path = args.dir.join(SUITE_META);
-    let text = std::fs::read_to_string(&meta_path)
-        .into_diagnostic()
-        .map_err(|e| {
-            e.wrap_err(format!(
-                "{} is not a suite output folder (no {SUITE_META})",
-                args.dir.display()
-            ))
-        })?;
-    let meta: SuiteMeta = serde_json::from_str(&text)
-        .into_diagnostic()
-        .map_err(|e| e.wrap_err(format!("{}: not valid", meta_path.display())))?;
-    let ledger_path = args.dir.join(LEDGER_FILE);
-    if !ledger_path.exists() {
-        miette::bail!(
-            "{}: no ledger ({LEDGER_FILE}) in this folder",
-            args.dir.display()
-        );
-    }
+    let meta = SuiteMeta::read(&args.dir).into_diagnostic()?;
+    let ledger_path = output::existing_ledger(&args.dir).into_diagnostic()?;
     let ledger = Ledger::open(&ledger_path).map_err(miette::Report::msg)?;
     render(&args.dir, &meta, &ledger, args.no_plots)?;
     Ok(ExitCode::SUCCESS)

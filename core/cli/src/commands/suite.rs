@@ -8,38 +8,16 @@ use std::process::ExitCode;
 use acbench_engine::activation::Registry;
 use acbench_engine::plugin::PluginOptions;
 use acbench_ledger::{Ledger, RunStatus};
-use acbench_suite::runner::{Outcome, Runner};
+use acbench_suite::output::{self, LEDGER_FILE, SuiteMeta};
+use acbench_suite::runner::{Runner, Summary};
 use acbench_suite::{Catalog, Suite};
 use miette::IntoDiagnostic;
-use serde::{Deserialize, Serialize};
 use tabled::settings::Style;
 use tabled::{Table, Tabled};
 
 use super::report;
 use crate::cli::SuiteArgs;
-use crate::progress::SuiteProgress;
-
-/// File in the output folder that says which suite wrote the ledger and
-/// which paper table it reproduces, for `acbench report DIR`.
-pub const SUITE_META: &str = "suite.json";
-
-/// Ledger file name in the output folder.
-pub const LEDGER_FILE: &str = "ledger.sqlite";
-
-/// What `suite.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct SuiteMeta {
-    /// Suite name.
-    pub name: String,
-    /// The suite file.
-    pub file: String,
-    /// Paper tables it reproduces.
-    pub paper_tables: Vec<String>,
-    /// How the settings differ from the paper's (said in the report).
-    pub deviations: Vec<String>,
-    /// Keys of the suite's runs, in matrix order.
-    pub keys: Vec<String>,
-}
+use crate::progress::BatchProgress;
 
 /// Runs `acbench suite`.
 pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
@@ -65,15 +43,10 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     std::fs::create_dir_all(&suite.out_dir)
         .into_diagnostic()
         .map_err(|e| e.wrap_err(format!("cannot create {}", suite.out_dir.display())))?;
-    let meta = SuiteMeta {
-        name: suite.name.clone(),
-        file: suite.file.display().to_string(),
-        paper_tables: suite.paper_tables.clone(),
-        deviations: deviations(&suite),
-        keys: suite.runs.iter().map(acbench_suite::RunSpec::key).collect(),
-    };
-    super::write_json(&suite.out_dir.join(SUITE_META), &meta)?;
-    let mut ledger = Ledger::open(&suite.out_dir.join(LEDGER_FILE)).map_err(miette::Report::msg)?;
+    let meta = SuiteMeta::of_suite(&suite);
+    meta.write(&suite.out_dir).into_diagnostic()?;
+    let mut ledger =
+        Ledger::open(&output::ledger_path(&suite.out_dir)).map_err(miette::Report::msg)?;
 
     println!(
         "suite {}: {} runs into {}",
@@ -84,72 +57,28 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     let device = super::device(args.device)?;
     let mut runner = Runner::new(&registry, device, args.data_dir.clone(), args.rerun);
     runner.keep_checkpoints = args.keep_checkpoints;
-    let mut progress = SuiteProgress::new(suite.runs.len());
-    let (mut trained, mut replayed, mut failed) = (0, 0, Vec::new());
-    for (i, spec) in suite.runs.iter().enumerate() {
-        let outcome = runner
-            .run(&mut ledger, spec, &mut progress, i, suite.runs.len())
-            .map_err(miette::Report::msg)?;
-        match &outcome {
-            Outcome::Replayed(_) => replayed += 1,
-            Outcome::Trained(_) => trained += 1,
-        }
-        if let RunStatus::Failed { error } = outcome.status() {
-            failed.push(format!(
-                "{} / {} / {} / seed {}: {error}",
-                spec.model.label, spec.activation.label, spec.optimizer, spec.train.seed.0
-            ));
-        }
-        progress.run_end(&outcome);
-    }
-    progress.finish();
-    println!("{trained} runs trained, {replayed} already in the ledger");
+    let mut summary = Summary::default();
+    runner
+        .run_all(
+            &mut ledger,
+            &suite.runs,
+            &mut BatchProgress::default(),
+            &mut summary,
+        )
+        .map_err(miette::Report::msg)?;
+    println!(
+        "{} runs trained, {} already in the ledger",
+        summary.trained, summary.replayed
+    );
 
     report::render(&suite.out_dir, &meta, &ledger, args.no_plots)?;
-    if failed.is_empty() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!(
-            "{} runs failed (kept in the ledger as failed):",
-            failed.len()
-        );
-        for f in &failed {
-            eprintln!("  {f}");
+    match summary.failures() {
+        None => Ok(ExitCode::SUCCESS),
+        Some(failures) => {
+            eprintln!("{failures}");
+            Ok(ExitCode::FAILURE)
         }
-        Ok(ExitCode::FAILURE)
     }
-}
-
-/// The paper's settings for each table, to say how a suite differs.
-fn deviations(suite: &Suite) -> Vec<String> {
-    let Some(table) = suite.paper_tables.first().map(String::as_str) else {
-        return Vec::new();
-    };
-    let (epochs, batch) = match table {
-        "table1" | "table2" | "table5" => (80, 64),
-        "table3" | "table4" => (150, 250),
-        _ => return Vec::new(),
-    };
-    let mut out = Vec::new();
-    let Some(run) = suite.runs.first() else {
-        return out;
-    };
-    if run.train.epochs < epochs {
-        out.push(format!(
-            "{} epochs instead of the paper's {epochs}",
-            run.train.epochs
-        ));
-    }
-    if run.train.batch_size != batch {
-        out.push(format!(
-            "batch {} instead of the paper's {batch}",
-            run.train.batch_size
-        ));
-    }
-    if let Some(n) = run.dataset.limit_train {
-        out.push(format!("only the first {n} training images"));
-    }
-    out
 }
 
 fn print_matrix(suite: &Suite) {
@@ -166,7 +95,7 @@ fn print_matrix(suite: &Suite) {
         batch: usize,
         key: String,
     }
-    let status = ledger_status(&suite.out_dir.join(LEDGER_FILE));
+    let status = ledger_status(&output::ledger_path(&suite.out_dir));
     let rows: Vec<Row> = suite
         .runs
         .iter()
@@ -222,11 +151,12 @@ fn print_matrix(suite: &Suite) {
 /// ledger and checkpoints take.
 fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miette::Result<()> {
     use acbench_suite::estimate::{self, EstimateOptions, human_bytes, human_duration};
-    let ended: std::collections::HashSet<String> = ledger_status(&suite.out_dir.join(LEDGER_FILE))
-        .into_iter()
-        .filter(|(_, s)| s != "failed")
-        .map(|(k, _)| k)
-        .collect();
+    let ended: std::collections::HashSet<String> =
+        ledger_status(&output::ledger_path(&suite.out_dir))
+            .into_iter()
+            .filter(|(_, s)| !matches!(s, RunStatus::Failed { .. }))
+            .map(|(k, _)| k)
+            .collect();
     let opts = EstimateOptions {
         registry,
         device: super::device(args.device)?,
@@ -296,7 +226,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
 }
 
 /// Ended runs already in a ledger (empty when there is none yet).
-fn ledger_status(path: &Path) -> BTreeMap<String, String> {
+fn ledger_status(path: &Path) -> BTreeMap<String, RunStatus> {
     if !path.exists() {
         return BTreeMap::new();
     }
@@ -308,14 +238,6 @@ fn ledger_status(path: &Path) -> BTreeMap<String, String> {
         .unwrap_or_default()
         .into_iter()
         .filter(|r| r.status.is_done())
-        .map(|r| {
-            let s = match r.status {
-                RunStatus::Finished => "finished",
-                RunStatus::Diverged { .. } => "diverged",
-                RunStatus::Failed { .. } => "failed",
-                RunStatus::Running => "running",
-            };
-            (r.key, s.to_owned())
-        })
+        .map(|r| (r.key, r.status))
         .collect()
 }

@@ -9,13 +9,14 @@ use std::process::ExitCode;
 use acbench_engine::activation::Registry;
 use acbench_engine::plugin::PluginOptions;
 use acbench_engine::train::{EpochMetrics, Observer};
-use acbench_suite::runner::{Outcome, RunObserver, Runner};
+use acbench_suite::output::{self, SuiteMeta};
+use acbench_suite::runner::{BatchObserver, Outcome, RunObserver, Runner, Summary};
 use acbench_suite::{Catalog, RunSpec};
-use acbench_sweep::{Limits, Summary, SweepObserver, SweepOptions};
+use acbench_sweep::{Limits, SweepObserver, SweepOptions};
+use miette::IntoDiagnostic;
 
-use super::suite::{SUITE_META, SuiteMeta};
 use crate::cli::SweepArgs;
-use crate::progress::SuiteProgress;
+use crate::progress::BatchProgress;
 
 /// Runs `acbench sweep`.
 pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
@@ -57,14 +58,9 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
     );
     let s = &sweep.summary;
     if out_dir.is_dir() {
-        let meta = SuiteMeta {
-            name: sweep.name.clone(),
-            file: args.file.display().to_string(),
-            paper_tables: Vec::new(),
-            deviations: Vec::new(),
-            keys: s.keys.clone(),
-        };
-        super::write_json(&out_dir.join(SUITE_META), &meta)?;
+        SuiteMeta::of_sweep(&sweep.name, &args.file, s.keys.clone())
+            .write(&out_dir)
+            .into_diagnostic()?;
     }
     println!(
         "sweep {}: {} runs ({} trained, {} replayed from {})",
@@ -72,16 +68,10 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
         s.finished(),
         s.trained,
         s.replayed,
-        out_dir.join(super::suite::LEDGER_FILE).display()
+        output::ledger_path(&out_dir).display()
     );
-    if !s.failed.is_empty() {
-        eprintln!(
-            "{} runs failed (kept in the ledger as failed):",
-            s.failed.len()
-        );
-        for f in &s.failed {
-            eprintln!("  {f}");
-        }
+    if let Some(failures) = s.failures() {
+        eprintln!("{failures}");
     }
     sweep.result.map_err(miette::Report::new)?;
     Ok(if s.failed.is_empty() {
@@ -95,83 +85,60 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
 /// ended run with how many the sweep has finished so far.
 #[derive(Default)]
 struct SweepProgress {
-    batch: Option<SuiteProgress>,
+    batch: BatchProgress,
 }
 
 impl Observer for SweepProgress {
     fn epoch_start(&mut self, epoch: usize, epochs: usize, batches: usize, lr: f64) {
-        if let Some(b) = &mut self.batch {
-            b.epoch_start(epoch, epochs, batches, lr);
-        }
+        self.batch.epoch_start(epoch, epochs, batches, lr);
     }
 
     fn batch_end(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
-        if let Some(b) = &mut self.batch {
-            b.batch_end(epoch, batch, batches, loss);
-        }
+        self.batch.batch_end(epoch, batch, batches, loss);
     }
 
     fn epoch_end(&mut self, m: &EpochMetrics) {
-        if let Some(b) = &mut self.batch {
-            b.epoch_end(m);
-        }
+        self.batch.epoch_end(m);
     }
 }
 
 impl RunObserver for SweepProgress {
     fn run_start(&mut self, spec: &RunSpec, index: usize, total: usize) {
-        if let Some(b) = &mut self.batch {
-            b.run_start(spec, index, total);
-        }
+        self.batch.run_start(spec, index, total);
     }
 }
 
-impl SweepObserver for SweepProgress {
+impl BatchObserver for SweepProgress {
     fn batch_start(&mut self, runs: usize) {
-        self.batch = Some(SuiteProgress::new(runs));
+        self.batch.batch_start(runs);
     }
 
     fn run_end(&mut self, spec: &RunSpec, outcome: &Outcome, summary: &Summary) {
         // Off a terminal the suite display would print its own line for a
         // replayed run; the line below says it already.
         let trained = matches!(outcome, Outcome::Trained(_));
-        if let Some(b) = &mut self.batch
-            && (trained || std::io::stderr().is_terminal())
-        {
-            b.run_end(outcome);
+        if trained || std::io::stderr().is_terminal() {
+            self.batch.run_end(spec, outcome, summary);
         }
         let how = match outcome {
             Outcome::Replayed(_) => "from the ledger",
             Outcome::Trained(_) => "trained",
         };
         println!(
-            "  [{} finished] {} / {} / {} / seed {}: {} ({how})",
+            "  [{} finished] {}: {} ({how})",
             summary.finished(),
-            spec.model.label,
-            spec.activation.label,
-            spec.optimizer,
-            spec.train.seed.0,
-            status_word(outcome)
+            spec.label(),
+            outcome.status()
         );
     }
 
     fn batch_done(&mut self) {
-        if let Some(mut b) = self.batch.take() {
-            b.finish();
-        }
-    }
-
-    fn print(&mut self, line: &str) {
-        println!("{line}");
+        self.batch.batch_done();
     }
 }
 
-fn status_word(outcome: &Outcome) -> &'static str {
-    use acbench_ledger::RunStatus;
-    match outcome.status() {
-        RunStatus::Finished => "finished",
-        RunStatus::Diverged { .. } => "diverged",
-        RunStatus::Failed { .. } => "failed",
-        RunStatus::Running => "running",
+impl SweepObserver for SweepProgress {
+    fn print(&mut self, line: &str) {
+        println!("{line}");
     }
 }

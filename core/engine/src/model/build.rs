@@ -58,7 +58,7 @@ impl Model {
         dtype: DType,
     ) -> Result<Self> {
         if !dtype.is_float() {
-            return Err(Error::Config(format!(
+            return Err(Error::Internal(format!(
                 "a model needs a float dtype, not {dtype:?}"
             )));
         }

@@ -1,8 +1,9 @@
 //! One measurement of each side, each in a child process of its own, and
-//! what they report.
+//! what they report: one JSON line on stdout ([`Measurement`]), or a
+//! [`ChildError`] saying why there is none.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output};
 
 use serde::{Deserialize, Serialize};
 
@@ -41,26 +42,110 @@ impl Measurement {
     }
 
     /// The last stdout line that is a JSON object, parsed.
-    pub fn from_stdout(stdout: &[u8]) -> Result<Self, String> {
+    pub fn from_stdout(stdout: &[u8]) -> Result<Self, ProtocolError> {
         let text = String::from_utf8_lossy(stdout);
         let line = text
             .lines()
             .rev()
             .map(str::trim)
             .find(|l| l.starts_with('{'))
-            .ok_or_else(|| format!("no JSON line in its output: {}", tail(&text)))?;
-        let m: Self =
-            serde_json::from_str(line).map_err(|e| format!("bad JSON line `{line}`: {e}"))?;
+            .ok_or_else(|| ProtocolError::NoReport { tail: tail(&text) })?;
+        let m: Self = serde_json::from_str(line).map_err(|source| ProtocolError::BadJson {
+            line: line.to_owned(),
+            source,
+        })?;
         if !(m.img_s.is_finite() && m.img_s > 0.0) {
-            return Err(format!("reported {} images per second", m.img_s));
+            return Err(ProtocolError::BadRate { img_s: m.img_s });
         }
         Ok(m)
     }
 }
 
+/// A child's stdout that is not the report the protocol asks for.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProtocolError {
+    /// No line is a JSON object.
+    #[error("no JSON line in its output: {tail}")]
+    NoReport {
+        /// The end of its output.
+        tail: String,
+    },
+    /// The last JSON line is not a [`Measurement`].
+    #[error("bad JSON line `{line}`: {source}")]
+    BadJson {
+        /// The line.
+        line: String,
+        /// What the parser said.
+        source: serde_json::Error,
+    },
+    /// The rate is not a positive number.
+    #[error("reported {img_s} images per second")]
+    BadRate {
+        /// The rate reported.
+        img_s: f64,
+    },
+}
+
+/// Why a child process gave no measurement.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ChildError {
+    /// acbench cannot find its own executable to start the worker.
+    #[error("cannot find acbench itself: {0}")]
+    NoExecutable(#[source] std::io::Error),
+    /// The program cannot be started.
+    #[error("cannot run {}: {source}", program.display())]
+    Spawn {
+        /// The program.
+        program: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// It exited with an error.
+    #[error("{status}:\n{stderr}")]
+    Exit {
+        /// Its exit status.
+        status: ExitStatus,
+        /// The end of its stderr.
+        stderr: String,
+    },
+    /// It finished, but its report breaks the protocol.
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+}
+
+/// Why a case could not be measured to the end.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CaseError {
+    /// acbench's worker gave no measurement.
+    #[error("acbench run failed: {0}")]
+    Ours(#[source] ChildError),
+    /// The reference script gave no measurement.
+    #[error("PyTorch reference failed: {0}")]
+    Reference(#[source] ChildError),
+    /// The worker built another model than this process.
+    #[error("the worker built {worker} parameters, this process {here}")]
+    WorkerModel {
+        /// Trainable scalars of the worker's model.
+        worker: usize,
+        /// Trainable scalars of this process's model.
+        here: usize,
+    },
+    /// The reference built another model than acbench.
+    #[error(
+        "PyTorch's model has {theirs} trainable parameters, acbench's {ours}: the reference did \
+         not build the identical model, so its figures are left out"
+    )]
+    ReferenceModel {
+        /// Trainable scalars of PyTorch's model.
+        theirs: usize,
+        /// Trainable scalars of acbench's model.
+        ours: usize,
+    },
+}
+
 /// A case that could not be measured to the end.
 pub(super) struct Failed {
-    pub why: String,
+    pub why: CaseError,
     /// acbench's measurements before the failure.
     pub ours: Vec<Measurement>,
 }
@@ -83,16 +168,16 @@ pub(super) fn measure(
             Ok(m) => m,
             Err(e) => {
                 return Err(Failed {
-                    why: format!("acbench run failed: {e}"),
+                    why: CaseError::Ours(e),
                     ours,
                 });
             }
         };
         if m.params != case.params {
-            let why = format!(
-                "the worker built {} parameters, this process {}",
-                m.params, case.params
-            );
+            let why = CaseError::WorkerModel {
+                worker: m.params,
+                here: case.params,
+            };
             return Err(Failed { why, ours });
         }
         eprintln!("{tag} (run {r}/{repeats}): acbench {}", m.describe());
@@ -104,17 +189,16 @@ pub(super) fn measure(
             Ok(m) => m,
             Err(e) => {
                 return Err(Failed {
-                    why: format!("PyTorch reference failed: {e}"),
+                    why: CaseError::Reference(e),
                     ours,
                 });
             }
         };
         if m.params != case.params {
-            let why = format!(
-                "PyTorch's model has {} trainable parameters, acbench's {}: the reference did \
-                 not build the identical model, so its figures are left out",
-                m.params, case.params
-            );
+            let why = CaseError::ReferenceModel {
+                theirs: m.params,
+                ours: case.params,
+            };
             return Err(Failed { why, ours });
         }
         eprintln!("{tag} (run {r}/{repeats}): PyTorch {}", m.describe());
@@ -124,8 +208,8 @@ pub(super) fn measure(
 }
 
 /// Runs one acbench measurement in a child process (`acbench bench-worker`).
-fn run_acbench(case: &Case, s: &Settings<'_>) -> Result<Measurement, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find acbench itself: {e}"))?;
+fn run_acbench(case: &Case, s: &Settings<'_>) -> Result<Measurement, ChildError> {
+    let exe = std::env::current_exe().map_err(ChildError::NoExecutable)?;
     let mut cmd = Command::new(&exe);
     cmd.arg("--threads")
         .arg(s.threads.to_string())
@@ -141,11 +225,11 @@ fn run_acbench(case: &Case, s: &Settings<'_>) -> Result<Measurement, String> {
     if s.no_fused {
         cmd.arg("--no-fused");
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-    finished(&out)?;
-    Measurement::from_stdout(&out.stdout)
+    let out = cmd.output().map_err(|source| ChildError::Spawn {
+        program: exe.clone(),
+        source,
+    })?;
+    report(&out)
 }
 
 /// OpenMP and MKL pools sized like torch's own before it is even imported.
@@ -156,16 +240,16 @@ pub(super) fn thread_env(threads: usize) -> [(&'static str, String); 2] {
     ]
 }
 
-/// `Ok` for a successful exit, else the status and the end of stderr.
-pub(super) fn finished(out: &Output) -> Result<(), String> {
-    if out.status.success() {
-        return Ok(());
+/// The measurement a child that ended reports: its JSON line after a
+/// successful exit, else its status and the end of its stderr.
+pub(super) fn report(out: &Output) -> Result<Measurement, ChildError> {
+    if !out.status.success() {
+        return Err(ChildError::Exit {
+            status: out.status,
+            stderr: tail(&String::from_utf8_lossy(&out.stderr)),
+        });
     }
-    Err(format!(
-        "{}:\n{}",
-        out.status,
-        tail(&String::from_utf8_lossy(&out.stderr))
-    ))
+    Ok(Measurement::from_stdout(&out.stdout)?)
 }
 
 /// The last lines of a child's output, for error messages.
@@ -191,8 +275,18 @@ mod tests {
         let got = Measurement::from_stdout(out).expect("parses");
         assert_eq!((got.img_s, got.params), (12.5, 7));
         assert_eq!(got.torch.as_deref(), Some("2.15.0"));
-        assert!(Measurement::from_stdout(b"no json").is_err());
-        assert!(Measurement::from_stdout(b"{\"img_s\": 0, \"params\": 1}").is_err());
+        assert!(matches!(
+            Measurement::from_stdout(b"no json"),
+            Err(ProtocolError::NoReport { .. })
+        ));
+        assert!(matches!(
+            Measurement::from_stdout(b"{\"img_s\": 1}"),
+            Err(ProtocolError::BadJson { .. })
+        ));
+        assert!(matches!(
+            Measurement::from_stdout(b"{\"img_s\": 0, \"params\": 1}"),
+            Err(ProtocolError::BadRate { .. })
+        ));
     }
 
     #[test]

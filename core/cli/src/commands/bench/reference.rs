@@ -13,7 +13,7 @@ use miette::miette;
 use serde::{Deserialize, Serialize};
 
 use super::Settings;
-use super::measure::{Measurement, finished, tail, thread_env};
+use super::measure::{ChildError, Measurement, report, tail, thread_env};
 
 /// The PyTorch reference, written to a temporary file for each invocation.
 const PYTORCH_SCRIPT: &str = include_str!("../../../../../bench/pytorch_reference.py");
@@ -138,7 +138,7 @@ pub(super) fn run_pytorch(
     script: &Path,
     spec: &Path,
     s: &Settings<'_>,
-) -> Result<Measurement, String> {
+) -> Result<Measurement, ChildError> {
     let out = Command::new(python)
         .arg(script)
         .arg("--spec")
@@ -149,9 +149,11 @@ pub(super) fn run_pytorch(
         .args(["--threads", &s.threads.to_string()])
         .envs(thread_env(s.threads))
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    finished(&out)?;
-    Measurement::from_stdout(&out.stdout)
+        .map_err(|source| ChildError::Spawn {
+            program: python.to_owned(),
+            source,
+        })?;
+    report(&out)
 }
 
 /// What `pytorch_reference.py --spec` reads: the elaborated network and,

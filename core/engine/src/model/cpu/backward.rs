@@ -194,7 +194,7 @@ impl Model {
                 let local = y.mul(&dy.tensor()?)?.sum_all()?.backward()?;
                 let dx = local
                     .get(x.as_tensor())
-                    .ok_or_else(|| Error::Config("activation formula lost its input".into()))?;
+                    .ok_or_else(|| Error::Internal("activation formula lost its input".into()))?;
                 for p in self.acts[act].trained_vars() {
                     if let Some(g) = local.get(p.as_tensor()) {
                         grads.insert(p.as_tensor(), g.detach());
@@ -231,7 +231,7 @@ impl Model {
                         None => dx = Some(d),
                     }
                 }
-                dx.ok_or_else(|| Error::Config("a concat without branches".into()))?
+                dx.ok_or_else(|| Error::Internal("a concat without branches".into()))?
             }
             (Layer::Dense(layers), Saved::Dense { layers: saved }) => {
                 // Layer k saw x_k and added y_k: x_{k+1} = [x_k, y_k]. Going
@@ -242,7 +242,7 @@ impl Model {
                     let mut parts = split_channels(&dx, &[cx, cy]).into_iter();
                     drop(dx);
                     let (Some(mut d_x), Some(d_y)) = (parts.next(), parts.next()) else {
-                        return Err(Error::Config("dense backward lost a part".into()));
+                        return Err(Error::Internal("dense backward lost a part".into()));
                     };
                     let need = need_dx || k > 0;
                     let through = self.seq_backward(l, tape, d_y, grads, need)?;
@@ -254,7 +254,7 @@ impl Model {
                 dx
             }
             _ => {
-                return Err(Error::Config(
+                return Err(Error::Internal(
                     "CPU path: a layer's saved state does not match the layer".into(),
                 ));
             }

@@ -97,11 +97,11 @@ impl Buf {
 fn read<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
     let (storage, layout) = t.storage_and_layout();
     let Storage::Cpu(CpuStorage::F32(v)) = &*storage else {
-        return Err(Error::Config("the CPU path needs f32 CPU tensors".into()));
+        return Err(Error::Internal("the CPU path needs f32 CPU tensors".into()));
     };
     let (a, b) = layout
         .contiguous_offsets()
-        .ok_or_else(|| Error::Config("the CPU path needs contiguous parameters".into()))?;
+        .ok_or_else(|| Error::Internal("the CPU path needs contiguous parameters".into()))?;
     Ok(f(&v[a..b]))
 }
 
@@ -177,7 +177,7 @@ impl Model {
         let mut cache = self
             .grad_cache
             .lock()
-            .map_err(|_| Error::Config("gradient cache poisoned by a panic".into()))?;
+            .map_err(|_| Error::Internal("gradient cache poisoned by a panic".into()))?;
         let t = match cache.get(&param.id()) {
             Some(t) => t.clone(),
             None => {
@@ -238,7 +238,7 @@ impl candle_core::InplaceOp1 for SwapIn {
 /// `(softmax - onehot) / N`.
 fn softmax_cross_entropy(logits: &Buf, labels: &[u32]) -> Result<(f32, u64, Buf)> {
     let &[n, k] = logits.dims.as_slice() else {
-        return Err(Error::Config(format!(
+        return Err(Error::Internal(format!(
             "cross-entropy needs [N, classes] logits, got {:?}",
             logits.dims
         )));
