@@ -23,9 +23,9 @@ use serde_json::json;
 use crate::spec::{DatasetSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
-pub struct Runner<'a> {
+pub struct Runner {
     /// Activations (the plugins are part of every spec).
-    pub registry: &'a Registry,
+    pub registry: Arc<Registry>,
     /// Device to train on.
     pub device: Device,
     /// Extra place to look for datasets.
@@ -68,10 +68,10 @@ pub trait RunObserver: Observer {
     }
 }
 
-impl<'a> Runner<'a> {
+impl Runner {
     /// A runner over `registry` on `device`.
     pub fn new(
-        registry: &'a Registry,
+        registry: Arc<Registry>,
         device: Device,
         data_dir: Option<PathBuf>,
         rerun: bool,
@@ -126,8 +126,8 @@ impl<'a> Runner<'a> {
         }
         let mut prepared = self.prepare(spec);
         let mut resume = None;
-        if let Ok(p) = &prepared {
-            match store.load(&p.model) {
+        if let Ok(p) = &mut prepared {
+            match store.load(&mut p.model) {
                 Loaded::None => {}
                 Loaded::Refused(why) => {
                     obs.notice(&format!(
@@ -171,9 +171,9 @@ impl<'a> Runner<'a> {
             hold: TestHold::from_env(index),
             inner: obs,
         };
-        let trained = prepared.and_then(|p| {
+        let trained = prepared.and_then(|mut p| {
             train::train_with_checkpoints(
-                &p.model,
+                &mut p.model,
                 &p.data,
                 &spec.train,
                 &self.device,
@@ -260,7 +260,7 @@ impl<'a> Runner<'a> {
         let bindings = ActBindings::parse(&spec.activation.bindings).map_err(|e| e.to_string())?;
         let model = Model::build(
             &net,
-            self.registry,
+            &self.registry,
             &bindings,
             &self.device,
             spec.train.seed,

@@ -196,7 +196,9 @@ fn semantic_errors_name_file_line_and_key() {
         &[],
     );
     assert!(
-        e.starts_with("s.yaml:5:5: `activations[1]`: unknown activation `swishy`"),
+        e.starts_with(
+            "s.yaml:5:5: `activations[1]`: unknown activation `swishy` (known: arelu, lrelu, prelu, relu)"
+        ),
         "{e}"
     );
     let e = resolve_err(
@@ -204,7 +206,15 @@ fn semantic_errors_name_file_line_and_key() {
         &[],
     );
     assert!(
-        e.contains("`activations[0]`") && e.contains("no parameter `q`"),
+        e.ends_with("`activations[0]`: `lrelu` has no parameter `q`; valid: s"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [\"relu:q=1\"]\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.ends_with("`activations[0]`: `relu` has no parameter `q`; it has no parameters"),
         "{e}"
     );
     let e = resolve_err(
