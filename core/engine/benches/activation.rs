@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use acbench_engine::activation::{ActBindings, ActLayer, ActSpec, Registry};
-use acbench_engine::model::{Mode, Model};
+use acbench_engine::model::Model;
 use acbench_engine::optim::{Optimizer, OptimizerConfig};
 use acbench_engine::params::Param;
 use acbench_engine::rng::Seed;
@@ -129,7 +129,7 @@ fn convnet() -> Res<()> {
     ] {
         let mut registry = Registry::builtin()?;
         registry.set_fused(fused);
-        let model = Model::build(
+        let mut model = Model::build(
             &net,
             &registry,
             &ActBindings::uniform(act),
@@ -139,7 +139,7 @@ fn convnet() -> Res<()> {
         let mut opt = Optimizer::new(model.params(), OptimizerConfig::Sgd, 0.0)?;
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let per_step = median(2, 9, || {
-            let logits = model.forward(&x, Mode::Train, &mut rng)?;
+            let logits = model.forward_train(&x, &mut rng)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
             let grads = loss.backward()?;
             opt.step(&grads, 1e-3)?;

@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let registry = Registry::discover(&PluginOptions::from_env(files))?;
-    let model = Model::build(
+    let mut model = Model::build(
         &net,
         &registry,
         &ActBindings::uniform(act),
@@ -62,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let cfg: TrainConfig = serde_json::from_value(serde_json::json!({
         "epochs": 1, "batch_size": batch, "seed": 0
     }))?;
-    let mut trainer = Trainer::new(&model, &cfg)?;
+    let mut trainer = Trainer::new(&mut model, &cfg)?;
     let x = Tensor::randn(0f32, 1.0, (batch, c, h, w), &Device::Cpu)?;
     let y = Tensor::from_vec(
         (0..batch as u32)

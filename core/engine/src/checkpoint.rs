@@ -156,7 +156,7 @@ impl CheckpointStore {
     /// Reads the checkpoint and, when it is valid for this run, loads its
     /// parameters and statistics into `model`. Nothing is changed unless
     /// every tensor is present with the model's shapes.
-    pub fn load(&self, model: &Model) -> Loaded {
+    pub fn load(&self, model: &mut Model) -> Loaded {
         let path = self.dir.join(MANIFEST);
         let text = match fs::read_to_string(&path) {
             Ok(text) => text,
@@ -169,7 +169,12 @@ impl CheckpointStore {
         }
     }
 
-    fn read(&self, path: &Path, text: &str, model: &Model) -> std::result::Result<Resume, String> {
+    fn read(
+        &self,
+        path: &Path,
+        text: &str,
+        model: &mut Model,
+    ) -> std::result::Result<Resume, String> {
         let at = |msg: String| format!("{}: {msg}", path.display());
         // The format first, so that a future layout is named as such rather
         // than as a field error.
@@ -358,7 +363,7 @@ fn host(t: &Tensor) -> Result<Tensor> {
 /// Copies every `param/` and `buffer/` tensor into `model`, after checking
 /// that all are present with the model's shapes.
 fn restore_model(
-    model: &Model,
+    model: &mut Model,
     tensors: &mut HashMap<String, Tensor>,
 ) -> std::result::Result<(), String> {
     let mut plan = Vec::new();

@@ -24,6 +24,19 @@ pub enum Error {
         /// Comma-separated list of known names.
         known: String,
     },
+    /// An activation spec overrides a parameter its activation does not have.
+    #[error(
+        "`{activation}` has no parameter `{parameter}`; {}",
+        valid_parameters(valid)
+    )]
+    UnknownParameter {
+        /// Activation name.
+        activation: String,
+        /// The parameter asked for.
+        parameter: String,
+        /// The activation's parameters.
+        valid: Vec<String>,
+    },
     /// An activation definition is unusable (duplicate name, bad parameter names).
     #[error("activation `{name}`: {message}")]
     InvalidActivation {
@@ -59,6 +72,15 @@ pub enum Error {
     /// Batching the dataset failed (a malformed split or bad normalisation).
     #[error(transparent)]
     Data(#[from] acbench_data::DataError),
+}
+
+/// The tail of [`Error::UnknownParameter`]'s message: what could be set instead.
+fn valid_parameters(valid: &[String]) -> String {
+    if valid.is_empty() {
+        "it has no parameters".to_owned()
+    } else {
+        format!("valid: {}", valid.join(", "))
+    }
 }
 
 /// Result alias for the engine.

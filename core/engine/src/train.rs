@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointStore, Resume, RngPositions, Snapshot};
-use crate::model::{ActSlotValues, Mode, Model};
+use crate::model::{ActSlotValues, Model};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::params::ParamKind;
 use crate::rng::{Seed, Stream};
@@ -204,7 +204,7 @@ impl Observer for NoObserver {}
 /// is an outcome, not an error. Errors are configuration problems, a dataset
 /// that does not fit the network, or failing tensor operations.
 pub fn train(
-    model: &Model,
+    model: &mut Model,
     data: &Dataset,
     cfg: &TrainConfig,
     device: &Device,
@@ -218,7 +218,7 @@ pub fn train(
 /// [`CheckpointStore::load`] read into `model`) when there is one. The
 /// results are bit for bit those of an uninterrupted [`train`].
 pub fn train_with_checkpoints(
-    model: &Model,
+    model: &mut Model,
     data: &Dataset,
     cfg: &TrainConfig,
     device: &Device,
@@ -230,7 +230,7 @@ pub fn train_with_checkpoints(
 }
 
 fn train_from(
-    model: &Model,
+    model: &mut Model,
     data: &Dataset,
     cfg: &TrainConfig,
     device: &Device,
@@ -262,7 +262,6 @@ fn train_from(
         split: &data.test,
         indices: (0..data.test.len()).collect(),
         batch_size: cfg.eval_batch_size,
-        seed: cfg.seed,
     };
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut first_epoch = 0;
@@ -289,7 +288,7 @@ fn train_from(
 
     for epoch in first_epoch..cfg.epochs {
         let epoch_start = Instant::now();
-        let weights_before = WeightSnapshot::take(model)?;
+        let weights_before = WeightSnapshot::take(trainer.model())?;
         let first_lr = cfg.schedule.lr(epoch, 0, batches, cfg.epochs);
         obs.epoch_start(epoch, cfg.epochs, batches, first_lr);
         order.shuffle(&mut shuffle_rng);
@@ -303,10 +302,16 @@ fn train_from(
                 &mut buffers.pixels,
                 &mut buffers.labels,
             )?;
-            let (x, y) = buffers.tensors(data.shape, model, device)?;
+            let (x, y) = buffers.tensors(data.shape, trainer.model(), device)?;
             let lr = cfg.schedule.lr(epoch, batch, batches, cfg.epochs);
             let Some(step) = trainer.step(&x, &y, lr)? else {
-                return Ok(diverged(model, history, epoch, Some(batch), run_start));
+                return Ok(diverged(
+                    trainer.model(),
+                    history,
+                    epoch,
+                    Some(batch),
+                    run_start,
+                ));
             };
             loss_sum += f64::from(step.loss);
             correct += step.correct;
@@ -314,7 +319,7 @@ fn train_from(
         }
         let train_s = epoch_start.elapsed().as_secs_f64();
         let (test_loss, test_acc) = evaluate(
-            model,
+            trainer.model(),
             &eval_plan,
             data.shape,
             &mut batcher,
@@ -322,7 +327,7 @@ fn train_from(
             device,
         )?;
         if !test_loss.is_finite() {
-            return Ok(diverged(model, history, epoch, None, run_start));
+            return Ok(diverged(trainer.model(), history, epoch, None, run_start));
         }
         let metrics = EpochMetrics {
             epoch,
@@ -333,8 +338,8 @@ fn train_from(
             test_acc,
             wall_s: epoch_start.elapsed().as_secs_f64(),
             images_per_s: n_train as f64 / train_s.max(f64::MIN_POSITIVE),
-            act_values: model.act_values()?,
-            weight_increments: weights_before.increments(model)?,
+            act_values: trainer.model().act_values()?,
+            weight_increments: weights_before.increments(trainer.model())?,
         };
         obs.epoch_end(&metrics);
         history.push(metrics);
@@ -343,7 +348,7 @@ fn train_from(
         {
             store.save(&Snapshot {
                 next_epoch: epoch + 1,
-                model,
+                model: trainer.model(),
                 optimizer: &trainer.optimizer,
                 rng: RngPositions {
                     shuffle: shuffle_rng.get_word_pos(),
@@ -358,7 +363,7 @@ fn train_from(
     Ok(TrainOutcome {
         status: RunStatus::Completed,
         epochs: history,
-        act_values: model.act_values()?,
+        act_values: trainer.model().act_values()?,
         wall_s: run_start.elapsed().as_secs_f64(),
     })
 }
@@ -367,7 +372,7 @@ fn train_from(
 /// backward, update. [`train`] runs its batches through this, and so does
 /// `acbench bench`, so the benchmark measures exactly the training path.
 pub struct Trainer<'m> {
-    model: &'m Model,
+    model: &'m mut Model,
     optimizer: Optimizer,
     dropout_rng: ChaCha8Rng,
 }
@@ -384,24 +389,32 @@ pub struct StepOutcome {
 impl<'m> Trainer<'m> {
     /// An optimiser for `model`'s parameters as `cfg` says, and the run's
     /// dropout stream.
-    pub fn new(model: &'m Model, cfg: &TrainConfig) -> Result<Self> {
+    pub fn new(model: &'m mut Model, cfg: &TrainConfig) -> Result<Self> {
         Ok(Self {
-            model,
             optimizer: Optimizer::new(model.params(), cfg.optimizer, cfg.weight_decay)?,
+            model,
             dropout_rng: cfg.seed.stream(Stream::Dropout),
         })
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &Model {
+        self.model
     }
 
     /// Trains on one batch (`x: [N, C, H, W]`, `y: [N]` class indices) at
     /// learning rate `lr`. `None` when the loss is not finite: nothing was
     /// updated and the run has diverged.
     pub fn step(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> Result<Option<StepOutcome>> {
-        let (loss, correct, grads) = self.model.train_step(x, y, &mut self.dropout_rng)?;
-        let Some(grads) = grads.filter(|_| loss.is_finite()) else {
+        let step = self.model.train_step(x, y, &mut self.dropout_rng)?;
+        let Some(grads) = step.grads().filter(|_| step.loss.is_finite()) else {
             return Ok(None);
         };
-        self.optimizer.step(&grads, lr)?;
-        Ok(Some(StepOutcome { loss, correct }))
+        self.optimizer.step(grads, lr)?;
+        Ok(Some(StepOutcome {
+            loss: step.loss,
+            correct: step.correct,
+        }))
     }
 }
 
@@ -472,7 +485,6 @@ struct EvalPlan<'a> {
     split: &'a Split,
     indices: Vec<usize>,
     batch_size: usize,
-    seed: Seed,
 }
 
 /// Mean loss per example and accuracy over the whole split, in Eval mode
@@ -485,15 +497,12 @@ fn evaluate(
     buffers: &mut Buffers,
     device: &Device,
 ) -> Result<(f64, f64)> {
-    // Eval mode draws no dropout masks; a private generator keeps the
-    // training stream independent of evaluation even if a layer did.
-    let mut no_dropout: ChaCha8Rng = plan.seed.stream(Stream::Dropout);
     let mut loss_sum = 0.0f64;
     let mut correct = 0u64;
     for chunk in plan.indices.chunks(plan.batch_size) {
         batcher.fill_eval(plan.split, chunk, &mut buffers.pixels, &mut buffers.labels)?;
         let (x, y) = buffers.tensors(shape, model, device)?;
-        let logits = model.forward(&x, Mode::Eval, &mut no_dropout)?.detach();
+        let logits = model.forward_eval(&x)?.detach();
         let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
         // The batch mean times its size, so that a smaller last batch
         // weighs by its examples, not as a whole batch.
@@ -737,7 +746,7 @@ mod tests {
         let data = dataset(64, 21);
         let mut rec = Recorder::default();
         let out = train(
-            &model(1),
+            &mut model(1),
             &data,
             &config(6, 0.05, 1),
             &Device::Cpu,
@@ -776,7 +785,7 @@ mod tests {
         let data = dataset(40, 9);
         let run = |model_seed, train_seed| {
             train(
-                &model(model_seed),
+                &mut model(model_seed),
                 &data,
                 &config(2, 0.05, train_seed),
                 &Device::Cpu,
@@ -802,7 +811,7 @@ mod tests {
     fn huge_learning_rate_diverges_without_error() {
         let data = dataset(64, 5);
         let out = train(
-            &model(2),
+            &mut model(2),
             &data,
             &config(5, 1e12, 2),
             &Device::Cpu,
@@ -821,9 +830,11 @@ mod tests {
         // 23 test examples in eval batches of 4: five full and one of 3.
         let data = dataset(20, 23);
         let mut cfg = config(1, 0.05, 5);
-        let small = train(&model(5), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+        let small =
+            train(&mut model(5), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
         cfg.eval_batch_size = 1000;
-        let whole = train(&model(5), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+        let whole =
+            train(&mut model(5), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
         let (s, w) = (&small.epochs[0], &whole.epochs[0]);
         assert_eq!(s.train_loss.to_bits(), w.train_loss.to_bits());
         assert_eq!(s.test_acc, w.test_acc);
@@ -845,7 +856,7 @@ mod tests {
             milestones: vec![1, 2],
             factor: 10.0,
         };
-        let out = train(&model(6), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+        let out = train(&mut model(6), &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
         let lrs: Vec<f64> = out.epochs.iter().map(|m| m.lr).collect();
         assert_eq!(lrs, [0.05, 0.005, 0.0005]);
     }
@@ -855,7 +866,7 @@ mod tests {
         let mut data = dataset(8, 3);
         data.classes = 3;
         let err = train(
-            &model(0),
+            &mut model(0),
             &data,
             &config(1, 0.1, 0),
             &Device::Cpu,
@@ -865,7 +876,7 @@ mod tests {
         let data = dataset(8, 3);
         let mut cfg = config(1, 0.1, 0);
         cfg.batch_size = 0;
-        let err = train(&model(0), &data, &cfg, &Device::Cpu, &mut NoObserver);
+        let err = train(&mut model(0), &data, &cfg, &Device::Cpu, &mut NoObserver);
         assert!(matches!(err, Err(Error::Config(_))), "{err:?}");
     }
 
@@ -941,8 +952,9 @@ mod tests {
     fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
         let data = dataset(40, 9);
         let cfg = adam_config();
-        let whole_model = model(8);
-        let whole = train(&whole_model, &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+        let mut whole_model = model(8);
+        let whole =
+            train(&mut whole_model, &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
 
         let root = tempfile::tempdir().expect("tmp");
         let store = CheckpointStore::new(&root.path().join("a"), "run", false);
@@ -952,9 +964,16 @@ mod tests {
             from: store.dir().to_owned(),
             to: killed.clone(),
         };
-        let first = model(8);
-        train_with_checkpoints(&first, &data, &cfg, &Device::Cpu, &mut copy, &store, None)
-            .expect("train");
+        train_with_checkpoints(
+            &mut model(8),
+            &data,
+            &cfg,
+            &Device::Cpu,
+            &mut copy,
+            &store,
+            None,
+        )
+        .expect("train");
         // Only the last checkpoint is kept: one tensor file.
         let tensor_files = std::fs::read_dir(&killed)
             .expect("copy")
@@ -967,15 +986,15 @@ mod tests {
 
         // A fresh process: the model is built from the seed again, then the
         // checkpoint written after epoch 1 is loaded into it.
-        let resumed_model = model(8);
+        let mut resumed_model = model(8);
         let store = CheckpointStore::new(&root.path().join("b"), "run", false);
-        let Loaded::Resume(resume) = store.load(&resumed_model) else {
+        let Loaded::Resume(resume) = store.load(&mut resumed_model) else {
             panic!("the checkpoint should load");
         };
         assert_eq!(resume.next_epoch, 2);
         let mut rec = Recorder::default();
         let resumed = train_with_checkpoints(
-            &resumed_model,
+            &mut resumed_model,
             &data,
             &cfg,
             &Device::Cpu,
@@ -1008,9 +1027,9 @@ mod tests {
         cfg.epochs = 1;
         let root = tempfile::tempdir().expect("tmp");
         let store = CheckpointStore::new(root.path(), "run", true);
-        assert!(matches!(store.load(&model(3)), Loaded::None));
+        assert!(matches!(store.load(&mut model(3)), Loaded::None));
         train_with_checkpoints(
-            &model(3),
+            &mut model(3),
             &data,
             &cfg,
             &Device::Cpu,
@@ -1023,9 +1042,9 @@ mod tests {
         let json = std::fs::read_to_string(&json_path).expect("kept checkpoint");
 
         let refused = |store: &CheckpointStore, want: &str| {
-            let fresh = model(3);
+            let mut fresh = model(3);
             let before = params_bits(&fresh);
-            match store.load(&fresh) {
+            match store.load(&mut fresh) {
                 Loaded::Refused(why) => assert!(why.contains(want), "{why}"),
                 other => panic!("expected a refusal naming `{want}`, got {other:?}"),
             }

@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use acbench_dsl::ir::{Shape, Value};
 use acbench_engine::activation::{ActBindings, Registry};
-use acbench_engine::model::{Mode, Model};
+use acbench_engine::model::Model;
 use acbench_engine::params::ParamKind;
 use acbench_engine::rng::{Seed, Stream};
 use acbench_engine::train::Trainer;
@@ -143,7 +143,7 @@ pub fn estimate(
             model: first.model.label.clone(),
             message,
         };
-        let model = build(first, opts).map_err(fail)?;
+        let mut model = build(first, opts).map_err(fail)?;
         let sizes = dataset_sizes(first);
         let cache_key = calibration_key(first, &opts.device);
         let (calibration, cached) = match cache.get(&cache_key) {
@@ -155,7 +155,7 @@ pub fn estimate(
                     first.activation.label,
                     opts.steps + 1
                 ));
-                let c = calibrate(&model, first, opts).map_err(fail)?;
+                let c = calibrate(&mut model, first, opts).map_err(fail)?;
                 cache.insert(cache_key, c);
                 (c, false)
             }
@@ -285,7 +285,7 @@ fn build(run: &RunSpec, opts: &EstimateOptions<'_>) -> Result<Model, String> {
 /// Times `opts.steps` training steps (after a warm-up step) and two
 /// evaluation batches (after a warm-up batch) on random inputs.
 fn calibrate(
-    model: &Model,
+    model: &mut Model,
     run: &RunSpec,
     opts: &EstimateOptions<'_>,
 ) -> Result<Calibration, String> {
@@ -325,13 +325,10 @@ fn calibrate(
         }
     }
     let (x, _) = batch(run.train.eval_batch_size)?;
-    let mut dropout = Seed(0).stream(Stream::Dropout);
     let mut eval = Vec::new();
     for i in 0..3 {
         let start = Instant::now();
-        model
-            .forward(&x, Mode::Eval, &mut dropout)
-            .map_err(|e| err(&e))?;
+        model.forward_eval(&x).map_err(|e| err(&e))?;
         if i > 0 {
             eval.push(start.elapsed().as_secs_f64());
         }

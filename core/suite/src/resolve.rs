@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use acbench_data::Augment;
 use acbench_dsl::ir::{Network, Op, Value};
-use acbench_engine::activation::{ActBindings, ActSpec};
+use acbench_engine::Error as EngineError;
+use acbench_engine::activation::{ActBindings, ActSpec, KnownActivations};
 use acbench_engine::optim::OptimizerConfig;
 use acbench_engine::rng::Seed;
 use acbench_engine::schedule::Schedule;
@@ -26,13 +27,26 @@ use crate::file::{ArgValue, OptimizerEntry, Preset, ScheduleEntry, SuiteFile};
 use crate::spec::{ActivationSpec, DatasetSpec, ModelSpec, PluginRef, RunSpec};
 
 /// What the host offers, for checking a suite: activation names with their
-/// parameter names, and the plugin libraries they come from.
+/// parameter names, and the plugin libraries they come from. A suite's
+/// activations are checked against it as against the registry itself
+/// ([`KnownActivations`]).
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// Activation name -> parameter names.
     pub activations: BTreeMap<String, Vec<String>>,
     /// Every loaded plugin library (they are part of each run's key).
     pub plugins: Vec<PluginRef>,
+}
+
+impl KnownActivations for Catalog {
+    fn activation_names(&self) -> Vec<&str> {
+        self.activations.keys().map(String::as_str).collect()
+    }
+
+    fn parameter_names(&self, activation: &str) -> Option<Vec<&str>> {
+        let params = self.activations.get(activation)?;
+        Some(params.iter().map(String::as_str).collect())
+    }
 }
 
 impl Catalog {
@@ -492,33 +506,15 @@ fn activation_spec(
         bindings.default.iter().map(|s| (None, s)).collect();
     entries.extend(bindings.slots.iter().map(|(k, s)| (Some(k), s)));
     for (slot, spec) in entries {
-        let Some(params) = catalog.activations.get(&spec.activation) else {
-            let known: Vec<&str> = catalog.activations.keys().map(String::as_str).collect();
-            return Err(src
-                .error_at(
-                    at,
-                    &key,
-                    format!("unknown activation `{}`", spec.activation),
-                )
-                .with_help(format!(
-                    "known activations: {} (more through `plugins:`)",
-                    known.join(", ")
-                )));
-        };
-        let mut overrides = spec.overrides.clone();
-        for (k, _) in &overrides {
-            if !params.contains(k) {
-                return Err(src.error_at(
-                    at,
-                    &key,
-                    format!(
-                        "`{}` has no parameter `{k}` (it has: {})",
-                        spec.activation,
-                        params.join(", ")
-                    ),
-                ));
+        if let Err(e) = catalog.check_spec(spec) {
+            let mut error = src.error_at(at, &key, e.to_string());
+            if matches!(e, EngineError::UnknownActivation { .. }) {
+                error = error
+                    .with_help("more activations come from plugins: list them under `plugins:`");
             }
+            return Err(error);
         }
+        let mut overrides = spec.overrides.clone();
         for &(act, param, value) in d.act_inits {
             if act == spec.activation && !overrides.iter().any(|(k, _)| k == param) {
                 overrides.push((param.to_owned(), value));

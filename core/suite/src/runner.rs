@@ -26,9 +26,9 @@ use crate::output;
 use crate::spec::{DatasetSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
-pub struct Runner<'a> {
+pub struct Runner {
     /// Activations (the plugins are part of every spec).
-    pub registry: &'a Registry,
+    pub registry: Arc<Registry>,
     /// Device to train on.
     pub device: Device,
     /// Extra place to look for datasets.
@@ -174,10 +174,10 @@ fn is_result(status: &RunStatus) -> bool {
     matches!(status, RunStatus::Finished | RunStatus::Diverged { .. })
 }
 
-impl<'a> Runner<'a> {
+impl Runner {
     /// A runner over `registry` on `device`.
     pub fn new(
-        registry: &'a Registry,
+        registry: Arc<Registry>,
         device: Device,
         data_dir: Option<PathBuf>,
         rerun: bool,
@@ -289,8 +289,8 @@ impl<'a> Runner<'a> {
         }
         let mut prepared = self.prepare(spec);
         let mut resume = None;
-        if let Ok(p) = &prepared {
-            match store.load(&p.model) {
+        if let Ok(p) = &mut prepared {
+            match store.load(&mut p.model) {
                 Loaded::None => {}
                 Loaded::Refused(why) => {
                     obs.notice(&format!(
@@ -334,9 +334,9 @@ impl<'a> Runner<'a> {
             hold: TestHold::from_env(index),
             inner: obs,
         };
-        let trained = prepared.and_then(|p| {
+        let trained = prepared.and_then(|mut p| {
             train::train_with_checkpoints(
-                &p.model,
+                &mut p.model,
                 &p.data,
                 &spec.train,
                 &self.device,
@@ -428,7 +428,7 @@ impl<'a> Runner<'a> {
         let bindings = ActBindings::parse(&spec.activation.bindings)?;
         let model = Model::build(
             &net,
-            self.registry,
+            &self.registry,
             &bindings,
             &self.device,
             spec.train.seed,

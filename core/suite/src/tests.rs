@@ -204,7 +204,9 @@ fn semantic_errors_name_file_line_and_key() {
         &[],
     );
     assert!(
-        e.starts_with("s.yaml:5:5: `activations[1]`: unknown activation `swishy`"),
+        e.starts_with(
+            "s.yaml:5:5: `activations[1]`: unknown activation `swishy` (known: arelu, lrelu, prelu, relu)"
+        ),
         "{e}"
     );
     let e = resolve_err(
@@ -212,7 +214,15 @@ fn semantic_errors_name_file_line_and_key() {
         &[],
     );
     assert!(
-        e.contains("`activations[0]`") && e.contains("no parameter `q`"),
+        e.ends_with("`activations[0]`: `lrelu` has no parameter `q`; valid: s"),
+        "{e}"
+    );
+    let e = resolve_err(
+        "dataset: fashion-mnist\nmodels: [tiny.acnet]\nactivations: [\"relu:q=1\"]\nepochs: 1\n",
+        &[],
+    );
+    assert!(
+        e.ends_with("`activations[0]`: `relu` has no parameter `q`; it has no parameters"),
         "{e}"
     );
     let e = resolve_err(
@@ -342,7 +352,12 @@ fn run_all_tallies_failures_and_stops_at_the_deadline() {
         acbench_ledger::Ledger::open(&output::ledger_path(dir.path())).expect("ledger");
     // No activations: every run fails when its model is built.
     let registry = Registry::new();
-    let mut runner = Runner::new(&registry, candle_core::Device::Cpu, None, false);
+    let mut runner = Runner::new(
+        std::sync::Arc::new(registry),
+        candle_core::Device::Cpu,
+        None,
+        false,
+    );
     let mut summary = Summary::default();
     let mut ends = Ends::default();
     let outcomes = runner

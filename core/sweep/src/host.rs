@@ -45,7 +45,7 @@ struct Host {
     dir: PathBuf,
     out_dir: PathBuf,
     catalog: Catalog,
-    runner: Runner<'static>,
+    runner: Runner,
     ledger: Ledger,
     observer: Box<dyn SweepObserver>,
     summary: Summary,
@@ -61,7 +61,7 @@ fn fail(pos: Position, msg: impl Into<String>) -> Box<EvalAltResult> {
 pub fn run(
     options: &SweepOptions,
     catalog: Catalog,
-    runner: Runner<'static>,
+    runner: Runner,
     observer: Box<dyn SweepObserver>,
 ) -> SweepRun {
     let name = options
@@ -80,7 +80,7 @@ pub fn run(
 fn run_script(
     options: &SweepOptions,
     catalog: Catalog,
-    mut runner: Runner<'static>,
+    mut runner: Runner,
     observer: Box<dyn SweepObserver>,
     summary_out: &mut Summary,
 ) -> Result<(), SweepError> {
@@ -613,6 +613,7 @@ fn result_map(
 mod tests {
     use std::cell::RefCell;
     use std::rc::Rc;
+    use std::sync::Arc;
 
     use acbench_engine::activation::Registry;
     use acbench_engine::train::{EpochMetrics, Observer};
@@ -655,7 +656,6 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("t.rhai");
         std::fs::write(&path, script).expect("script");
-        let registry: &'static Registry = Box::leak(Box::new(Registry::new()));
         let mut catalog = Catalog::default();
         catalog.activations.insert("relu".into(), Vec::new());
         catalog.activations.insert(
@@ -670,7 +670,12 @@ mod tests {
             max_seconds,
             limits,
         };
-        let runner = Runner::new(registry, candle_core::Device::Cpu, None, false);
+        let runner = Runner::new(
+            Arc::new(Registry::new()),
+            candle_core::Device::Cpu,
+            None,
+            false,
+        );
         let out = run(&options, catalog, runner, Box::new(Lines(lines.clone())));
         let printed = lines.borrow().clone();
         (out, printed)

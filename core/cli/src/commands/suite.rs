@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use acbench_engine::activation::Registry;
 use acbench_engine::plugin::PluginOptions;
@@ -55,7 +56,12 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
         suite.out_dir.display()
     );
     let device = super::device(args.device)?;
-    let mut runner = Runner::new(&registry, device, args.data_dir.clone(), args.rerun);
+    let mut runner = Runner::new(
+        Arc::new(registry),
+        device,
+        args.data_dir.clone(),
+        args.rerun,
+    );
     runner.keep_checkpoints = args.keep_checkpoints;
     let mut summary = Summary::default();
     runner

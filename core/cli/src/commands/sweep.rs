@@ -5,6 +5,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use acbench_engine::activation::Registry;
 use acbench_engine::plugin::PluginOptions;
@@ -23,11 +24,7 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
     let mut registry = Registry::discover(&PluginOptions::from_env(args.plugins.plugins.clone()))
         .map_err(miette::Report::msg)?;
     registry.set_fused(!args.no_fused);
-    // Script functions must be 'static and the runner borrows the registry;
-    // the registry lives as long as the process anyway (plugin libraries
-    // are never unloaded), so leaking it costs nothing.
-    let registry: &'static Registry = Box::leak(Box::new(registry));
-    let catalog = Catalog::from_registry(registry);
+    let catalog = Catalog::from_registry(&registry);
     let name = args
         .file
         .file_stem()
@@ -48,7 +45,12 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
         limits,
     };
     let device = super::device(args.device)?;
-    let runner = Runner::new(registry, device, args.data_dir.clone(), args.rerun);
+    let runner = Runner::new(
+        Arc::new(registry),
+        device,
+        args.data_dir.clone(),
+        args.rerun,
+    );
     println!("sweep {name} into {}", out_dir.display());
     let sweep = acbench_sweep::run(
         &options,

@@ -51,7 +51,7 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
     )?;
     check_fits(&net, &data)?;
 
-    let model = Model::build(&net, &registry, &bindings, &device, config.seed)
+    let mut model = Model::build(&net, &registry, &bindings, &device, config.seed)
         .map_err(miette::Report::msg)?;
     println!(
         "{}: {} on {} ({} train / {} test images, {} classes), {} parameters, activations: {}",
@@ -66,7 +66,7 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
     );
 
     let mut progress = TrainProgress::new(config.epochs);
-    let outcome = train::train(&model, &data, &config, &device, &mut progress)
+    let outcome = train::train(&mut model, &data, &config, &device, &mut progress)
         .map_err(miette::Report::msg)?;
     print_outcome(&outcome);
 

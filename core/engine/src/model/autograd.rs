@@ -4,7 +4,6 @@
 //! reference the CPU path is tested against.
 
 use candle_core::Tensor;
-use rand_chacha::ChaCha8Rng;
 
 use super::{Layer, Mode, Model};
 use crate::error::Result;
@@ -15,22 +14,21 @@ impl Model {
         &self,
         layers: &[Layer],
         mut x: Tensor,
-        mode: Mode,
-        rng: &mut ChaCha8Rng,
+        mode: &mut Mode<'_>,
     ) -> Result<Tensor> {
         for layer in layers {
-            x = self.apply(layer, x, mode, rng)?;
+            x = self.apply(layer, x, mode)?;
         }
         Ok(x)
     }
 
-    fn apply(&self, layer: &Layer, x: Tensor, mode: Mode, rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    fn apply(&self, layer: &Layer, x: Tensor, mode: &mut Mode<'_>) -> Result<Tensor> {
         Ok(match layer {
             Layer::Conv { spec, weight, bias } => {
                 ops::conv::conv2d(&x, weight, bias.as_ref().map(|b| b.as_tensor()), spec)?
             }
             Layer::BatchNorm(bn) => match mode {
-                Mode::Train => {
+                Mode::Train(_) => {
                     let (y, mean, var) =
                         ops::norm::batch_norm_train(&x, &bn.gamma, &bn.beta, bn.eps)?;
                     // Detached: the running statistics are not trained.
@@ -58,8 +56,8 @@ impl Model {
             Layer::GlobalAvgPool => ops::pool::global_avg_pool(&x)?,
             Layer::Dropout { rate } => match mode {
                 Mode::Eval => x,
-                Mode::Train if *rate <= 0.0 => x,
-                Mode::Train => {
+                Mode::Train(_) if *rate <= 0.0 => x,
+                Mode::Train(rng) => {
                     let mut mask = vec![0f32; x.elem_count()];
                     ops::dropout::fill_mask(rng, *rate, &mut mask);
                     let mask =
@@ -77,21 +75,21 @@ impl Model {
             }
             Layer::Act(i) => self.acts[*i].forward(&x)?,
             Layer::Residual { body, shortcut } => {
-                let short = self.run(shortcut, x.clone(), mode, rng)?;
-                let main = self.run(body, x, mode, rng)?;
+                let short = self.run(shortcut, x.clone(), mode)?;
+                let main = self.run(body, x, mode)?;
                 (main + short)?
             }
             Layer::Concat(branches) => {
                 let outs = branches
                     .iter()
-                    .map(|b| self.run(b, x.clone(), mode, rng))
+                    .map(|b| self.run(b, x.clone(), mode))
                     .collect::<Result<Vec<_>>>()?;
                 Tensor::cat(&outs, 1)?
             }
             Layer::Dense(layers) => {
                 let mut x = x;
                 for l in layers {
-                    let y = self.run(l, x.clone(), mode, rng)?;
+                    let y = self.run(l, x.clone(), mode)?;
                     x = Tensor::cat(&[x, y], 1)?;
                 }
                 x

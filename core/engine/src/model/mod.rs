@@ -10,8 +10,12 @@
 //! - `cpu`: the CPU training path, forward and backward by hand on f32
 //!   buffers, for every layer type.
 
+use std::collections::HashMap;
+use std::marker::PhantomData;
+
 use acbench_dsl::ir::{Conv2d, Network, Pool2d, Shape};
-use candle_core::{DType, Device, Tensor, Var};
+use candle_core::backprop::GradStore;
+use candle_core::{DType, Device, Tensor, TensorId, Var};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
@@ -26,12 +30,11 @@ mod cpu;
 #[cfg(test)]
 mod tests;
 
-/// Training (batch statistics, dropout) or evaluation (running statistics,
-/// no dropout).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+/// How the layers run: training (batch statistics, dropout masks drawn
+/// from the generator) or evaluation (running statistics, no dropout).
+enum Mode<'r> {
     /// Batch norm uses and updates batch statistics; dropout is active.
-    Train,
+    Train(&'r mut ChaCha8Rng),
     /// Batch norm uses running statistics; dropout is the identity.
     Eval,
 }
@@ -108,7 +111,29 @@ pub struct Model {
     cpu_path: bool,
     /// The CPU path's gradient tensors, one per parameter, refilled every
     /// step (see [`cpu`]).
-    grad_cache: std::sync::Mutex<std::collections::HashMap<candle_core::TensorId, Tensor>>,
+    grad_cache: HashMap<TensorId, Tensor>,
+}
+
+/// What one [`Model::train_step`] computed. Its gradients are tensors the
+/// model refills in place at its next step, so a step borrows its model
+/// until it is dropped: no gradient can be read after the next step has
+/// overwritten it.
+#[derive(Debug)]
+pub struct TrainStep<'m> {
+    /// Mean loss of the batch.
+    pub loss: f32,
+    /// Examples of the batch whose largest logit is their label.
+    pub correct: u64,
+    grads: Option<GradStore>,
+    model: PhantomData<&'m mut Model>,
+}
+
+impl TrainStep<'_> {
+    /// Every parameter's gradient; `None` when the loss was not finite (no
+    /// backward pass ran).
+    pub fn grads(&self) -> Option<&GradStore> {
+        self.grads.as_ref()
+    }
 }
 
 impl Model {
@@ -125,29 +150,37 @@ impl Model {
         self.cpu_path_applies()
     }
 
-    /// One training step's forward, softmax cross-entropy against `labels`
-    /// (`[N]` class indices) and, when the loss is finite, backward: returns
-    /// the mean loss, the number of examples whose largest logit is their
-    /// label, and the gradients (`None` for a non-finite loss). Runs on the
-    /// CPU path where it applies, else through candle's autograd.
+    /// One training step's forward (which updates the batch-norm running
+    /// statistics), softmax cross-entropy against `labels` (`[N]` class
+    /// indices) and, when the loss is finite, backward. Runs on the CPU path
+    /// where it applies, else through candle's autograd.
     pub fn train_step(
-        &self,
+        &mut self,
         x: &Tensor,
         labels: &Tensor,
         dropout_rng: &mut ChaCha8Rng,
-    ) -> Result<(f32, u64, Option<candle_core::backprop::GradStore>)> {
-        if self.cpu_path_applies() {
+    ) -> Result<TrainStep<'_>> {
+        let (loss, correct, grads) = if self.cpu_path_applies() {
             let step = self.cpu_step(x, labels, dropout_rng)?;
-            return Ok((step.loss, step.correct, step.grads));
-        }
-        let logits = self.forward(x, Mode::Train, dropout_rng)?;
-        let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
-        let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-        let hits = count_correct(&logits.detach(), labels)?;
-        if !loss_value.is_finite() {
-            return Ok((loss_value, hits, None));
-        }
-        Ok((loss_value, hits, Some(loss.backward()?)))
+            (step.loss, step.correct, step.grads)
+        } else {
+            let logits = self.forward_train(x, dropout_rng)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
+            let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+            let hits = count_correct(&logits.detach(), labels)?;
+            let grads = if loss_value.is_finite() {
+                Some(loss.backward()?)
+            } else {
+                None
+            };
+            (loss_value, hits, grads)
+        };
+        Ok(TrainStep {
+            loss,
+            correct,
+            grads,
+            model: PhantomData,
+        })
     }
 
     /// The network this model was built from.
@@ -192,11 +225,30 @@ impl Model {
             .collect()
     }
 
-    /// Logits `[N, classes]` for a batch `x` of shape `[N, C, H, W]` (or
-    /// `[N, features]` for a network with a vector input). `dropout_rng`
-    /// draws the dropout masks in [`Mode::Train`]; it is untouched in
-    /// [`Mode::Eval`].
-    pub fn forward(&self, x: &Tensor, mode: Mode, dropout_rng: &mut ChaCha8Rng) -> Result<Tensor> {
+    /// Logits `[N, classes]` in training mode, through candle ops (so that
+    /// candle's autograd can differentiate them), for a batch `x` of shape
+    /// `[N, C, H, W]` (or `[N, features]` for a network with a vector
+    /// input): batch norm normalises with the batch's statistics and updates
+    /// its running ones, dropout draws its masks from `dropout_rng`.
+    pub fn forward_train(&mut self, x: &Tensor, dropout_rng: &mut ChaCha8Rng) -> Result<Tensor> {
+        let x = self.input(x)?;
+        self.run(&self.layers, x, &mut Mode::Train(dropout_rng))
+    }
+
+    /// Logits `[N, classes]` in evaluation mode (batch norm with its
+    /// running statistics, no dropout) for a batch shaped as for
+    /// [`Model::forward_train`]; changes nothing in the model.
+    pub fn forward_eval(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.input(x)?;
+        if self.cpu_path_applies() {
+            return self.cpu_forward_eval(&x);
+        }
+        self.run(&self.layers, x, &mut Mode::Eval)
+    }
+
+    /// `x` checked against the network's input and in the model's dtype
+    /// and layout.
+    fn input(&self, x: &Tensor) -> Result<Tensor> {
         let dims = x.dims();
         let fits = match self.network.input {
             Shape::Image { c, h, w } => dims.len() == 4 && dims[1..] == [c, h, w],
@@ -212,15 +264,11 @@ impl Model {
             Shape::Flat(_) if dims.len() != 2 => x.flatten_from(1)?,
             _ => x.clone(),
         };
-        let x = if x.dtype() == self.dtype {
-            x
+        if x.dtype() == self.dtype {
+            Ok(x)
         } else {
-            x.to_dtype(self.dtype)?
-        };
-        if mode == Mode::Eval && self.cpu_path_applies() {
-            return self.cpu_forward_eval(&x);
+            Ok(x.to_dtype(self.dtype)?)
         }
-        self.run(&self.layers, x, mode, dropout_rng)
     }
 }
 

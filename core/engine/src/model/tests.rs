@@ -6,7 +6,7 @@ use candle_core::{DType, Device, Tensor};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::{Mode, Model};
+use super::Model;
 use crate::activation::{ActBindings, Registry};
 use crate::error::{Error, Result};
 use crate::params::ParamKind;
@@ -95,7 +95,7 @@ fn flat(t: &Tensor) -> Result<Vec<f32>> {
 #[test]
 fn builds_every_layer_type_and_runs_forward_backward() -> Result<()> {
     let net = every_layer_net();
-    let model = build(&net, &["arelu", "fc=prelu:p=0.1"], 0, DType::F32)?;
+    let mut model = build(&net, &["arelu", "fc=prelu:p=0.1"], 0, DType::F32)?;
     let counted: usize = model
         .params()
         .iter()
@@ -106,7 +106,7 @@ fn builds_every_layer_type_and_runs_forward_backward() -> Result<()> {
     assert!(model.params().iter().any(|p| p.name == "residual0.act0.a"));
     assert!(model.params().iter().any(|p| p.name == "act1.p"));
     let x = Tensor::randn(0f32, 1., (3, 2, 6, 6), &Device::Cpu)?;
-    let y = model.forward(&x, Mode::Train, &mut rng())?;
+    let y = model.forward_train(&x, &mut rng())?;
     assert_eq!(y.dims(), [3, 3]);
     let grads = y.sqr()?.sum_all()?.backward()?;
     for p in model.params() {
@@ -116,7 +116,7 @@ fn builds_every_layer_type_and_runs_forward_backward() -> Result<()> {
             p.name
         );
     }
-    let e = model.forward(&x, Mode::Eval, &mut rng())?;
+    let e = model.forward_eval(&x)?;
     assert_eq!(e.dims(), [3, 3]);
     let vals = model.act_values()?;
     let names: Vec<(&str, &str)> = vals
@@ -145,7 +145,7 @@ fn builds_every_layer_type_and_runs_forward_backward() -> Result<()> {
 fn whole_model_gradients_match_finite_differences() -> Result<()> {
     // Dropout is random, so make it the identity (rate 0) here.
     let net = compile(EVERY_LAYER, &[("drop", "0")]);
-    let model = build(
+    let mut model = build(
         &net,
         &["atanh:a=1.1,b=0.9,c=0.1,d=-0.1", "fc=swish:beta=1.3"],
         3,
@@ -153,19 +153,19 @@ fn whole_model_gradients_match_finite_differences() -> Result<()> {
     )?;
     let x = crate::ops::gradcheck::rand(&[2, 2, 6, 6], -1.0, 1.0, 7);
     let w = crate::ops::gradcheck::rand(&[2, 3], -1.0, 1.0, 8);
-    let loss = |m: &Model| -> Result<f64> {
-        Ok(m.forward(&x, Mode::Train, &mut rng())?
+    let loss = |m: &mut Model| -> Result<f64> {
+        Ok(m.forward_train(&x, &mut rng())?
             .mul(&w)?
             .sum_all()?
             .to_scalar::<f64>()?)
     };
     let grads = model
-        .forward(&x, Mode::Train, &mut rng())?
+        .forward_train(&x, &mut rng())?
         .mul(&w)?
         .sum_all()?
         .backward()?;
     let eps = 1e-6;
-    for p in model.params() {
+    for p in model.params().to_vec() {
         let base: Vec<f64> = p.var.as_tensor().flatten_all()?.to_vec1()?;
         let analytic: Vec<f64> = match grads.get(p.var.as_tensor()) {
             Some(g) => g.flatten_all()?.to_vec1()?,
@@ -173,12 +173,12 @@ fn whole_model_gradients_match_finite_differences() -> Result<()> {
         };
         // A few elements per tensor keep the test fast.
         for i in (0..base.len()).step_by(base.len().div_ceil(4)) {
-            let at = |d: f64| -> Result<f64> {
+            let mut at = |d: f64| -> Result<f64> {
                 let mut v = base.clone();
                 v[i] += d;
                 p.var
                     .set(&Tensor::from_vec(v, p.var.shape(), &Device::Cpu)?)?;
-                loss(&model)
+                loss(&mut model)
             };
             let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
             p.var.set(&Tensor::from_vec(
@@ -238,7 +238,7 @@ fn layer_forwards_by_hand() -> Result<()> {
         )?;
         m.params()[0].var.set(&Tensor::new(&[[2f32, -1.]], &dev)?)?;
         m.params()[1].var.set(&Tensor::new(&[0.5f32], &dev)?)?;
-        let y = m.forward(&Tensor::new(&[[3f32, 4.]], &dev)?, Mode::Eval, &mut rng())?;
+        let y = m.forward_eval(&Tensor::new(&[[3f32, 4.]], &dev)?)?;
         assert_eq!(y.to_vec2::<f32>()?, [[2.5]]);
         // Global average pool and flatten.
         let m = build_path(
@@ -248,16 +248,13 @@ fn layer_forwards_by_hand() -> Result<()> {
         )?;
         let x =
             Tensor::new(&[1f32, 2., 3., 4., 10., 20., 30., 40.], &dev)?.reshape((1, 2, 2, 2))?;
-        assert_eq!(
-            m.forward(&x, Mode::Eval, &mut rng())?.to_vec2::<f32>()?,
-            [[2.5, 25.0]]
-        );
+        assert_eq!(m.forward_eval(&x)?.to_vec2::<f32>()?, [[2.5, 25.0]]);
         let m = build_path(
             &compile("network t { input 2x2x2 flatten }", &[]),
             &["relu"],
             cpu,
         )?;
-        assert_eq!(m.forward(&x, Mode::Eval, &mut rng())?.dims(), [1, 8]);
+        assert_eq!(m.forward_eval(&x)?.dims(), [1, 8]);
         // Residual with identity shortcut around an act: relu(x) + x.
         let m = build_path(
             &compile("network t { input 1x1x2 residual { act } }", &[]),
@@ -265,7 +262,7 @@ fn layer_forwards_by_hand() -> Result<()> {
             cpu,
         )?;
         let x = Tensor::new(&[-1f32, 2.], &dev)?.reshape((1, 1, 1, 2))?;
-        assert_eq!(flat(&m.forward(&x, Mode::Eval, &mut rng())?)?, [-1.0, 4.0]);
+        assert_eq!(flat(&m.forward_eval(&x)?)?, [-1.0, 4.0]);
         // Concat and dense of acts: [relu(x), tanh(x)] and [x, relu(x)].
         let m = build_path(
             &compile(
@@ -275,7 +272,7 @@ fn layer_forwards_by_hand() -> Result<()> {
             &["relu", "t=tanh"],
             cpu,
         )?;
-        let y = flat(&m.forward(&x, Mode::Eval, &mut rng())?)?;
+        let y = flat(&m.forward_eval(&x)?)?;
         assert_eq!(y[..2], [0.0, 2.0]);
         assert!((y[2] - (-1f32).tanh()).abs() < 1e-6 && (y[3] - 2f32.tanh()).abs() < 1e-6);
         let m = build_path(
@@ -283,10 +280,7 @@ fn layer_forwards_by_hand() -> Result<()> {
             &["relu"],
             cpu,
         )?;
-        assert_eq!(
-            flat(&m.forward(&x, Mode::Eval, &mut rng())?)?,
-            [-1.0, 2.0, 0.0, 2.0]
-        );
+        assert_eq!(flat(&m.forward_eval(&x)?)?, [-1.0, 2.0, 0.0, 2.0]);
     }
     Ok(())
 }
@@ -299,9 +293,9 @@ fn batch_norm_running_statistics() -> Result<()> {
     if let Op::BatchNorm { eps, .. } = &mut net.body[0].op {
         *eps = 0.0;
     }
-    let m = build(&net, &["relu"], 0, DType::F64)?;
+    let mut m = build(&net, &["relu"], 0, DType::F64)?;
     let x = Tensor::new(&[[1f64], [3.]], &dev)?;
-    let y = m.forward(&x, Mode::Train, &mut rng())?;
+    let y = m.forward_train(&x, &mut rng())?;
     assert_eq!(y.flatten_all()?.to_vec1::<f64>()?, [-1.0, 1.0]);
     // running_mean = 0.9*0 + 0.1*2; running_var = 0.9*1 + 0.1*(unbiased 2).
     let stat = |m: &Model, i: usize| -> Result<f64> {
@@ -313,7 +307,7 @@ fn batch_norm_running_statistics() -> Result<()> {
     };
     assert!((stat(&m, 0)? - 0.2).abs() < 1e-12);
     assert!((stat(&m, 1)? - 1.1).abs() < 1e-12);
-    let e = m.forward(&Tensor::new(&[[1.2f64]], &dev)?, Mode::Eval, &mut rng())?;
+    let e = m.forward_eval(&Tensor::new(&[[1.2f64]], &dev)?)?;
     assert!((e.flatten_all()?.to_vec1::<f64>()?[0] - 1.0 / 1.1f64.sqrt()).abs() < 1e-12);
     Ok(())
 }
@@ -321,15 +315,15 @@ fn batch_norm_running_statistics() -> Result<()> {
 #[test]
 fn dropout_is_inverted_seeded_and_off_in_eval() -> Result<()> {
     let net = compile("network t { input 1000 dropout(0.25) }", &[]);
-    let m = build(&net, &["relu"], 0, DType::F32)?;
+    let mut m = build(&net, &["relu"], 0, DType::F32)?;
     let x = Tensor::ones((1, 1000), DType::F32, &Device::Cpu)?;
-    let a = flat(&m.forward(&x, Mode::Train, &mut rng())?)?;
-    let b = flat(&m.forward(&x, Mode::Train, &mut rng())?)?;
+    let a = flat(&m.forward_train(&x, &mut rng())?)?;
+    let b = flat(&m.forward_train(&x, &mut rng())?)?;
     assert_eq!(a, b);
     assert!(a.iter().all(|&v| v == 0.0 || (v - 4.0 / 3.0).abs() < 1e-6));
     let dropped = a.iter().filter(|&&v| v == 0.0).count();
     assert!((200..300).contains(&dropped), "{dropped} dropped");
-    let e = flat(&m.forward(&x, Mode::Eval, &mut rng())?)?;
+    let e = flat(&m.forward_eval(&x)?)?;
     assert!(e.iter().all(|&v| v == 1.0));
     Ok(())
 }
@@ -363,10 +357,7 @@ fn binding_errors() -> Result<()> {
     }
     let x = Tensor::zeros((1, 3, 6, 6), DType::F32, &Device::Cpu)?;
     let m = build(&net, &["relu"], 0, DType::F32)?;
-    assert!(matches!(
-        m.forward(&x, Mode::Eval, &mut rng()),
-        Err(Error::DataMismatch(_))
-    ));
+    assert!(matches!(m.forward_eval(&x), Err(Error::DataMismatch(_))));
     Ok(())
 }
 
@@ -392,7 +383,7 @@ fn cpu_path_matches_autograd(
     batch: usize,
     tol: f32,
 ) -> Result<()> {
-    let fast = build(net, bindings, 5, DType::F32)?;
+    let mut fast = build(net, bindings, 5, DType::F32)?;
     let mut slow = build(net, bindings, 5, DType::F32)?;
     slow.set_cpu_path(false);
     assert!(fast.uses_cpu_path() && !slow.uses_cpu_path());
@@ -405,15 +396,18 @@ fn cpu_path_matches_autograd(
     let x = Tensor::randn(0f32, 1.0, (batch, c, h, w), &Device::Cpu)?;
     let labels: Vec<u32> = (0..batch as u32).map(|i| i % classes as u32).collect();
     let y = Tensor::from_vec(labels, batch, &Device::Cpu)?;
-    let (lf, cf, gf) = fast.train_step(&x, &y, &mut rng())?;
-    let (ls, cs, gs) = slow.train_step(&x, &y, &mut rng())?;
+    // A step borrows its model while its gradients live.
+    let (fast_params, slow_params) = (fast.params().to_vec(), slow.params().to_vec());
+    let sf = fast.train_step(&x, &y, &mut rng())?;
+    let ss = slow.train_step(&x, &y, &mut rng())?;
+    let (lf, ls) = (sf.loss, ss.loss);
     assert!(
         (lf - ls).abs() < tol * (1.0 + ls.abs()),
         "{what}: loss {lf} vs {ls}"
     );
-    assert_eq!(cf, cs, "{what}: hits");
-    let (gf, gs) = (gf.expect("finite"), gs.expect("finite"));
-    for (pf, ps) in fast.params().iter().zip(slow.params()) {
+    assert_eq!(sf.correct, ss.correct, "{what}: hits");
+    let (gf, gs) = (sf.grads().expect("finite"), ss.grads().expect("finite"));
+    for (pf, ps) in fast_params.iter().zip(&slow_params) {
         let a = gf.get(pf.var.as_tensor()).expect("cpu path gradient");
         let b = gs.get(ps.var.as_tensor()).expect("autograd gradient");
         let err = close(a, b)?;
@@ -423,8 +417,8 @@ fn cpu_path_matches_autograd(
         let err = close(a.as_tensor(), b.as_tensor())?;
         assert!(err < tol, "{what}: {name} differs by {err}");
     }
-    let ef = fast.forward(&x, Mode::Eval, &mut rng())?;
-    let es = slow.forward(&x, Mode::Eval, &mut rng())?;
+    let ef = fast.forward_eval(&x)?;
+    let es = slow.forward_eval(&x)?;
     let err = close(&ef, &es)?;
     assert!(err < tol, "{what}: eval logits differ by {err}");
     Ok(())
@@ -540,7 +534,7 @@ fn shipped_models_build_and_run() -> Result<()> {
             Ok(n) => n,
             Err(e) => panic!("{}: {e:?}", file.display()),
         };
-        let model = Model::build(
+        let mut model = Model::build(
             &net,
             &reg,
             &ActBindings::uniform("arelu"),
@@ -567,11 +561,15 @@ fn shipped_models_build_and_run() -> Result<()> {
             continue;
         };
         let x = Tensor::randn(0f32, 1., (1, c, h, w), &Device::Cpu)?;
-        let y = model.forward(&x, Mode::Eval, &mut rng())?;
+        let y = model.forward_eval(&x)?;
         assert_eq!(y.dims(), [1, net.output.numel()], "{}", file.display());
         let labels = Tensor::new(&[0u32], &Device::Cpu)?;
-        let (loss, _, grads) = model.train_step(&x, &labels, &mut rng())?;
-        assert!(loss.is_finite() && grads.is_some(), "{}", file.display());
+        let step = model.train_step(&x, &labels, &mut rng())?;
+        assert!(
+            step.loss.is_finite() && step.grads().is_some(),
+            "{}",
+            file.display()
+        );
     }
     Ok(())
 }

@@ -9,6 +9,12 @@
 //! threads: a buffer filled on a rayon worker and dropped on the caller
 //! (a partial weight gradient, say) comes back to the same list the worker
 //! takes from next time.
+//!
+//! A reused buffer holds whatever its last user left, so a kernel that
+//! reads a value before writing it would compute from stale numbers that
+//! change from step to step. Debug builds (and so the tests) hand out every
+//! [`Scratch::any`] buffer poisoned, NaN or the largest integer, so that
+//! such a read shows up as NaN results or an out-of-range index.
 
 use std::any::{Any, TypeId};
 use std::collections::BTreeMap;
@@ -39,7 +45,8 @@ pub(crate) struct Scratch<T: WithDType> {
 
 impl<T: WithDType> Scratch<T> {
     /// `len` values the caller overwrites before reading: a reused buffer
-    /// keeps its old contents (no memset per call).
+    /// keeps its old contents (no memset per call) in release builds, and
+    /// is poisoned in debug builds (see the module docs).
     pub(crate) fn any(len: usize) -> Self {
         if len == 0 {
             return Self { data: Vec::new() };
@@ -48,8 +55,13 @@ impl<T: WithDType> Scratch<T> {
             .get_mut(&(TypeId::of::<T>(), len))
             .and_then(Vec::pop)
             .and_then(|b| b.downcast::<Vec<T>>().ok());
-        let data = reused.map_or_else(|| vec![T::zero(); len], |b| *b);
-        Self { data }
+        let mut s = Self {
+            data: reused.map_or_else(|| vec![T::zero(); len], |b| *b),
+        };
+        if cfg!(debug_assertions) {
+            s.fill(poison());
+        }
+        s
     }
 
     /// `len` zeros.
@@ -75,6 +87,17 @@ impl<T: WithDType> Scratch<T> {
     /// storage without a copy).
     pub(crate) fn into_vec(mut self) -> Vec<T> {
         std::mem::take(&mut self.data)
+    }
+}
+
+/// What a buffer holds before its user writes it, in debug builds: NaN for
+/// floating-point types, the largest value for integers (an index past any
+/// end).
+fn poison<T: WithDType>() -> T {
+    if T::DTYPE.is_float() {
+        T::from_f64(f64::NAN)
+    } else {
+        T::from_f64(f64::MAX)
     }
 }
 
@@ -118,11 +141,19 @@ mod tests {
         let p = a.as_ptr();
         drop(a);
         let b = Scratch::<f32>::any(len);
-        assert_eq!((b.as_ptr(), b[0]), (p, 42.0));
+        assert_eq!(b.as_ptr(), p);
+        if cfg!(debug_assertions) {
+            assert!(b.iter().all(|v| v.is_nan()), "poisoned for its next user");
+        } else {
+            assert_eq!(b[0], 42.0, "handed out as it was left");
+        }
         // Another type or length never gets it.
         let c = Scratch::<u32>::zeros(len);
         assert_ne!(c.as_ptr().cast::<f32>(), p);
         assert!(c.iter().all(|&v| v == 0));
+        if cfg!(debug_assertions) {
+            assert!(Scratch::<u32>::any(3).iter().all(|&v| v == u32::MAX));
+        }
         assert_eq!(Scratch::<f32>::zeros(len + 1).len(), len + 1);
         drop(b);
         assert!(Scratch::<f32>::zeros(len).iter().all(|&v| v == 0.0));

@@ -27,7 +27,7 @@ pub fn run_worker(args: &BenchWorkerArgs) -> miette::Result<ExitCode> {
     registry.set_fused(!args.no_fused);
     let bindings = parse_binding(&args.act)?;
     let device = Device::Cpu;
-    let model = Model::build(&net, &registry, &bindings, &device, Seed(args.seed))
+    let mut model = Model::build(&net, &registry, &bindings, &device, Seed(args.seed))
         .map_err(miette::Report::msg)?;
     let params = trainable_count(&model);
 
@@ -59,7 +59,7 @@ pub fn run_worker(args: &BenchWorkerArgs) -> miette::Result<ExitCode> {
         normalization: InputNorm::PerImage,
         augment: Augment::default(),
     };
-    let mut trainer = Trainer::new(&model, &config).map_err(miette::Report::msg)?;
+    let mut trainer = Trainer::new(&mut model, &config).map_err(miette::Report::msg)?;
     let mut step = |i: usize| -> miette::Result<f32> {
         let start = batch_start(i, args.batch_size, n);
         let xb = x

@@ -1,10 +1,8 @@
 //! The CPU path's backward pass: from the gradient of a layer's output and
 //! what its forward kept, the gradient of its input and of its parameters.
 
-use candle_core::backprop::GradStore;
-
 use super::forward::Saved;
-use super::{Buf, read, split_channels, values};
+use super::{Buf, Grads, read, split_channels, values};
 use crate::error::{Error, Result};
 use crate::model::{Layer, Model};
 use crate::ops::conv::conv_backward;
@@ -25,7 +23,7 @@ impl Model {
         layers: &[Layer],
         tape: Vec<Saved>,
         mut dy: Buf,
-        grads: &mut GradStore,
+        grads: &mut Grads<'_>,
         need_input: bool,
     ) -> Result<Buf> {
         for (i, (layer, saved)) in layers.iter().zip(tape).enumerate().rev() {
@@ -39,7 +37,7 @@ impl Model {
         layer: &Layer,
         saved: Saved,
         dy: Buf,
-        grads: &mut GradStore,
+        grads: &mut Grads<'_>,
         need_dx: bool,
     ) -> Result<Buf> {
         Ok(match (layer, saved) {
@@ -59,9 +57,9 @@ impl Model {
                         db.as_mut().map(|d| &mut *d.data),
                     )
                 })?;
-                self.put(grads, w, dw)?;
+                grads.put(w, dw)?;
                 if let (Some(b), Some(db)) = (bias, db) {
-                    self.put(grads, b.as_tensor(), db)?;
+                    grads.put(b.as_tensor(), db)?;
                 }
                 dx
             }
@@ -83,8 +81,8 @@ impl Model {
                     data: crate::ops::scratch::Scratch::from_vec(v),
                     dims: vec![c],
                 };
-                self.put(grads, bn.gamma.as_tensor(), small(dgamma))?;
-                self.put(grads, bn.beta.as_tensor(), small(dbeta))?;
+                grads.put(bn.gamma.as_tensor(), small(dgamma))?;
+                grads.put(bn.beta.as_tensor(), small(dbeta))?;
                 dx
             }
             (Layer::Lrn(p), Saved::Lrn { x, scale, pow }) => {
@@ -162,13 +160,13 @@ impl Model {
                         threads,
                     )
                 })?;
-                self.put(grads, w, dw)?;
+                grads.put(w, dw)?;
                 if let Some(b) = bias {
                     let mut db = Buf::zeros(&[out_f]);
                     for row in dy.data.chunks(out_f) {
                         add_assign(&mut db.data, row);
                     }
-                    self.put(grads, b.as_tensor(), db)?;
+                    grads.put(b.as_tensor(), db)?;
                 }
                 dx
             }
@@ -186,7 +184,7 @@ impl Model {
                 for (at, len, t) in &parts.trained {
                     let mut g = Buf::new(&[*len]);
                     g.data.copy_from_slice(&gp[*at..*at + *len]);
-                    self.put(grads, t, g)?;
+                    grads.put(t, g)?;
                 }
                 dx
             }
@@ -197,7 +195,7 @@ impl Model {
                     .ok_or_else(|| Error::Internal("activation formula lost its input".into()))?;
                 for p in self.acts[act].trained_vars() {
                     if let Some(g) = local.get(p.as_tensor()) {
-                        grads.insert(p.as_tensor(), g.detach());
+                        grads.store.insert(p.as_tensor(), g.detach());
                     }
                 }
                 let mut dx = Buf::from_tensor(dx)?;

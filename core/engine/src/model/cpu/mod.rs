@@ -21,10 +21,11 @@
 //! - `backward`: the layers' backward passes.
 
 use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use candle_core::backprop::GradStore;
-use candle_core::{CpuStorage, DType, Device, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Device, Storage, Tensor, TensorId};
 use rand_chacha::ChaCha8Rng;
 
 use super::Model;
@@ -138,7 +139,7 @@ impl Model {
     /// (when the loss is finite) the backward pass: every parameter's
     /// gradient in a [`GradStore`] keyed like candle's.
     pub(crate) fn cpu_step(
-        &self,
+        &mut self,
         x: &Tensor,
         labels: &Tensor,
         dropout_rng: &mut ChaCha8Rng,
@@ -158,38 +159,51 @@ impl Model {
                 grads: None,
             });
         }
-        let mut grads = empty_grad_store()?;
+        // The cache leaves the model for the backward pass, which reads the
+        // layers, and comes back even when the pass fails.
+        let mut cache = std::mem::take(&mut self.grad_cache);
+        let mut grads = Grads {
+            store: empty_grad_store()?,
+            cache: &mut cache,
+        };
         // The network's input needs no gradient.
-        self.seq_backward(&self.layers, tape, dlogits, &mut grads, false)?;
+        let done = self.seq_backward(&self.layers, tape, dlogits, &mut grads, false);
+        let store = grads.store;
+        self.grad_cache = cache;
+        done?;
         Ok(CpuStep {
             loss,
             correct,
-            grads: Some(grads),
+            grads: Some(store),
         })
     }
+}
 
+/// A step's gradients as the backward pass produces them, and the model's
+/// tensors that hold them from one step to the next.
+struct Grads<'c> {
+    store: GradStore,
+    cache: &'c mut HashMap<TensorId, Tensor>,
+}
+
+impl Grads<'_> {
     /// Stores `grad` (shaped like `param`) as `param`'s gradient. The
     /// tensor handed out is the same one every step (its storage swapped
     /// with `grad`'s, whose old storage goes back to the pool), so
-    /// gradients cost no allocation; a [`GradStore`] is valid until the
-    /// next step.
-    fn put(&self, grads: &mut GradStore, param: &Tensor, grad: Buf) -> Result<()> {
-        let mut cache = self
-            .grad_cache
-            .lock()
-            .map_err(|_| Error::Internal("gradient cache poisoned by a panic".into()))?;
-        let t = match cache.get(&param.id()) {
+    /// gradients cost no allocation.
+    fn put(&mut self, param: &Tensor, grad: Buf) -> Result<()> {
+        let t = match self.cache.get(&param.id()) {
             Some(t) => t.clone(),
             None => {
                 let t = Tensor::zeros(param.shape(), DType::F32, &Device::Cpu)?;
-                cache.insert(param.id(), t.clone());
+                self.cache.insert(param.id(), t.clone());
                 t
             }
         };
         let op = SwapIn(RefCell::new(grad.data.into_vec()));
         t.inplace_op1(&op)?;
         drop(Scratch::from_vec(op.0.into_inner()));
-        grads.insert(param, t);
+        self.store.insert(param, t);
         Ok(())
     }
 }

@@ -1,0 +1,354 @@
+//! The registry of known activations, and what checking a spec needs of it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use acbench_dsl::formula::{self, Expr};
+use acbench_plugin_api::ActivationDef;
+use acbench_plugin_api::abi::EntryFn;
+
+use super::ActSpec;
+use crate::error::{Error, Result};
+use crate::plugin::{self, Kernels, LoadedActivation, PluginError, PluginManifest, PluginOptions};
+
+/// What activations exist and which parameters each takes: all that
+/// checking an activation spec needs. The [`Registry`] is the real one; a
+/// suite can be checked against a lighter stand-in that offers the same.
+pub trait KnownActivations {
+    /// Every activation's name.
+    fn activation_names(&self) -> Vec<&str>;
+
+    /// The parameter names of `activation`, in its definition's order;
+    /// `None` when no such activation is known.
+    fn parameter_names(&self, activation: &str) -> Option<Vec<&str>>;
+
+    /// Checks that `spec`'s activation exists and that every parameter it
+    /// overrides is one of that activation's.
+    fn check_spec(&self, spec: &ActSpec) -> Result<()> {
+        let Some(params) = self.parameter_names(&spec.activation) else {
+            return Err(unknown_activation(
+                &spec.activation,
+                &self.activation_names(),
+            ));
+        };
+        match spec
+            .overrides
+            .iter()
+            .find(|(k, _)| !params.contains(&k.as_str()))
+        {
+            Some((k, _)) => Err(Error::UnknownParameter {
+                activation: spec.activation.clone(),
+                parameter: k.clone(),
+                valid: params.iter().map(|p| (*p).to_owned()).collect(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// No activation `name` among `known`.
+fn unknown_activation(name: &str, known: &[&str]) -> Error {
+    Error::UnknownActivation {
+        name: name.to_owned(),
+        known: if known.is_empty() {
+            "none: no plugins are loaded; acbench looks for its shipped plugins \
+             (libacbench_plugin_*) next to its executable and in its deps/ folder, \
+             so build them with cargo, or give --plugin / $ACBENCH_PLUGIN_PATH"
+                .to_owned()
+        } else {
+            known.join(", ")
+        },
+    }
+}
+
+/// An activation definition with its formula parsed.
+#[derive(Debug, Clone)]
+pub struct CompiledActivation {
+    /// The definition as registered.
+    pub def: ActivationDef,
+    /// The parsed formula; `Expr::Param(i)` refers to `def.params[i]`.
+    pub expr: Expr,
+    /// The plugin's fused CPU kernels, when it has them.
+    pub kernels: Option<Kernels>,
+    /// The plugin file it came from (`None` for definitions registered in Rust).
+    pub plugin: Option<PathBuf>,
+}
+
+impl CompiledActivation {
+    /// What computes it: `formula`, or `formula+fused` when kernels exist.
+    pub fn tier(&self) -> &'static str {
+        if self.kernels.is_some() {
+            "formula+fused"
+        } else {
+            "formula"
+        }
+    }
+}
+
+/// The activations a run may bind, by name, and the plugins they came from.
+/// A value rather than a global so that one run's plugins stay its own.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    acts: Vec<Arc<CompiledActivation>>,
+    plugins: Vec<PluginManifest>,
+    fused: bool,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            acts: Vec::new(),
+            plugins: Vec::new(),
+            fused: true,
+        }
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The activations of the plugins shipped with acbench (the adaptive
+    /// ones and the baselines), found next to the executable; ignores
+    /// `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
+    pub fn builtin() -> Result<Self> {
+        Self::discover(&PluginOptions::shipped_only())
+    }
+
+    /// Loads every plugin `options` names ([`PluginOptions::resolve`]).
+    pub fn discover(options: &PluginOptions) -> Result<Self> {
+        let mut r = Self::new();
+        for path in options.resolve()? {
+            r.load_plugin(&path)?;
+        }
+        Ok(r)
+    }
+
+    /// Loads one plugin library and registers all its activations, or none
+    /// when one is refused. A file whose contents are already loaded (the
+    /// same plugin reached by two paths) is skipped.
+    pub fn load_plugin(&mut self, path: &Path) -> Result<()> {
+        let loaded = plugin::load(path)?;
+        if let Some(same) = self
+            .plugins
+            .iter()
+            .find(|p| p.sha256 == loaded.manifest.sha256)
+        {
+            tracing::debug!(
+                "plugin {} is identical to {}, already loaded",
+                loaded.manifest.path.display(),
+                same.path.display()
+            );
+            return Ok(());
+        }
+        self.add(&loaded.manifest.path, loaded.activations)?;
+        self.plugins.push(loaded.manifest);
+        Ok(())
+    }
+
+    /// Registers the activations of a plugin linked into this process, given
+    /// its entry point: the same checks as [`Registry::load_plugin`], without
+    /// a file. `origin` names it in messages; no manifest is recorded.
+    ///
+    /// # Safety
+    /// `entry` must follow the ABI of [`acbench_plugin_api::abi`], and
+    /// everything its table points to must live for the rest of the process.
+    pub unsafe fn load_entry(&mut self, origin: &Path, entry: EntryFn) -> Result<()> {
+        // SAFETY: the caller's contract is read_entry's.
+        let acts = unsafe { plugin::read_entry(origin, entry, None) }?;
+        self.add(origin, acts)
+    }
+
+    /// Checks a plugin's activations against the registry, then adds them all.
+    fn add(&mut self, origin: &Path, acts: Vec<LoadedActivation>) -> Result<()> {
+        let mut compiled = Vec::with_capacity(acts.len());
+        for a in acts {
+            if let Some(prev) = self.acts.iter().find(|p| p.def.name == a.def.name) {
+                return Err(PluginError::Duplicate {
+                    name: a.def.name,
+                    first: prev
+                        .plugin
+                        .clone()
+                        .unwrap_or_else(|| PathBuf::from("<registered in Rust>")),
+                    second: origin.to_path_buf(),
+                }
+                .into());
+            }
+            let names: Vec<&str> = a.def.params.iter().map(|p| p.name.as_str()).collect();
+            let expr =
+                formula::parse(&a.def.formula, &names).map_err(|e| PluginError::Formula {
+                    path: origin.to_path_buf(),
+                    activation: a.def.name.clone(),
+                    formula: a.def.formula.clone(),
+                    column: e.column,
+                    message: e.message,
+                })?;
+            compiled.push(Arc::new(CompiledActivation {
+                def: a.def,
+                expr,
+                kernels: a.kernels,
+                plugin: Some(origin.to_path_buf()),
+            }));
+        }
+        self.acts.extend(compiled);
+        Ok(())
+    }
+
+    /// Adds a definition written in Rust (no kernels, no plugin file) after
+    /// checking it: a new name, distinct parameter names (none called `x`),
+    /// a formula that parses. For tests and experiments; runs load plugins.
+    pub fn register(&mut self, def: ActivationDef) -> Result<()> {
+        let invalid = |message: String| Error::InvalidActivation {
+            name: def.name.clone(),
+            message,
+        };
+        if self.acts.iter().any(|a| a.def.name == def.name) {
+            return Err(invalid(
+                "an activation with this name is already registered".into(),
+            ));
+        }
+        for (i, p) in def.params.iter().enumerate() {
+            if p.name == "x" {
+                return Err(invalid(
+                    "a parameter may not be called `x` (the input)".into(),
+                ));
+            }
+            if def.params[..i].iter().any(|q| q.name == p.name) {
+                return Err(invalid(format!("parameter `{}` is declared twice", p.name)));
+            }
+        }
+        let names: Vec<&str> = def.params.iter().map(|p| p.name.as_str()).collect();
+        let expr = formula::parse(&def.formula, &names).map_err(|e| Error::Formula {
+            activation: def.name.clone(),
+            column: e.column,
+            message: e.message,
+        })?;
+        self.acts.push(Arc::new(CompiledActivation {
+            def,
+            expr,
+            kernels: None,
+            plugin: None,
+        }));
+        Ok(())
+    }
+
+    /// The activation called `name`.
+    pub fn get(&self, name: &str) -> Result<&Arc<CompiledActivation>> {
+        self.acts
+            .iter()
+            .find(|a| a.def.name == name)
+            .ok_or_else(|| unknown_activation(name, &self.activation_names()))
+    }
+
+    /// Registered names, in registration order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.acts.iter().map(|a| a.def.name.as_str())
+    }
+
+    /// Every registered activation, in registration order.
+    pub fn iter(&self) -> impl Iterator<Item = &CompiledActivation> {
+        self.acts.iter().map(|a| a.as_ref())
+    }
+
+    /// The plugin files loaded, in load order, for a run's manifest.
+    pub fn plugins(&self) -> &[PluginManifest] {
+        &self.plugins
+    }
+
+    /// Whether act layers built from now on use fused kernels where they can
+    /// (the default) or always the formula (for checks and benchmarks).
+    pub fn set_fused(&mut self, on: bool) {
+        self.fused = on;
+    }
+
+    /// See [`Registry::set_fused`].
+    pub fn fused(&self) -> bool {
+        self.fused
+    }
+}
+
+impl KnownActivations for Registry {
+    fn activation_names(&self) -> Vec<&str> {
+        self.names().collect()
+    }
+
+    fn parameter_names(&self, activation: &str) -> Option<Vec<&str>> {
+        let act = self.acts.iter().find(|a| a.def.name == activation)?;
+        Some(act.def.params.iter().map(|p| p.name.as_str()).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use acbench_plugin_api::ParamSpec;
+
+    #[test]
+    fn builtin_registry() -> Result<()> {
+        let reg = Registry::builtin()?;
+        let mut names: Vec<&str> = reg.names().collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            [
+                "arelu",
+                "arelu_channel",
+                "asigmoid",
+                "atanh",
+                "atanh_channel",
+                "frelu",
+                "lrelu",
+                "pelu",
+                "prelu",
+                "prelu_channel",
+                "relu",
+                "sigmoid",
+                "swish",
+                "tanh"
+            ]
+        );
+        let mut dup = reg.clone();
+        let e = dup.register(reg.get("relu")?.def.clone());
+        assert!(matches!(e, Err(Error::InvalidActivation { .. })));
+        let bad = ActivationDef {
+            name: "bad".into(),
+            summary: String::new(),
+            params: vec![ParamSpec::scalar("a", 1.0)],
+            formula: "a * x + q".into(),
+        };
+        match Registry::new().register(bad) {
+            Err(Error::Formula {
+                column: 9, message, ..
+            }) => {
+                assert_eq!(message, "unknown name `q`; parameters are a")
+            }
+            other => panic!("{other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn specs_are_checked_against_the_known_activations() -> Result<()> {
+        let reg = Registry::builtin()?;
+        let check = |reg: &Registry, spec: &str| -> Result<String> {
+            match reg.check_spec(&ActSpec::parse(spec)?) {
+                Ok(()) => Ok(String::new()),
+                Err(e) => Ok(e.to_string()),
+            }
+        };
+        assert_eq!(check(&reg, "arelu:a=2,d=0")?, "");
+        assert_eq!(
+            check(&reg, "arelu:e=1")?,
+            "`arelu` has no parameter `e`; valid: a, b, c, d"
+        );
+        assert_eq!(
+            check(&reg, "relu:e=1")?,
+            "`relu` has no parameter `e`; it has no parameters"
+        );
+        assert!(check(&reg, "nope")?.starts_with("unknown activation `nope` (known: "));
+        assert!(check(&Registry::new(), "relu")?.contains("no plugins are loaded"));
+        Ok(())
+    }
+}
