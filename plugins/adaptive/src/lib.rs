@@ -5,14 +5,12 @@
 //! Built as `libacbench_plugin_adaptive.so`, which acbench loads at run time
 //! through [`acbench_plugin_api::abi`]: each activation gives its formula
 //! (tier 1, any device) and fused `f32` kernels for CPU (tier 2) that compute
-//! exactly the formula, ties included.
+//! exactly the formula, ties included. The kernels are [`Pointwise`]: each
+//! activation writes one element's value and gradients, the API the loops.
 
 use std::marker::PhantomData;
 
-use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, backward_row,
-    export_plugin, math, param_at,
-};
+use acbench_plugin_api::{Activation, ActivationDef, ParamSpec, Pointwise, export_plugin, math};
 
 fn abcd() -> Vec<ParamSpec> {
     vec![
@@ -22,9 +20,6 @@ fn abcd() -> Vec<ParamSpec> {
         ParamSpec::scalar("d", 0.0),
     ]
 }
-
-/// Scopes of `a, b, c, d`: one scalar each per layer.
-const ABCD: &[ParamScope] = &[ParamScope::Layer; 4];
 
 /// ASigmoid, ATanh and AReLU.
 fn activations() -> Vec<Activation> {
@@ -47,9 +42,12 @@ fn activations() -> Vec<Activation> {
             name: "arelu".into(),
             summary: "adaptive ReLU max(a*x+c, b*x+d); ties go to the first argument".into(),
             params: abcd(),
-            // With a=b, c=d the two arguments tie everywhere: `max` gives the
-            // whole gradient to its first argument, so a and c move first and
-            // the function becomes non-linear (DESIGN.md).
+            // With a=b, c=d the two arguments tie everywhere. A rule that
+            // split a tie's gradient between them would move a and b (and c
+            // and d) by the same amounts, so they would stay equal and the
+            // function linear for ever; `max` gives the whole gradient to
+            // its first argument, so a and c move first and the function
+            // becomes non-linear.
             formula: "max(a * x + c, b * x + d)".into(),
         })
         .with_kernel::<ARelu>(),
@@ -57,20 +55,6 @@ fn activations() -> Vec<Activation> {
 }
 
 export_plugin!(activations);
-
-/// The four parameters of channel `c`.
-#[inline]
-fn abcd_at(p: &[&[f32]], c: usize) -> Result<[f32; 4], String> {
-    match p {
-        [a, b, cc, d] => Ok([
-            param_at(a, c),
-            param_at(b, c),
-            param_at(cc, c),
-            param_at(d, c),
-        ]),
-        _ => Err(format!("4 parameters expected, got {}", p.len())),
-    }
-}
 
 /// A smooth squashing function `s` with its derivative written in terms of
 /// its output, as candle's backward computes it.
@@ -116,55 +100,20 @@ impl Squash for Tanh {
 /// `b * s(a * x + c) + d`: ASigmoid and ATanh share everything but `s`.
 struct Squashed<S>(PhantomData<S>);
 
-impl<S: Squash> FusedKernel for Squashed<S> {
-    const SCOPES: &'static [ParamScope] = ABCD;
+impl<S: Squash> Pointwise for Squashed<S> {
+    type Params = [f32; 4];
 
     #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (ch, r) in layout.rows() {
-            let [a, b, c, d] = abcd_at(p, ch)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                *y = b * S::value(a * xi + c) + d;
-            }
-        }
-        Ok(())
+    fn value(x: f32, [a, b, c, d]: [f32; 4]) -> f32 {
+        b * S::value(a * x + c) + d
     }
 
     #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        let [ga, gb, gc, gd] = grad_params else {
-            return Err(format!(
-                "4 parameter gradients expected, got {}",
-                grad_params.len()
-            ));
-        };
-        let [mut ga, mut gb, mut gc, mut gd] = [ga, gb, gc, gd].map(|g| ParamGrad::new(g));
-        for (ch, r) in layout.rows() {
-            let [a, b, c, _] = abcd_at(p, ch)?;
-            let [sa, sb, sc, sd] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    let s = S::value(a * xi + c);
-                    // dL/dz for z = a*x + c, in candle's order: (g * b) * s'(z).
-                    let gz = (g * b) * S::slope(s);
-                    (gz * a, [gz * xi, g * s, gz, g])
-                },
-            );
-            ga.add(ch, sa);
-            gb.add(ch, sb);
-            gc.add(ch, sc);
-            gd.add(ch, sd);
-        }
-        Ok(())
+    fn grads(x: f32, g: f32, [a, b, c, _]: [f32; 4]) -> (f32, [f32; 4]) {
+        let s = S::value(a * x + c);
+        // dL/dz for z = a*x + c, in candle's order: (g * b) * s'(z).
+        let gz = (g * b) * S::slope(s);
+        (gz * a, [gz * x, g * s, gz, g])
     }
 }
 
@@ -172,65 +121,31 @@ impl<S: Squash> FusedKernel for Squashed<S> {
 /// whole gradient are the first argument's.
 struct ARelu;
 
-impl FusedKernel for ARelu {
-    const SCOPES: &'static [ParamScope] = ABCD;
+impl Pointwise for ARelu {
+    type Params = [f32; 4];
 
     #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (ch, r) in layout.rows() {
-            let [a, b, c, d] = abcd_at(p, ch)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                let (u, v) = (a * xi + c, b * xi + d);
-                *y = if u >= v { u } else { v };
-            }
-        }
-        Ok(())
+    fn value(x: f32, [a, b, c, d]: [f32; 4]) -> f32 {
+        let (u, v) = (a * x + c, b * x + d);
+        if u >= v { u } else { v }
     }
 
     #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        let [ga, gb, gc, gd] = grad_params else {
-            return Err(format!(
-                "4 parameter gradients expected, got {}",
-                grad_params.len()
-            ));
-        };
-        let [mut ga, mut gb, mut gc, mut gd] = [ga, gb, gc, gd].map(|g| ParamGrad::new(g));
-        for (ch, r) in layout.rows() {
-            let [a, b, c, d] = abcd_at(p, ch)?;
-            let [sa, sb, sc, sd] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    // The whole gradient goes either to u (a, c) or to v (b, d).
-                    if a * xi + c >= b * xi + d {
-                        (g * a, [g * xi, 0.0, g, 0.0])
-                    } else {
-                        (g * b, [0.0, g * xi, 0.0, g])
-                    }
-                },
-            );
-            ga.add(ch, sa);
-            gb.add(ch, sb);
-            gc.add(ch, sc);
-            gd.add(ch, sd);
+    fn grads(x: f32, g: f32, [a, b, c, d]: [f32; 4]) -> (f32, [f32; 4]) {
+        // The whole gradient goes either to u (a, c) or to v (b, d).
+        if a * x + c >= b * x + d {
+            (g * a, [g * x, 0.0, g, 0.0])
+        } else {
+            (g * b, [0.0, g * x, 0.0, g])
         }
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use acbench_dsl::formula;
-    use acbench_plugin_api::abi::PluginTable;
+    use acbench_plugin_api::FusedKernel;
+    use acbench_plugin_api::abi::{Layout, PluginTable};
     use acbench_plugin_api::testing::{
         Partials, TestRng, check_against_reference, check_finite_differences,
         check_same_on_every_width, run_kernel,
@@ -425,8 +340,8 @@ mod tests {
         assert_eq!(gp[3], [0.0]);
     }
 
-    /// The kernels read parameters through `param_at`, so per-channel
-    /// values (one per channel) work as well as the shipped per-layer ones.
+    /// The kernels read parameters per channel, so per-channel values (one
+    /// per channel) work as well as the shipped per-layer ones.
     #[test]
     fn kernels_serve_per_channel_parameters_too() {
         let mut rng = TestRng::new(5);

@@ -116,13 +116,41 @@ impl Layout {
 
 /// Lanes of [`backward_row`]: independent partial sums the compiler can keep
 /// in vector registers.
-const LANES: usize = 16;
+pub(crate) const LANES: usize = 16;
+
+/// `term` on the elements of `x` and `grad_out` (at most [`LANES`]), padded
+/// with zeros to a whole block: the loop then has a fixed length and is
+/// vectorised like a kernel's main loop, where a loop over a few elements
+/// would run one element at a time. Returns each element's `grad_x` and its
+/// terms, parameter by parameter; the padding's are to be ignored.
+#[inline(always)]
+fn block_terms<const N: usize>(
+    x: &[f32],
+    grad_out: &[f32],
+    term: &impl Fn(f32, f32) -> (f32, [f32; N]),
+) -> ([f32; LANES], [[f32; LANES]; N]) {
+    let (mut xs, mut gs) = ([0.0f32; LANES], [0.0f32; LANES]);
+    xs[..x.len()].copy_from_slice(x);
+    gs[..grad_out.len()].copy_from_slice(grad_out);
+    let mut dx = [0.0f32; LANES];
+    let mut terms = [[0.0f32; LANES]; N];
+    for l in 0..LANES {
+        let (d, ts) = term(xs[l], gs[l]);
+        dx[l] = d;
+        for (lane, t) in terms.iter_mut().zip(ts) {
+            lane[l] = t;
+        }
+    }
+    (dx, terms)
+}
 
 /// The backward pass over one row, with the parameter-gradient sums done
 /// fast and accurately: for every element, `term(x, grad_out)` returns
 /// `grad_x` and the element's `N` parameter-gradient terms; the terms are
 /// summed in sixteen `f32` lanes per row and the `N` row totals returned in
-/// `f64` (the host adds rows up in `f64`).
+/// `f64` (the host adds rows up in `f64`). Lane `l` sums the elements
+/// `l, l + 16, ...` of the whole blocks of sixteen in order, then lane 0
+/// the rest of the row in order; the totals add the lanes up in order.
 ///
 /// A plain `sum += term` loop cannot be vectorised (float addition is not
 /// associative, so the compiler must keep the order); independent lanes
@@ -159,6 +187,59 @@ pub fn backward_row<const N: usize>(
         }
     }
     lanes.map(|lane| lane.iter().map(|&v| f64::from(v)).sum())
+}
+
+/// [`backward_row`] over every row of a buffer whose rows (of `inner`
+/// elements) are shorter than its sixteen lanes, all with the same `term`;
+/// `row_totals(row, totals)` receives each row's totals in order.
+///
+/// A short row has only whole-row-in-lane-0 sums, so the totals are
+/// exactly [`backward_row`]'s, but the terms are computed sixteen elements
+/// at a time across rows: row by row, a dense layer (rows of one element)
+/// would pay a whole row's set-up and lane sums per element.
+///
+/// # Panics
+/// If `inner` is 0 or at least sixteen, or the buffers' lengths differ.
+#[inline(always)]
+pub(crate) fn backward_short_rows<const N: usize>(
+    inner: usize,
+    x: &[f32],
+    grad_out: &[f32],
+    grad_x: &mut [f32],
+    term: impl Fn(f32, f32) -> (f32, [f32; N]),
+    mut row_totals: impl FnMut(usize, [f64; N]),
+) {
+    assert!(
+        (1..LANES).contains(&inner),
+        "rows of {inner} elements are not short"
+    );
+    assert!(x.len() == grad_out.len() && x.len() == grad_x.len());
+    let mut sums = [0.0f32; N];
+    let (mut row, mut filled) = (0, 0);
+    let blocks = x.chunks(LANES).zip(grad_out.chunks(LANES));
+    for ((xv, gv), dv) in blocks.zip(grad_x.chunks_mut(LANES)) {
+        let (dx, terms) = block_terms(xv, gv, &term);
+        dv.copy_from_slice(&dx[..dv.len()]);
+        for l in 0..dv.len() {
+            for (sum, ts) in sums.iter_mut().zip(&terms) {
+                *sum += ts[l];
+            }
+            filled += 1;
+            if filled == inner {
+                // What `backward_row` gives for lanes that are all zero
+                // but the first: `+ 0.0` turns -0 into +0, as adding the
+                // empty lanes does.
+                let mut totals = [0.0; N];
+                for (total, sum) in totals.iter_mut().zip(&mut sums) {
+                    *total = f64::from(*sum) + 0.0;
+                    *sum = 0.0;
+                }
+                row_totals(row, totals);
+                filled = 0;
+                row += 1;
+            }
+        }
+    }
 }
 
 /// Accumulates the gradient of one parameter and adds it to the host's buffer
@@ -518,6 +599,41 @@ mod tests {
             inner: 4,
         };
         assert_eq!(empty.rows().count(), 0);
+    }
+
+    /// Short rows computed across rows give every row, bit for bit, the
+    /// totals and `grad_x` that `backward_row` gives it alone.
+    #[test]
+    fn short_rows_sum_as_backward_row_does() {
+        let term = |x: f32, g: f32| (g * x, [g * x * x, -g, g * 0.0]);
+        let mut seed = 7u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 8) as f32 / (1 << 24) as f32 * 6.0 - 3.0
+        };
+        for inner in 1..LANES {
+            let n = inner * 23;
+            let x: Vec<f32> = (0..n).map(|_| next()).collect();
+            let mut g: Vec<f32> = (0..n).map(|_| next()).collect();
+            g[..inner].fill(-0.0);
+            let mut want_dx = vec![0.0f32; n];
+            let want: Vec<[u64; 3]> = (0..n / inner)
+                .map(|row| {
+                    let r = row * inner..(row + 1) * inner;
+                    let totals = backward_row(&x[r.clone()], &g[r.clone()], &mut want_dx[r], term);
+                    totals.map(f64::to_bits)
+                })
+                .collect();
+            let mut got_dx = vec![0.0f32; n];
+            let mut got = Vec::new();
+            backward_short_rows(inner, &x, &g, &mut got_dx, term, |row, totals| {
+                assert_eq!(row, got.len(), "rows in order");
+                got.push(totals.map(f64::to_bits));
+            });
+            assert_eq!(got, want, "totals of rows of {inner}");
+            let bits = |v: &[f32]| v.iter().map(|d| d.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got_dx), bits(&want_dx), "grad_x of rows of {inner}");
+        }
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! lowers the formula to candle operations, so autograd, every device and
 //! every dtype come for free (tier 1). A plugin may add fused CPU kernels
 //! ([`FusedKernel`], tier 2), which the host uses on CPU and checks against
-//! the formula with `acbench plugins check`.
+//! the formula with `acbench plugins check`; for an element-wise activation
+//! it is enough to write the value and gradients of one element
+//! ([`Pointwise`]).
 //!
 //! A plugin is a `cdylib` that lists its activations and exports them:
 //!
@@ -26,7 +28,8 @@
 //! ```
 //!
 //! Modules: [`abi`] (the raw C ABI the host reads), [`kernel`] (the kernel
-//! trait, the shims that expose it, helpers for writing kernels), [`export`]
+//! trait, the shims that expose it, helpers for writing kernels),
+//! [`pointwise`] (kernels from one element's math), [`export`]
 //! (the table builder behind [`export_plugin!`]), [`math`] (vectorisable
 //! `exp`, `expm1`, `tanh` and `sigmoid` for kernels), [`testing`] (checks for
 //! kernel unit tests). This crate deliberately depends on nothing: plugin
@@ -36,11 +39,13 @@ pub mod abi;
 pub mod export;
 pub mod kernel;
 pub mod math;
+pub mod pointwise;
 pub mod testing;
 
 pub use abi::Layout;
 pub use export::Activation;
 pub use kernel::{FusedKernel, ParamGrad, backward_row, param_at};
+pub use pointwise::{ParamValues, Pointwise, backward_rows, forward_rows};
 
 /// How many values of a parameter an activation slot owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

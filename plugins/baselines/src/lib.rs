@@ -1,8 +1,9 @@
 //! The paper's baselines as an acbench plugin: fixed activations (ReLU,
 //! LReLU, Sigmoid, Tanh) and earlier adaptive ones (PReLU, Swish, PELU,
-//! FReLU). Initial values are the `standard` preset of DESIGN.md; the
-//! `paper-code` preset (LReLU slope 0.2, PReLU starting at 0) overrides them
-//! per run.
+//! FReLU). The initial values in the definitions below are what a suite's
+//! `standard` preset uses; its `paper-code` preset (what the authors'
+//! published code does) starts LReLU's slope and PReLU's parameter at
+//! values of its own.
 //!
 //! Built as `libacbench_plugin_baselines.so`, which acbench loads at run time
 //! through [`acbench_plugin_api::abi`]: each activation gives its formula
@@ -11,12 +12,15 @@
 //! and candle's): `relu'(0) = 1` (candle's relu backward uses `x >= 0`),
 //! `max(u, v)` / `min(u, v)` give the whole gradient to `u` when `u >= v` /
 //! `u <= v`, and `where(x >= 0, ...)` takes its first branch at 0.
-
-use std::marker::PhantomData;
+//!
+//! All but PELU are [`Pointwise`]: one element's value and gradients. PELU
+//! is a [`FusedKernel`] on the API's row loops, because its parameter
+//! gradients sum per-row factors that `a` and `b` then scale once per row
+//! in `f64`; per-element terms would round differently.
 
 use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, backward_row,
-    export_plugin, math, param_at,
+    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, Pointwise,
+    backward_rows, export_plugin, forward_rows, math,
 };
 
 fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> ActivationDef {
@@ -31,29 +35,28 @@ fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> Acti
 /// ReLU, LReLU, PReLU, Swish, PELU, FReLU, Sigmoid and Tanh.
 fn activations() -> Vec<Activation> {
     vec![
-        Activation::new(def("relu", "max(x, 0)", vec![], "relu(x)"))
-            .with_kernel::<Pointwise<Relu>>(),
+        Activation::new(def("relu", "max(x, 0)", vec![], "relu(x)")).with_kernel::<Relu>(),
         Activation::new(def(
             "lrelu",
             "leaky ReLU max(x, s*x) with a fixed slope s",
             vec![ParamSpec::fixed("s", 0.01)],
             "max(x, s * x)",
         ))
-        .with_kernel::<WithParam<LRelu>>(),
+        .with_kernel::<LRelu>(),
         Activation::new(def(
             "prelu",
             "parametric ReLU max(x,0) + p*min(x,0) (He et al. 2015)",
             vec![ParamSpec::scalar("p", 0.25)],
             "relu(x) + p * min(x, 0)",
         ))
-        .with_kernel::<WithParam<PRelu>>(),
+        .with_kernel::<PRelu>(),
         Activation::new(def(
             "swish",
             "x*sigmoid(beta*x) with a trainable beta",
             vec![ParamSpec::scalar("beta", 1.0)],
             "x * sigmoid(beta * x)",
         ))
-        .with_kernel::<WithParam<Swish>>(),
+        .with_kernel::<Swish>(),
         Activation::new(def(
             "pelu",
             "parametric ELU (Trottier et al. 2017), a and b kept positive",
@@ -72,11 +75,10 @@ fn activations() -> Vec<Activation> {
             vec![ParamSpec::scalar("bias", -1.0)],
             "relu(x) + bias",
         ))
-        .with_kernel::<WithParam<FRelu>>(),
+        .with_kernel::<FRelu>(),
         Activation::new(def("sigmoid", "logistic sigmoid", vec![], "sigmoid(x)"))
-            .with_kernel::<Pointwise<Sigmoid>>(),
-        Activation::new(def("tanh", "hyperbolic tangent", vec![], "tanh(x)"))
-            .with_kernel::<Pointwise<Tanh>>(),
+            .with_kernel::<Sigmoid>(),
+        Activation::new(def("tanh", "hyperbolic tangent", vec![], "tanh(x)")).with_kernel::<Tanh>(),
     ]
 }
 
@@ -101,154 +103,56 @@ fn sigmoid(z: f32) -> f32 {
     math::sigmoid(z)
 }
 
-/// The single parameter of a one-parameter activation, for channel `c`.
-#[inline]
-fn one_param(p: &[&[f32]], c: usize) -> Result<f32, String> {
-    match p {
-        [only] => Ok(param_at(only, c)),
-        _ => Err(format!("1 parameter expected, got {}", p.len())),
-    }
-}
-
-/// The gradient buffer of a one-parameter activation.
-fn one_grad<'a>(grad_params: &'a mut [&mut [f32]]) -> Result<ParamGrad<'a>, String> {
-    match grad_params {
-        [only] => Ok(ParamGrad::new(only)),
-        _ => Err(format!(
-            "1 parameter gradient expected, got {}",
-            grad_params.len()
-        )),
-    }
-}
-
-/// A parameter-free activation given by its value and its derivative.
-trait Elementwise: 'static {
-    fn value(x: f32) -> f32;
-    /// `f'(x)` given `x` and `y = f(x)` (whichever candle's backward uses).
-    fn slope(x: f32, y: f32) -> f32;
-}
-
+/// `relu(x)`.
 struct Relu;
 
-impl Elementwise for Relu {
-    #[inline]
-    fn value(x: f32) -> f32 {
+impl Pointwise for Relu {
+    type Params = [f32; 0];
+
+    #[inline(always)]
+    fn value(x: f32, _: [f32; 0]) -> f32 {
         relu(x)
     }
 
-    #[inline]
-    fn slope(x: f32, _: f32) -> f32 {
-        relu_slope(x)
+    #[inline(always)]
+    fn grads(x: f32, g: f32, _: [f32; 0]) -> (f32, [f32; 0]) {
+        (g * relu_slope(x), [])
     }
 }
 
+/// `sigmoid(x)`; its derivative from its value, as candle's backward.
 struct Sigmoid;
 
-impl Elementwise for Sigmoid {
+impl Pointwise for Sigmoid {
+    type Params = [f32; 0];
+
     #[inline(always)]
-    fn value(x: f32) -> f32 {
+    fn value(x: f32, _: [f32; 0]) -> f32 {
         sigmoid(x)
     }
 
-    #[inline]
-    fn slope(_: f32, s: f32) -> f32 {
-        (1.0 - s) * s
+    #[inline(always)]
+    fn grads(x: f32, g: f32, _: [f32; 0]) -> (f32, [f32; 0]) {
+        let s = sigmoid(x);
+        (g * ((1.0 - s) * s), [])
     }
 }
 
+/// `tanh(x)`; its derivative from its value, as candle's backward.
 struct Tanh;
 
-impl Elementwise for Tanh {
+impl Pointwise for Tanh {
+    type Params = [f32; 0];
+
     #[inline(always)]
-    fn value(x: f32) -> f32 {
+    fn value(x: f32, _: [f32; 0]) -> f32 {
         math::tanh(x)
     }
 
-    #[inline]
-    fn slope(_: f32, t: f32) -> f32 {
-        1.0 - t * t
-    }
-}
-
-/// The fused kernels of an [`Elementwise`] activation.
-struct Pointwise<F>(PhantomData<F>);
-
-impl<F: Elementwise> FusedKernel for Pointwise<F> {
-    const SCOPES: &'static [ParamScope] = &[];
-
     #[inline(always)]
-    fn forward(_: Layout, x: &[f32], _: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (y, &xi) in out.iter_mut().zip(x) {
-            *y = F::value(xi);
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn backward(
-        _: Layout,
-        x: &[f32],
-        _: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        _: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        for ((gx, &xi), &g) in grad_x.iter_mut().zip(x).zip(grad_out) {
-            *gx = g * F::slope(xi, F::value(xi));
-        }
-        Ok(())
-    }
-}
-
-/// An activation with one parameter `p` given by its value and its
-/// gradients: the four one-parameter baselines differ only in these two.
-trait OneParam: 'static {
-    fn value(x: f32, p: f32) -> f32;
-    /// `(dL/dx, dL/dp)` for one element, given `g = dL/dy`.
-    fn grads(x: f32, g: f32, p: f32) -> (f32, f32);
-}
-
-/// The fused kernels of a [`OneParam`] activation (a layer-wise parameter).
-struct WithParam<F>(PhantomData<F>);
-
-impl<F: OneParam> FusedKernel for WithParam<F> {
-    const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
-
-    #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (c, r) in layout.rows() {
-            let pc = one_param(p, c)?;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                *y = F::value(xi, pc);
-            }
-        }
-        Ok(())
-    }
-
-    #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        let mut gp = one_grad(grad_params)?;
-        for (c, r) in layout.rows() {
-            let pc = one_param(p, c)?;
-            let [sp] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    let (gx, gpar) = F::grads(xi, g, pc);
-                    (gx, [gpar])
-                },
-            );
-            gp.add(c, sp);
-        }
-        Ok(())
+    fn grads(x: f32, g: f32, _: [f32; 0]) -> (f32, [f32; 0]) {
+        let t = math::tanh(x);
+        (g * (1.0 - t * t), [])
     }
 }
 
@@ -257,16 +161,22 @@ impl<F: OneParam> FusedKernel for WithParam<F> {
 /// it is still computed so that `plugins check` can compare every partial.
 struct LRelu;
 
-impl OneParam for LRelu {
-    #[inline]
-    fn value(x: f32, s: f32) -> f32 {
+impl Pointwise for LRelu {
+    type Params = [f32; 1];
+
+    #[inline(always)]
+    fn value(x: f32, [s]: [f32; 1]) -> f32 {
         let v = s * x;
         if x >= v { x } else { v }
     }
 
-    #[inline]
-    fn grads(x: f32, g: f32, s: f32) -> (f32, f32) {
-        if x >= s * x { (g, 0.0) } else { (g * s, g * x) }
+    #[inline(always)]
+    fn grads(x: f32, g: f32, [s]: [f32; 1]) -> (f32, [f32; 1]) {
+        if x >= s * x {
+            (g, [0.0])
+        } else {
+            (g * s, [g * x])
+        }
     }
 }
 
@@ -275,50 +185,56 @@ impl OneParam for LRelu {
 /// exactly as the formula's autograd says.
 struct PRelu;
 
-impl OneParam for PRelu {
-    #[inline]
-    fn value(x: f32, slope: f32) -> f32 {
+impl Pointwise for PRelu {
+    type Params = [f32; 1];
+
+    #[inline(always)]
+    fn value(x: f32, [slope]: [f32; 1]) -> f32 {
         let neg = if x <= 0.0 { x } else { 0.0 };
         relu(x) + slope * neg
     }
 
-    #[inline]
-    fn grads(x: f32, g: f32, slope: f32) -> (f32, f32) {
+    #[inline(always)]
+    fn grads(x: f32, g: f32, [slope]: [f32; 1]) -> (f32, [f32; 1]) {
         let (neg, on_neg) = if x <= 0.0 { (x, g * slope) } else { (0.0, 0.0) };
-        (g * relu_slope(x) + on_neg, g * neg)
+        (g * relu_slope(x) + on_neg, [g * neg])
     }
 }
 
 /// `x * sigmoid(beta * x)`.
 struct Swish;
 
-impl OneParam for Swish {
+impl Pointwise for Swish {
+    type Params = [f32; 1];
+
     #[inline(always)]
-    fn value(x: f32, beta: f32) -> f32 {
+    fn value(x: f32, [beta]: [f32; 1]) -> f32 {
         x * sigmoid(beta * x)
     }
 
     #[inline(always)]
-    fn grads(x: f32, g: f32, beta: f32) -> (f32, f32) {
+    fn grads(x: f32, g: f32, [beta]: [f32; 1]) -> (f32, [f32; 1]) {
         let s = sigmoid(beta * x);
         // dL/dz for z = beta * x, in candle's order.
         let gz = (g * x) * ((1.0 - s) * s);
-        (g * s + gz * beta, gz * x)
+        (g * s + gz * beta, [gz * x])
     }
 }
 
 /// `relu(x) + bias`.
 struct FRelu;
 
-impl OneParam for FRelu {
-    #[inline]
-    fn value(x: f32, bias: f32) -> f32 {
+impl Pointwise for FRelu {
+    type Params = [f32; 1];
+
+    #[inline(always)]
+    fn value(x: f32, [bias]: [f32; 1]) -> f32 {
         relu(x) + bias
     }
 
-    #[inline]
-    fn grads(x: f32, g: f32, _: f32) -> (f32, f32) {
-        (g * relu_slope(x), g)
+    #[inline(always)]
+    fn grads(x: f32, g: f32, _: [f32; 1]) -> (f32, [f32; 1]) {
+        (g * relu_slope(x), [g])
     }
 }
 
@@ -326,35 +242,20 @@ impl OneParam for FRelu {
 /// the first branch. Keeping `a, b` positive is the trainer's job.
 struct Pelu;
 
-/// `(a, b)` of channel `c`.
-#[inline]
-fn pelu_params(p: &[&[f32]], c: usize) -> Result<(f32, f32), String> {
-    match p {
-        [a, b] => Ok((param_at(a, c), param_at(b, c))),
-        _ => Err(format!("2 parameters expected, got {}", p.len())),
-    }
-}
-
 impl FusedKernel for Pelu {
     const SCOPES: &'static [ParamScope] = &[ParamScope::Layer, ParamScope::Layer];
 
     #[inline(always)]
     fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        for (c, r) in layout.rows() {
-            let (a, b) = pelu_params(p, c)?;
-            let ratio = a / b;
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                // Both branches are computed and one selected, so the loop
-                // has no branch and vectorises. `min(x, 0)` is x on the
-                // negative side except for NaN, which the formula's min
-                // turns into 0. `expm1` is `exp - 1` without its
-                // cancellation near 0.
-                let m = if xi <= 0.0 { xi } else { 0.0 };
-                let neg = a * math::expm1(m / b);
-                *y = if xi >= 0.0 { ratio * xi } else { neg };
-            }
-        }
-        Ok(())
+        forward_rows(layout, p, x, out, |xi, [a, b]: [f32; 2]| {
+            // Both branches are computed and one selected, so the loop has
+            // no branch and vectorises. `min(x, 0)` is x on the negative
+            // side except for NaN, which the formula's min turns into 0.
+            // `expm1` is `exp - 1` without its cancellation near 0.
+            let m = if xi <= 0.0 { xi } else { 0.0 };
+            let neg = a * math::expm1(m / b);
+            if xi >= 0.0 { (a / b) * xi } else { neg }
+        })
     }
 
     #[inline(always)]
@@ -373,37 +274,36 @@ impl FusedKernel for Pelu {
             ));
         };
         let (mut ga, mut gb) = (ParamGrad::new(ga), ParamGrad::new(gb));
-        for (c, r) in layout.rows() {
-            let (a, b) = pelu_params(p, c)?;
-            let ratio = a / b;
-            // Row sums of the per-element factors; a and b are constant over
-            // the row, so they multiply the sums once.
-            let [pos_gx, neg_ge1, neg_gex] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    // Both sides computed, one selected: no branch in the
-                    // loop (see `forward`).
-                    let on_x = xi <= 0.0;
-                    let m = if on_x { xi } else { 0.0 };
-                    let em = math::expm1(m / b);
-                    let e = em + 1.0;
-                    let neg_gx = if on_x { (g * a) * e / b } else { 0.0 };
-                    if xi >= 0.0 {
-                        (g * ratio, [g * xi, 0.0, 0.0])
-                    } else {
-                        (neg_gx, [0.0, g * em, g * e * m])
-                    }
-                },
-            );
-            let (a, b) = (f64::from(a), f64::from(b));
-            // d/da: x/b on the positive side, exp(m/b) - 1 on the negative;
-            // d/db: -a x / b^2 and -a exp(m/b) m / b^2.
-            ga.add(c, pos_gx / b + neg_ge1);
-            gb.add(c, -a / (b * b) * (pos_gx + neg_gex));
-        }
-        Ok(())
+        // Row sums of the per-element factors; a and b are constant over a
+        // row, so they multiply the sums once.
+        backward_rows(
+            layout,
+            p,
+            x,
+            grad_out,
+            grad_x,
+            |xi, g, [a, b]: [f32; 2]| {
+                // Both sides computed, one selected: no branch in the loop
+                // (see `forward`).
+                let on_x = xi <= 0.0;
+                let m = if on_x { xi } else { 0.0 };
+                let em = math::expm1(m / b);
+                let e = em + 1.0;
+                let neg_gx = if on_x { (g * a) * e / b } else { 0.0 };
+                if xi >= 0.0 {
+                    (g * (a / b), [g * xi, 0.0, 0.0])
+                } else {
+                    (neg_gx, [0.0, g * em, g * e * m])
+                }
+            },
+            |c, [a, b], [pos_gx, neg_ge1, neg_gex]| {
+                let (a, b) = (f64::from(a), f64::from(b));
+                // d/da: x/b on the positive side, exp(m/b) - 1 on the
+                // negative; d/db: -a x / b^2 and -a exp(m/b) m / b^2.
+                ga.add(c, pos_gx / b + neg_ge1);
+                gb.add(c, -a / (b * b) * (pos_gx + neg_gex));
+            },
+        )
     }
 }
 
@@ -500,7 +400,7 @@ mod tests {
 
     #[test]
     fn relu_matches_its_formula() {
-        check::<Pointwise<Relu>>(
+        check::<Relu>(
             "relu",
             &[&[]],
             |x, _| Partials {
@@ -514,7 +414,7 @@ mod tests {
 
     #[test]
     fn lrelu_matches_its_formula() {
-        check::<WithParam<LRelu>>(
+        check::<LRelu>(
             "lrelu",
             &[&[0.01], &[0.2], &[1.5]],
             |x, p| {
@@ -539,7 +439,7 @@ mod tests {
 
     #[test]
     fn prelu_matches_its_formula() {
-        check::<WithParam<PRelu>>(
+        check::<PRelu>(
             "prelu",
             &[&[0.25], &[0.0], &[-0.7]],
             |x, p| {
@@ -556,7 +456,7 @@ mod tests {
 
     #[test]
     fn swish_matches_its_formula() {
-        check::<WithParam<Swish>>(
+        check::<Swish>(
             "swish",
             &[&[1.0], &[0.3], &[-2.0]],
             |x, p| {
@@ -600,7 +500,7 @@ mod tests {
 
     #[test]
     fn frelu_matches_its_formula() {
-        check::<WithParam<FRelu>>(
+        check::<FRelu>(
             "frelu",
             &[&[-1.0], &[0.5]],
             |x, p| Partials {
@@ -614,7 +514,7 @@ mod tests {
 
     #[test]
     fn sigmoid_and_tanh_match_their_formulas() {
-        check::<Pointwise<Sigmoid>>(
+        check::<Sigmoid>(
             "sigmoid",
             &[&[]],
             |x, _| {
@@ -627,7 +527,7 @@ mod tests {
             },
             None,
         );
-        check::<Pointwise<Tanh>>(
+        check::<Tanh>(
             "tanh",
             &[&[]],
             |x, _| Partials {
@@ -653,20 +553,11 @@ mod tests {
         let grad = |run: Result<KernelRun, String>| {
             run.map(|r| (r.grad_x[0], r.grad_params)).expect("kernel")
         };
+        assert_eq!(grad(run_kernel::<Relu>(layout, &x, &[], &g)).0, 1.0);
+        assert_eq!(grad(run_kernel::<FRelu>(layout, &x, &[&[-1.0]], &g)).0, 1.0);
+        assert_eq!(grad(run_kernel::<LRelu>(layout, &x, &[&[0.2]], &g)).0, 1.0);
         assert_eq!(
-            grad(run_kernel::<Pointwise<Relu>>(layout, &x, &[], &g)).0,
-            1.0
-        );
-        assert_eq!(
-            grad(run_kernel::<WithParam<FRelu>>(layout, &x, &[&[-1.0]], &g)).0,
-            1.0
-        );
-        assert_eq!(
-            grad(run_kernel::<WithParam<LRelu>>(layout, &x, &[&[0.2]], &g)).0,
-            1.0
-        );
-        assert_eq!(
-            grad(run_kernel::<WithParam<PRelu>>(layout, &x, &[&[0.25]], &g)).0,
+            grad(run_kernel::<PRelu>(layout, &x, &[&[0.25]], &g)).0,
             1.25
         );
         let (gx, gp) = grad(run_kernel::<Pelu>(layout, &x, &[&[2.0], &[4.0]], &g));

@@ -12,16 +12,32 @@
 //!    with autograd, on every device.
 //! 2. `.with_kernel::<SoftsignA>()` adds fused CPU kernels (tier 2, optional):
 //!    one pass over the data for forward and one for backward, instead of
-//!    one tensor operation per formula node. They must compute exactly what
-//!    the formula says; `acbench plugins check` verifies it.
-//!    A kernel that needs `exp`, `tanh` or the logistic function should
-//!    call [`acbench_plugin_api::math`] (`math::exp`, `math::expm1`,
-//!    `math::tanh`, `math::sigmoid`, all within 2 ulp) rather than
-//!    `f32::exp` or `f32::tanh`: those call libm once per element, which
-//!    keeps the loop scalar, while the `math` functions are plain
-//!    arithmetic that the wide builds run 8 or 16 elements at a time. A
-//!    kernel for `x * tanh(a * x)` would compute
-//!    `*y = xi * math::tanh(a * xi)` in the loop of `forward` below.
+//!    one tensor operation per formula node. An element-wise activation only
+//!    implements [`Pointwise`] for one element: its value `f(x; a)`, and
+//!    given `g = dL/dy` its `dL/dx` and its term of each parameter's
+//!    gradient. The API makes the kernels from these (loops, gradient sums,
+//!    AVX-512/AVX2 builds). They must compute exactly what the formula says;
+//!    `acbench plugins check` verifies it.
+//!
+//!    For `exp`, `expm1`, `tanh` and the logistic function call
+//!    [`acbench_plugin_api::math`] (within 2 ulp), not `f32::exp` or
+//!    `f32::tanh`: those call libm once per element, which keeps the loop
+//!    scalar, while `math` is plain arithmetic that runs 8 or 16 elements
+//!    at a time. `x * tanh(a * x)`, for example, would be:
+//!
+//!    ```ignore
+//!    use acbench_plugin_api::math;
+//!
+//!    fn value(x: f32, [a]: [f32; 1]) -> f32 {
+//!        x * math::tanh(a * x)
+//!    }
+//!
+//!    fn grads(x: f32, g: f32, [a]: [f32; 1]) -> (f32, [f32; 1]) {
+//!        let t = math::tanh(a * x);
+//!        let gz = (g * x) * (1.0 - t * t); // dL/dz for z = a * x
+//!        (g * t + gz * a, [gz * x])
+//!    }
+//!    ```
 //! 3. [`export_plugin!`] generates the C entry point acbench looks up
 //!    (`acbench_plugin_entry`). Use it once per library.
 //! 4. The tests compare the kernels with a plain `f64` reference and with
@@ -30,10 +46,7 @@
 //! To make your own: rename the package in `Cargo.toml`, change the
 //! definition and the formula, and rewrite (or delete) the kernel.
 
-use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, backward_row,
-    export_plugin, param_at,
-};
+use acbench_plugin_api::{Activation, ActivationDef, ParamSpec, Pointwise, export_plugin};
 
 /// The activations this library exports.
 fn activations() -> Vec<Activation> {
@@ -56,58 +69,32 @@ export_plugin!(activations);
 /// Fused kernels for `x / (1 + a*|x|)`.
 struct SoftsignA;
 
-impl FusedKernel for SoftsignA {
-    /// One entry per parameter, in the definition's order.
-    const SCOPES: &'static [ParamScope] = &[ParamScope::Layer];
+impl Pointwise for SoftsignA {
+    /// One value per parameter, in the definition's order. Parameters are
+    /// per layer unless `const SCOPES` says otherwise.
+    type Params = [f32; 1];
 
+    // `#[inline(always)]` lets the API compile these into its AVX-512 and
+    // AVX2 loops.
     #[inline(always)]
-    fn forward(layout: Layout, x: &[f32], p: &[&[f32]], out: &mut [f32]) -> Result<(), String> {
-        // Buffers are `[outer, channels, inner]`; `rows()` walks them in
-        // memory order, so each row reads its channel's parameters once.
-        for (c, r) in layout.rows() {
-            let a = param_at(p[0], c);
-            for (y, &xi) in out[r.clone()].iter_mut().zip(&x[r]) {
-                *y = xi / (1.0 + a * xi.abs());
-            }
-        }
-        Ok(())
+    fn value(x: f32, [a]: [f32; 1]) -> f32 {
+        x / (1.0 + a * x.abs())
     }
 
+    /// `g` is `dL/dy` at this element: returns `dL/dx` and, per parameter,
+    /// this element's term `g * dy/da` of its gradient (the API sums them).
     #[inline(always)]
-    fn backward(
-        layout: Layout,
-        x: &[f32],
-        p: &[&[f32]],
-        grad_out: &[f32],
-        grad_x: &mut [f32],
-        grad_params: &mut [&mut [f32]],
-    ) -> Result<(), String> {
-        // Adds the total gradient of `a` to the host's (zeroed) buffer when
-        // dropped, summed in f64.
-        let mut ga = ParamGrad::new(&mut *grad_params[0]);
-        for (c, r) in layout.rows() {
-            let a = param_at(p[0], c);
-            // For every element: its grad_x, and its term of each parameter
-            // gradient; `backward_row` sums the terms fast and in f64.
-            let [sa] = backward_row(
-                &x[r.clone()],
-                &grad_out[r.clone()],
-                &mut grad_x[r],
-                |xi, g| {
-                    let d = 1.0 + a * xi.abs();
-                    let q = g / (d * d);
-                    // dy/dx = 1/d^2; dy/da = -x|x|/d^2.
-                    (q, [-q * xi * xi.abs()])
-                },
-            );
-            ga.add(c, sa);
-        }
-        Ok(())
+    fn grads(x: f32, g: f32, [a]: [f32; 1]) -> (f32, [f32; 1]) {
+        let d = 1.0 + a * x.abs();
+        let q = g / (d * d);
+        // dy/dx = 1/d^2; dy/da = -x|x|/d^2.
+        (q, [-q * x * x.abs()])
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use acbench_plugin_api::abi::Layout;
     use acbench_plugin_api::testing::{
         Partials, TestRng, check_against_reference, check_finite_differences,
     };
