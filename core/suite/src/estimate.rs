@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use acbench_dsl::ir::{Shape, Value};
-use acbench_engine::activation::{ActBindings, Registry};
+use acbench_dsl::ir::Shape;
+use acbench_engine::activation::Registry;
 use acbench_engine::model::Model;
 use acbench_engine::params::ParamKind;
 use acbench_engine::rng::{Seed, Stream};
@@ -32,6 +32,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::runner::{RunFailure, build_model};
 use crate::spec::RunSpec;
 
 /// Rough bytes of one ledger row (SQLite page overhead included).
@@ -89,12 +90,13 @@ pub struct Estimate {
 #[derive(Debug, thiserror::Error)]
 pub enum EstimateError {
     /// A network of the suite could not be built or timed.
-    #[error("timing {model}: {message}")]
+    #[error("timing {model}")]
     Calibrate {
         /// The network's label.
         model: String,
         /// What failed.
-        message: String,
+        #[source]
+        source: Box<RunFailure>,
     },
 }
 
@@ -139,11 +141,11 @@ pub fn estimate(
     let (mut checkpoint_peak_bytes, mut checkpoint_kept_bytes) = (0u64, 0u64);
     for (_, members) in &groups {
         let first = members[0];
-        let fail = |message: String| EstimateError::Calibrate {
+        let fail = |source: RunFailure| EstimateError::Calibrate {
             model: first.model.label.clone(),
-            message,
+            source: Box::new(source),
         };
-        let mut model = build(first, opts).map_err(fail)?;
+        let mut model = build_model(first, opts.registry, &opts.device).map_err(fail)?;
         let sizes = dataset_sizes(first);
         let cache_key = calibration_key(first, &opts.device);
         let (calibration, cached) = match cache.get(&cache_key) {
@@ -155,14 +157,15 @@ pub fn estimate(
                     first.activation.label,
                     opts.steps + 1
                 ));
-                let c = calibrate(&mut model, first, opts).map_err(fail)?;
+                let c =
+                    calibrate(&mut model, first, opts).map_err(|e| fail(RunFailure::Engine(e)))?;
                 cache.insert(cache_key, c);
                 (c, false)
             }
         };
         let act_values: usize = model
             .act_values()
-            .map_err(|e| fail(e.to_string()))?
+            .map_err(|e| fail(RunFailure::Engine(e)))?
             .iter()
             .flat_map(|slot| slot.params.iter().map(|(_, v)| v.len()))
             .sum();
@@ -268,40 +271,29 @@ fn dataset_sizes(run: &RunSpec) -> Option<(usize, usize)> {
     ))
 }
 
-fn build(run: &RunSpec, opts: &EstimateOptions<'_>) -> Result<Model, String> {
-    let args: Vec<(String, Value)> = run
-        .model
-        .args
-        .iter()
-        .map(|(k, v)| (k.clone(), v.to_value()))
-        .collect();
-    let net = acbench_dsl::compile_file(&run.model.file, run.model.network.as_deref(), &args)
-        .map_err(|d| format!("{}: {}", run.model.file.display(), d.to_plain_string()))?;
-    let bindings = ActBindings::parse(&run.activation.bindings).map_err(|e| e.to_string())?;
-    Model::build(&net, opts.registry, &bindings, &opts.device, run.train.seed)
-        .map_err(|e| e.to_string())
-}
-
 /// Times `opts.steps` training steps (after a warm-up step) and two
 /// evaluation batches (after a warm-up batch) on random inputs.
 fn calibrate(
     model: &mut Model,
     run: &RunSpec,
     opts: &EstimateOptions<'_>,
-) -> Result<Calibration, String> {
-    let err = |e: &dyn std::fmt::Display| e.to_string();
+) -> Result<Calibration, acbench_engine::Error> {
     let per_example: Vec<usize> = match model.network().input {
         Shape::Image { c, h, w } => vec![c, h, w],
         Shape::Flat(n) => vec![n],
     };
     let classes = match model.network().output {
         Shape::Flat(n) => n,
-        Shape::Image { .. } => return Err("the network does not end in class scores".into()),
+        Shape::Image { .. } => {
+            return Err(acbench_engine::Error::DataMismatch(
+                "the network does not end in class scores".into(),
+            ));
+        }
     };
     // Random inputs from acbench's own generator: timing does not depend on
     // the values, but every draw stays seeded.
     let mut rng = Seed(0).stream(Stream::Augment);
-    let mut batch = |n: usize| -> Result<(Tensor, Tensor), String> {
+    let mut batch = |n: usize| -> Result<(Tensor, Tensor), acbench_engine::Error> {
         let len: usize = n * per_example.iter().product::<usize>();
         let pixels: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
         let labels: Vec<u32> = (0..n)
@@ -309,17 +301,17 @@ fn calibrate(
             .collect();
         let mut shape = vec![n];
         shape.extend(&per_example);
-        let x = Tensor::from_vec(pixels, shape, &opts.device).map_err(|e| err(&e))?;
-        let y = Tensor::from_vec(labels, n, &opts.device).map_err(|e| err(&e))?;
+        let x = Tensor::from_vec(pixels, shape, &opts.device)?;
+        let y = Tensor::from_vec(labels, n, &opts.device)?;
         Ok((x, y))
     };
     let (x, y) = batch(run.train.batch_size)?;
-    let mut trainer = Trainer::new(model, &run.train).map_err(|e| err(&e))?;
+    let mut trainer = Trainer::new(model, &run.train)?;
     // A tiny learning rate: the timing must not depend on a divergence.
     let mut times = Vec::with_capacity(opts.steps);
     for i in 0..=opts.steps.max(1) {
         let start = Instant::now();
-        trainer.step(&x, &y, 1e-6).map_err(|e| err(&e))?;
+        trainer.step(&x, &y, 1e-6)?;
         if i > 0 {
             times.push(start.elapsed().as_secs_f64());
         }
@@ -328,7 +320,7 @@ fn calibrate(
     let mut eval = Vec::new();
     for i in 0..3 {
         let start = Instant::now();
-        model.forward_eval(&x).map_err(|e| err(&e))?;
+        model.forward_eval(&x)?;
         if i > 0 {
             eval.push(start.elapsed().as_secs_f64());
         }

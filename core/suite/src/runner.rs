@@ -414,32 +414,43 @@ impl Runner {
     /// The run's data and freshly built model.
     fn prepare(&mut self, spec: &RunSpec) -> Result<Prepared, RunFailure> {
         let data = self.dataset(&spec.dataset)?;
-        let args: Vec<(String, Value)> = spec
-            .model
-            .args
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_value()))
-            .collect();
-        let net = acbench_dsl::compile_file(&spec.model.file, spec.model.network.as_deref(), &args)
-            .map_err(|d| RunFailure::Model {
-                file: spec.model.file.clone(),
-                diagnostics: d.to_plain_string(),
-            })?;
-        let bindings = ActBindings::parse(&spec.activation.bindings)?;
-        let model = Model::build(
-            &net,
-            &self.registry,
-            &bindings,
-            &self.device,
-            spec.train.seed,
-        )?;
+        let model = build_model(spec, &self.registry, &self.device)?;
         Ok(Prepared { data, model })
     }
 }
 
+/// The spec's network, compiled from its model file with its arguments,
+/// built with its activation bindings and initialised from its seed: what
+/// a run trains, and what `--dry-run` times.
+pub fn build_model(
+    spec: &RunSpec,
+    registry: &Registry,
+    device: &Device,
+) -> Result<Model, RunFailure> {
+    let args: Vec<(String, Value)> = spec
+        .model
+        .args
+        .iter()
+        .map(|(k, v)| (k.clone(), v.to_value()))
+        .collect();
+    let net = acbench_dsl::compile_file(&spec.model.file, spec.model.network.as_deref(), &args)
+        .map_err(|d| RunFailure::Model {
+            file: spec.model.file.clone(),
+            diagnostics: d.to_plain_string(),
+        })?;
+    let bindings = ActBindings::parse(&spec.activation.bindings)?;
+    Ok(Model::build(
+        &net,
+        registry,
+        &bindings,
+        device,
+        spec.train.seed,
+    )?)
+}
+
 /// Why a run failed: kept in the ledger, as text, as the run's error.
 #[derive(Debug, thiserror::Error)]
-enum RunFailure {
+pub enum RunFailure {
     /// Its dataset cannot be loaded.
     #[error(transparent)]
     Data(#[from] acbench_data::DataError),

@@ -171,7 +171,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
         recalibrate: args.recalibrate,
     };
     let est = estimate::estimate(&suite.runs, &ended, &opts, &mut |msg| eprintln!("{msg}"))
-        .map_err(miette::Report::msg)?;
+        .into_diagnostic()?;
 
     #[derive(Tabled)]
     struct Row {
