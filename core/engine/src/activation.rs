@@ -27,13 +27,15 @@ use std::sync::Arc;
 use acbench_dsl::formula::{self, BinOp, CmpOp, Cond, Expr, Func};
 use acbench_dsl::ir::{Network, Op};
 use acbench_plugin_api::abi::EntryFn;
-use acbench_plugin_api::{ActivationDef, ParamScope};
+use acbench_plugin_api::{ActivationDef, LinkedPlugin, ParamScope};
 use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{Error, Result};
 use crate::ops::filled;
 use crate::params::{Param, ParamKind};
-use crate::plugin::{self, Kernels, LoadedActivation, PluginError, PluginManifest, PluginOptions};
+use crate::plugin::{
+    self, Kernels, LoadedActivation, LoadedPlugin, PluginError, PluginManifest, PluginOptions,
+};
 
 /// An activation definition with its formula parsed.
 #[derive(Debug, Clone)]
@@ -44,7 +46,8 @@ pub struct CompiledActivation {
     pub expr: Expr,
     /// The plugin's fused CPU kernels, when it has them.
     pub kernels: Option<Kernels>,
-    /// The plugin file it came from (`None` for definitions registered in Rust).
+    /// The plugin it came from: its file, or a linked plugin's
+    /// [`plugin::linked::origin`] (`None` for definitions registered in Rust).
     pub plugin: Option<PathBuf>,
 }
 
@@ -85,8 +88,8 @@ impl Registry {
     }
 
     /// The activations of the plugins shipped with acbench (the adaptive
-    /// ones and the baselines), found next to the executable; ignores
-    /// `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
+    /// ones, the baselines, the per-channel variants), linked into it;
+    /// ignores `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
     pub fn builtin() -> Result<Self> {
         Self::discover(&PluginOptions::shipped_only())
     }
@@ -94,6 +97,11 @@ impl Registry {
     /// Loads every plugin `options` names ([`PluginOptions::resolve`]).
     pub fn discover(options: &PluginOptions) -> Result<Self> {
         let mut r = Self::new();
+        if options.shipped {
+            for linked in &plugin::linked::SHIPPED {
+                r.load_linked(linked)?;
+            }
+        }
         for path in options.resolve()? {
             r.load_plugin(&path)?;
         }
@@ -104,7 +112,19 @@ impl Registry {
     /// when one is refused. A file whose contents are already loaded (the
     /// same plugin reached by two paths) is skipped.
     pub fn load_plugin(&mut self, path: &Path) -> Result<()> {
-        let loaded = plugin::load(path)?;
+        self.add_plugin(plugin::load(path)?)
+    }
+
+    /// Registers the activations of a plugin linked into this process, read
+    /// through the same checks as a library's table, with a manifest entry
+    /// of its own ([`plugin::linked`]). Registering it again is a no-op.
+    pub fn load_linked(&mut self, linked: &LinkedPlugin) -> Result<()> {
+        self.add_plugin(plugin::linked::read(linked)?)
+    }
+
+    /// Adds a plugin's activations and its manifest entry, unless a plugin
+    /// with the same hash is already in.
+    fn add_plugin(&mut self, loaded: LoadedPlugin) -> Result<()> {
         if let Some(same) = self
             .plugins
             .iter()
@@ -122,9 +142,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers the activations of a plugin linked into this process, given
-    /// its entry point: the same checks as [`Registry::load_plugin`], without
-    /// a file. `origin` names it in messages; no manifest is recorded.
+    /// Registers the activations behind a bare entry point: the same checks
+    /// as [`Registry::load_plugin`], without a file. `origin` names it in
+    /// messages; no manifest is recorded (see [`Registry::load_linked`]).
     ///
     /// # Safety
     /// `entry` must follow the ABI of [`acbench_plugin_api::abi`], and
@@ -216,9 +236,8 @@ impl Registry {
             .ok_or_else(|| Error::UnknownActivation {
                 name: name.to_owned(),
                 known: if self.acts.is_empty() {
-                    "none: no plugins are loaded; acbench looks for its shipped plugins \
-                     (libacbench_plugin_*) next to its executable and in its deps/ folder, \
-                     so build them with cargo, or give --plugin / $ACBENCH_PLUGIN_PATH"
+                    "none: no plugins are loaded (the shipped ones are linked into acbench; \
+                     give others with --plugin / $ACBENCH_PLUGIN_PATH)"
                         .to_owned()
                 } else {
                     self.names().collect::<Vec<_>>().join(", ")
@@ -236,7 +255,8 @@ impl Registry {
         self.acts.iter().map(|a| a.as_ref())
     }
 
-    /// The plugin files loaded, in load order, for a run's manifest.
+    /// The plugins registered, linked and loaded, in order, for a run's
+    /// manifest.
     pub fn plugins(&self) -> &[PluginManifest] {
         &self.plugins
     }

@@ -2,16 +2,18 @@
 //! AReLU, each with four learnable scalars per layer initialised so that it
 //! starts as its fixed counterpart (a = b = 1, c = d = 0).
 //!
-//! Built as `libacbench_plugin_adaptive.so`, which acbench loads at run time
-//! through [`acbench_plugin_api::abi`]: each activation gives its formula
-//! (tier 1, any device) and fused `f32` kernels for CPU (tier 2) that compute
-//! exactly the formula, ties included.
+//! acbench links this crate and reads [`PLUGIN`]'s table through
+//! [`acbench_plugin_api::abi`], as it reads any plugin's; the `cdylib/`
+//! crate beside it builds the same activations as
+//! `libacbench_plugin_adaptive.so`, a plugin loaded at run time. Each
+//! activation gives its formula (tier 1, any device) and fused `f32` kernels
+//! for CPU (tier 2) that compute exactly the formula, ties included.
 
 use std::marker::PhantomData;
 
 use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, backward_row,
-    export_plugin, math, param_at,
+    Activation, ActivationDef, FusedKernel, Layout, LinkedPlugin, ParamGrad, ParamScope, ParamSpec,
+    backward_row, linked_plugin, math, param_at,
 };
 
 fn abcd() -> Vec<ParamSpec> {
@@ -27,7 +29,7 @@ fn abcd() -> Vec<ParamSpec> {
 const ABCD: &[ParamScope] = &[ParamScope::Layer; 4];
 
 /// ASigmoid, ATanh and AReLU.
-fn activations() -> Vec<Activation> {
+pub fn activations() -> Vec<Activation> {
     vec![
         Activation::new(ActivationDef {
             name: "asigmoid".into(),
@@ -49,14 +51,16 @@ fn activations() -> Vec<Activation> {
             params: abcd(),
             // With a=b, c=d the two arguments tie everywhere: `max` gives the
             // whole gradient to its first argument, so a and c move first and
-            // the function becomes non-linear (DESIGN.md).
+            // the function becomes non-linear (ARCHITECTURE.md, "Decisions
+            // worth knowing").
             formula: "max(a * x + c, b * x + d)".into(),
         })
         .with_kernel::<ARelu>(),
     ]
 }
 
-export_plugin!(activations);
+/// These activations as a plugin linked into acbench.
+pub const PLUGIN: LinkedPlugin = linked_plugin!(activations);
 
 /// The four parameters of channel `c`.
 #[inline]
@@ -230,7 +234,6 @@ impl FusedKernel for ARelu {
 #[cfg(test)]
 mod tests {
     use acbench_dsl::formula;
-    use acbench_plugin_api::abi::PluginTable;
     use acbench_plugin_api::testing::{
         Partials, TestRng, check_against_reference, check_finite_differences,
         check_same_on_every_width, run_kernel,
@@ -445,9 +448,9 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_exports_all_three_with_kernels() {
-        // SAFETY: the entry is safe to call; its table lives forever.
-        let table: &PluginTable = unsafe { &*acbench_plugin_entry() };
+    fn the_plugin_exports_all_three_with_kernels() {
+        let table = PLUGIN.table().expect("the table builds");
+        assert_eq!(PLUGIN.name(), "acbench-adaptive");
         assert_eq!(table.activation_count, 3);
         // SAFETY: `activation_count` descriptors.
         let acts = unsafe { std::slice::from_raw_parts(table.activations, 3) };

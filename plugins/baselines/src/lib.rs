@@ -1,13 +1,14 @@
 //! The paper's baselines as an acbench plugin: fixed activations (ReLU,
 //! LReLU, Sigmoid, Tanh) and earlier adaptive ones (PReLU, Swish, PELU,
-//! FReLU). Initial values are the `standard` preset of DESIGN.md; the
-//! `paper-code` preset (LReLU slope 0.2, PReLU starting at 0) overrides them
-//! per run.
+//! FReLU). Initial values are the `standard` preset's; the `paper-code`
+//! preset (LReLU slope 0.2, PReLU starting at 0) overrides them per run.
 //!
-//! Built as `libacbench_plugin_baselines.so`, which acbench loads at run time
-//! through [`acbench_plugin_api::abi`]: each activation gives its formula
-//! (tier 1, any device) and fused `f32` kernels for CPU (tier 2) that compute
-//! exactly the formula. Tie rules the kernels follow (the formula language's
+//! acbench links this crate and reads [`PLUGIN`]'s table through
+//! [`acbench_plugin_api::abi`], as it reads any plugin's; the `cdylib/`
+//! crate beside it builds the same activations as
+//! `libacbench_plugin_baselines.so`, a plugin loaded at run time. Each
+//! activation gives its formula (tier 1, any device) and fused `f32` kernels
+//! for CPU (tier 2) that compute exactly the formula. Tie rules the kernels follow (the formula language's
 //! and candle's): `relu'(0) = 1` (candle's relu backward uses `x >= 0`),
 //! `max(u, v)` / `min(u, v)` give the whole gradient to `u` when `u >= v` /
 //! `u <= v`, and `where(x >= 0, ...)` takes its first branch at 0.
@@ -15,8 +16,8 @@
 use std::marker::PhantomData;
 
 use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, backward_row,
-    export_plugin, math, param_at,
+    Activation, ActivationDef, FusedKernel, Layout, LinkedPlugin, ParamGrad, ParamScope, ParamSpec,
+    backward_row, linked_plugin, math, param_at,
 };
 
 fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> ActivationDef {
@@ -29,7 +30,7 @@ fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> Acti
 }
 
 /// ReLU, LReLU, PReLU, Swish, PELU, FReLU, Sigmoid and Tanh.
-fn activations() -> Vec<Activation> {
+pub fn activations() -> Vec<Activation> {
     vec![
         Activation::new(def("relu", "max(x, 0)", vec![], "relu(x)"))
             .with_kernel::<Pointwise<Relu>>(),
@@ -80,7 +81,8 @@ fn activations() -> Vec<Activation> {
     ]
 }
 
-export_plugin!(activations);
+/// These activations as a plugin linked into acbench.
+pub const PLUGIN: LinkedPlugin = linked_plugin!(activations);
 
 /// `relu(x)`, as candle computes it (`max(x, 0)`, so NaN becomes 0).
 #[inline]
@@ -410,7 +412,6 @@ impl FusedKernel for Pelu {
 #[cfg(test)]
 mod tests {
     use acbench_dsl::formula;
-    use acbench_plugin_api::abi::PluginTable;
     use acbench_plugin_api::testing::{
         KernelRun, Partials, TestRng, check_against_reference, check_finite_differences,
         check_same_on_every_width, run_kernel,
@@ -674,9 +675,9 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_exports_all_eight_with_kernels() {
-        // SAFETY: the entry is safe to call; its table lives forever.
-        let table: &PluginTable = unsafe { &*acbench_plugin_entry() };
+    fn the_plugin_exports_all_eight_with_kernels() {
+        let table = PLUGIN.table().expect("the table builds");
+        assert_eq!(PLUGIN.name(), "acbench-baselines");
         assert_eq!(table.activation_count, 8);
         // SAFETY: `activation_count` descriptors.
         let acts = unsafe { std::slice::from_raw_parts(table.activations, 8) };
