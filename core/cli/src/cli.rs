@@ -315,7 +315,7 @@ pub struct ReportArgs {
     pub no_plots: bool,
 }
 
-/// Which activation plugins to load besides the shipped ones.
+/// Which activation plugins to load besides the shipped ones (linked in).
 #[derive(Debug, Args)]
 pub struct PluginArgs {
     /// An activation plugin library to load (repeatable); also

@@ -1,7 +1,9 @@
-//! Activation plugins end to end: the shipped ones are found without
-//! configuration and pass their check; a plugin built out of tree from
-//! `plugins/template` is checked and trained; broken plugins (built here
-//! from `tests/fixtures/bad_plugins`) give clear errors, never a crash.
+//! Activation plugins end to end: the shipped ones are linked into the
+//! binary, pass their check, and are there when the binary is copied alone
+//! into an empty folder (as `cargo install` does); a plugin built out of
+//! tree from `plugins/template` is checked and trained; broken plugins
+//! (built here from `tests/fixtures/bad_plugins`) give clear errors, never a
+//! crash.
 
 mod common;
 
@@ -113,8 +115,11 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
         assert!(row.contains(tier), "{row}");
     }
     assert!(text.contains("a=1, b=1, c=0, d=0"), "{text}");
-    assert!(text.contains(&dylib("acbench_plugin_adaptive")), "{text}");
-    assert!(text.contains("sha256 "), "{text}");
+    assert!(text.contains("acbench-adaptive (linked)"), "{text}");
+    assert!(
+        text.contains("acbench-per-channel, linked into acbench  sha256 "),
+        "{text}"
+    );
     acbench()
         .args(["plugins", "check"])
         .assert()
@@ -129,6 +134,65 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
         .assert()
         .failure()
         .stderr(predicate::str::contains("unknown activation `nope`"));
+}
+
+/// What `cargo install` leaves: the binary alone, in a folder of its own.
+#[test]
+fn the_binary_alone_in_an_empty_folder_lists_every_shipped_activation_and_trains() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let bin = work.path().join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let exe = bin.join(format!("acbench{}", std::env::consts::EXE_SUFFIX));
+    std::fs::copy(env!("CARGO_BIN_EXE_acbench"), &exe).expect("copy the binary");
+    let run = || {
+        let mut cmd = assert_cmd::Command::new(&exe);
+        cmd.current_dir(&bin)
+            .env_remove("ACBENCH_DATA")
+            .env_remove("ACBENCH_PLUGIN_PATH")
+            .env("RAYON_NUM_THREADS", "2");
+        cmd
+    };
+
+    let out = run().args(["plugins", "list"]).assert().success();
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    for name in ACTIVATIONS {
+        assert!(
+            text.lines()
+                .any(|l| l.split_whitespace().nth(1) == Some(name)),
+            "{name} missing from\n{text}"
+        );
+    }
+    assert!(!text.contains("no activation plugins found"), "{text}");
+
+    let data = fashion_dir(64, 32);
+    let result = work.path().join("r.json");
+    run()
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args(["--act", "arelu", "--act", "fc=prelu_channel"])
+        .args(["--dataset", "fashion-mnist", "--data-dir"])
+        .arg(data.path())
+        .args(["--epochs", "1", "--batch", "32", "--lr", "0.05", "--out"])
+        .arg(&result)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("final test accuracy"));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&result).expect("result")).expect("json");
+    let paths: Vec<&str> = v["plugins"]
+        .as_array()
+        .expect("plugins in the result")
+        .iter()
+        .filter_map(|p| p["path"].as_str())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "<linked>/acbench-adaptive",
+            "<linked>/acbench-baselines",
+            "<linked>/acbench-per-channel"
+        ]
+    );
 }
 
 #[test]
@@ -193,6 +257,7 @@ fn out_of_tree_plugin_from_the_template_is_checked_and_trained() {
     );
     assert_eq!(ours["sha256"].as_str().map(str::len), Some(64));
     assert_eq!(plugins.len(), 4, "three shipped plugins and the template");
+    assert_eq!(plugins[0]["path"], "<linked>/acbench-adaptive");
     assert_eq!(v["fused"], true);
     let slots = v["outcome"]["act_values"].as_array().expect("act values");
     assert!(slots.iter().all(|s| s["activation"] == "softsign_a"));

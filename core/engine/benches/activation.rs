@@ -6,8 +6,8 @@
 //!    on random 28x28 batches: fused AReLU, formula AReLU, ReLU.
 //!
 //! Run with `cargo bench -p acbench-engine --bench activation`. It uses the
-//! shipped plugins that cargo builds next to the bench binary. Set
-//! `RAYON_NUM_THREADS` to fix the thread count.
+//! shipped plugins, linked into the engine. Set `RAYON_NUM_THREADS` to fix
+//! the thread count.
 
 use std::time::{Duration, Instant};
 

@@ -32,26 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         acbench_dsl::ir::Shape::Flat(k) => k,
         _ => return Err("the model must output class scores".into()),
     };
-    // Examples live in target/*/examples, one folder away from the
-    // plugins cargo builds into target/*/deps: load those by name (plus
-    // $ACBENCH_PLUGIN_PATH).
-    let deps = std::env::current_exe()?
-        .parent()
-        .and_then(|p| p.parent())
-        .map(|p| p.join("deps"));
-    let mut files = Vec::new();
-    if let Some(deps) = deps.filter(|d| d.is_dir()) {
-        for entry in std::fs::read_dir(deps)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with("libacbench_plugin_")
-                && name.ends_with(std::env::consts::DLL_SUFFIX)
-            {
-                files.push(path);
-            }
-        }
-    }
-    let registry = Registry::discover(&PluginOptions::from_env(files))?;
+    // The shipped activations (linked) and those on $ACBENCH_PLUGIN_PATH.
+    let registry = Registry::discover(&PluginOptions::from_env(Vec::new()))?;
     let mut model = Model::build(
         &net,
         &registry,

@@ -5,7 +5,7 @@
 //!
 //! `cargo bench -p acbench-adaptive --bench kernels`
 
-use acbench_plugin_adaptive::acbench_plugin_entry;
+use acbench_adaptive::PLUGIN;
 use acbench_plugin_api::abi::Layout;
 use acbench_plugin_api::testing::print_kernel_times;
 
@@ -17,7 +17,9 @@ const LAYOUT: Layout = Layout {
 };
 
 fn main() -> Result<(), String> {
-    // SAFETY: the entry is safe to call; its table, built by
-    // `export_plugin!`, lives forever.
-    unsafe { print_kernel_times(&*acbench_plugin_entry(), "arelu", LAYOUT, 30) }
+    let table = PLUGIN
+        .table()
+        .ok_or_else(acbench_plugin_api::kernel::last_error_message)?;
+    // SAFETY: a table built by `linked_plugin!` is as the ABI states.
+    unsafe { print_kernel_times(table, "arelu", LAYOUT, 30) }
 }

@@ -2,15 +2,20 @@
 //! AReLU, each with four learnable scalars per layer initialised so that it
 //! starts as its fixed counterpart (a = b = 1, c = d = 0).
 //!
-//! Built as `libacbench_plugin_adaptive.so`, which acbench loads at run time
-//! through [`acbench_plugin_api::abi`]: each activation gives its formula
-//! (tier 1, any device) and fused `f32` kernels for CPU (tier 2) that compute
-//! exactly the formula, ties included. The kernels are [`Pointwise`]: each
-//! activation writes one element's value and gradients, the API the loops.
+//! acbench links this crate and reads [`PLUGIN`]'s table through
+//! [`acbench_plugin_api::abi`], as it reads any plugin's; the `cdylib/`
+//! crate beside it builds the same activations as
+//! `libacbench_plugin_adaptive.so`, a plugin loaded at run time. Each
+//! activation gives its formula (tier 1, any device) and fused `f32` kernels
+//! for CPU (tier 2) that compute exactly the formula, ties included. The
+//! kernels are [`Pointwise`]: each activation writes one element's value
+//! and gradients, the API the loops.
 
 use std::marker::PhantomData;
 
-use acbench_plugin_api::{Activation, ActivationDef, ParamSpec, Pointwise, export_plugin, math};
+use acbench_plugin_api::{
+    Activation, ActivationDef, LinkedPlugin, ParamSpec, Pointwise, linked_plugin, math,
+};
 
 fn abcd() -> Vec<ParamSpec> {
     vec![
@@ -22,7 +27,7 @@ fn abcd() -> Vec<ParamSpec> {
 }
 
 /// ASigmoid, ATanh and AReLU.
-fn activations() -> Vec<Activation> {
+pub fn activations() -> Vec<Activation> {
     vec![
         Activation::new(ActivationDef {
             name: "asigmoid".into(),
@@ -54,7 +59,8 @@ fn activations() -> Vec<Activation> {
     ]
 }
 
-export_plugin!(activations);
+/// These activations as a plugin linked into acbench.
+pub const PLUGIN: LinkedPlugin = linked_plugin!(activations);
 
 /// A smooth squashing function `s` with its derivative written in terms of
 /// its output, as candle's backward computes it.
@@ -145,7 +151,7 @@ impl Pointwise for ARelu {
 mod tests {
     use acbench_dsl::formula;
     use acbench_plugin_api::FusedKernel;
-    use acbench_plugin_api::abi::{Layout, PluginTable};
+    use acbench_plugin_api::abi::Layout;
     use acbench_plugin_api::testing::{
         Partials, TestRng, check_against_reference, check_finite_differences,
         check_same_on_every_width, run_kernel,
@@ -360,9 +366,9 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_exports_all_three_with_kernels() {
-        // SAFETY: the entry is safe to call; its table lives forever.
-        let table: &PluginTable = unsafe { &*acbench_plugin_entry() };
+    fn the_plugin_exports_all_three_with_kernels() {
+        let table = PLUGIN.table().expect("the table builds");
+        assert_eq!(PLUGIN.name(), "acbench-adaptive");
         assert_eq!(table.activation_count, 3);
         // SAFETY: `activation_count` descriptors.
         let acts = unsafe { std::slice::from_raw_parts(table.activations, 3) };

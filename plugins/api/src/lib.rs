@@ -27,10 +27,15 @@
 //! export_plugin!(activations);
 //! ```
 //!
+//! A plugin linked into the host (as acbench links its shipped ones) gives
+//! it a [`LinkedPlugin`] from [`linked_plugin!`] instead: the same table
+//! behind an entry point without an exported symbol.
+//!
 //! Modules: [`abi`] (the raw C ABI the host reads), [`kernel`] (the kernel
 //! trait, the shims that expose it, helpers for writing kernels),
 //! [`pointwise`] (kernels from one element's math), [`export`]
-//! (the table builder behind [`export_plugin!`]), [`math`] (vectorisable
+//! (the table builder behind [`export_plugin!`]), [`linked`] (plugins linked
+//! into the host), [`math`] (vectorisable
 //! `exp`, `expm1`, `tanh` and `sigmoid` for kernels), [`testing`] (checks for
 //! kernel unit tests). This crate deliberately depends on nothing: plugin
 //! authors compile it in seconds.
@@ -38,6 +43,7 @@
 pub mod abi;
 pub mod export;
 pub mod kernel;
+pub mod linked;
 pub mod math;
 pub mod pointwise;
 pub mod testing;
@@ -45,6 +51,7 @@ pub mod testing;
 pub use abi::Layout;
 pub use export::Activation;
 pub use kernel::{FusedKernel, ParamGrad, backward_row, param_at};
+pub use linked::LinkedPlugin;
 pub use pointwise::{ParamValues, Pointwise, backward_rows, forward_rows};
 
 /// How many values of a parameter an activation slot owns.

@@ -5,9 +5,9 @@
 //!
 //! `cargo bench -p acbench-baselines --bench kernels`
 
+use acbench_baselines::PLUGIN;
 use acbench_plugin_api::abi::Layout;
 use acbench_plugin_api::testing::print_kernel_times;
-use acbench_plugin_baselines::acbench_plugin_entry;
 
 /// A batch of 32 feature maps of 32 channels of 32x32: 2^20 values.
 const LAYOUT: Layout = Layout {
@@ -17,7 +17,9 @@ const LAYOUT: Layout = Layout {
 };
 
 fn main() -> Result<(), String> {
-    // SAFETY: the entry is safe to call; its table, built by
-    // `export_plugin!`, lives forever.
-    unsafe { print_kernel_times(&*acbench_plugin_entry(), "relu", LAYOUT, 30) }
+    let table = PLUGIN
+        .table()
+        .ok_or_else(acbench_plugin_api::kernel::last_error_message)?;
+    // SAFETY: a table built by `linked_plugin!` is as the ABI states.
+    unsafe { print_kernel_times(table, "relu", LAYOUT, 30) }
 }

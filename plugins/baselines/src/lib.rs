@@ -5,10 +5,12 @@
 //! published code does) starts LReLU's slope and PReLU's parameter at
 //! values of its own.
 //!
-//! Built as `libacbench_plugin_baselines.so`, which acbench loads at run time
-//! through [`acbench_plugin_api::abi`]: each activation gives its formula
-//! (tier 1, any device) and fused `f32` kernels for CPU (tier 2) that compute
-//! exactly the formula. Tie rules the kernels follow (the formula language's
+//! acbench links this crate and reads [`PLUGIN`]'s table through
+//! [`acbench_plugin_api::abi`], as it reads any plugin's; the `cdylib/`
+//! crate beside it builds the same activations as
+//! `libacbench_plugin_baselines.so`, a plugin loaded at run time. Each
+//! activation gives its formula (tier 1, any device) and fused `f32` kernels
+//! for CPU (tier 2) that compute exactly the formula. Tie rules the kernels follow (the formula language's
 //! and candle's): `relu'(0) = 1` (candle's relu backward uses `x >= 0`),
 //! `max(u, v)` / `min(u, v)` give the whole gradient to `u` when `u >= v` /
 //! `u <= v`, and `where(x >= 0, ...)` takes its first branch at 0.
@@ -19,8 +21,8 @@
 //! in `f64`; per-element terms would round differently.
 
 use acbench_plugin_api::{
-    Activation, ActivationDef, FusedKernel, Layout, ParamGrad, ParamScope, ParamSpec, Pointwise,
-    backward_rows, export_plugin, forward_rows, math,
+    Activation, ActivationDef, FusedKernel, Layout, LinkedPlugin, ParamGrad, ParamScope, ParamSpec,
+    Pointwise, backward_rows, forward_rows, linked_plugin, math,
 };
 
 fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> ActivationDef {
@@ -33,7 +35,7 @@ fn def(name: &str, summary: &str, params: Vec<ParamSpec>, formula: &str) -> Acti
 }
 
 /// ReLU, LReLU, PReLU, Swish, PELU, FReLU, Sigmoid and Tanh.
-fn activations() -> Vec<Activation> {
+pub fn activations() -> Vec<Activation> {
     vec![
         Activation::new(def("relu", "max(x, 0)", vec![], "relu(x)")).with_kernel::<Relu>(),
         Activation::new(def(
@@ -82,7 +84,8 @@ fn activations() -> Vec<Activation> {
     ]
 }
 
-export_plugin!(activations);
+/// These activations as a plugin linked into acbench.
+pub const PLUGIN: LinkedPlugin = linked_plugin!(activations);
 
 /// `relu(x)`, as candle computes it (`max(x, 0)`, so NaN becomes 0).
 #[inline]
@@ -310,7 +313,6 @@ impl FusedKernel for Pelu {
 #[cfg(test)]
 mod tests {
     use acbench_dsl::formula;
-    use acbench_plugin_api::abi::PluginTable;
     use acbench_plugin_api::testing::{
         KernelRun, Partials, TestRng, check_against_reference, check_finite_differences,
         check_same_on_every_width, run_kernel,
@@ -565,9 +567,9 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_exports_all_eight_with_kernels() {
-        // SAFETY: the entry is safe to call; its table lives forever.
-        let table: &PluginTable = unsafe { &*acbench_plugin_entry() };
+    fn the_plugin_exports_all_eight_with_kernels() {
+        let table = PLUGIN.table().expect("the table builds");
+        assert_eq!(PLUGIN.name(), "acbench-baselines");
         assert_eq!(table.activation_count, 8);
         // SAFETY: `activation_count` descriptors.
         let acts = unsafe { std::slice::from_raw_parts(table.activations, 8) };

@@ -3,15 +3,16 @@
 use std::process::ExitCode;
 
 use acbench_engine::activation::{CompiledActivation, Registry};
-use acbench_engine::plugin::PluginOptions;
 use acbench_engine::plugin::check::{CheckRow, check_activation};
+use acbench_engine::plugin::{PluginOptions, linked};
 use acbench_plugin_api::{Constraint, ParamScope};
 use tabled::settings::{Alignment, Style, object::Columns};
 use tabled::{Table, Tabled};
 
 use crate::cli::{PluginArgs, PluginsCommand};
 
-/// The shipped plugins, `$ACBENCH_PLUGIN_PATH` and `--plugin` files.
+/// The shipped plugins (linked in), `$ACBENCH_PLUGIN_PATH` and `--plugin`
+/// files.
 pub fn registry(args: &PluginArgs) -> miette::Result<Registry> {
     Registry::discover(&PluginOptions::from_env(args.plugins.clone())).map_err(miette::Report::msg)
 }
@@ -40,8 +41,8 @@ struct ListRow {
     params: String,
     #[tabled(rename = "tier")]
     tier: &'static str,
-    #[tabled(rename = "file")]
-    file: String,
+    #[tabled(rename = "plugin")]
+    plugin: String,
 }
 
 /// One parameter as `name=init`, with its scope and kind when not the
@@ -64,14 +65,22 @@ fn describe_param(p: &acbench_plugin_api::ParamSpec) -> String {
     }
 }
 
-fn file_name(a: &CompiledActivation) -> String {
-    a.plugin
-        .as_deref()
-        .and_then(|p| p.file_name())
-        .map_or_else(|| "-".to_owned(), |n| n.to_string_lossy().into_owned())
+/// Where an activation comes from: its plugin's file name, or the crate
+/// name of a plugin linked into acbench.
+fn plugin_name(a: &CompiledActivation) -> String {
+    let Some(path) = a.plugin.as_deref() else {
+        return "-".to_owned();
+    };
+    match linked::linked_name(path) {
+        Some(name) => format!("{name} (linked)"),
+        None => path
+            .file_name()
+            .map_or_else(|| "-".to_owned(), |n| n.to_string_lossy().into_owned()),
+    }
 }
 
-/// The table `plugins list` prints, then each plugin's path and sha256.
+/// The table `plugins list` prints, then each plugin's path (or, when
+/// linked, its crate) and sha256.
 fn render_list(registry: &Registry) -> String {
     let rows: Vec<ListRow> = registry
         .iter()
@@ -88,20 +97,22 @@ fn render_list(registry: &Registry) -> String {
                     .join(", ")
             },
             tier: a.tier(),
-            file: file_name(a),
+            plugin: plugin_name(a),
         })
         .collect();
     let mut out = if rows.is_empty() {
-        "no activation plugins found: build acbench with cargo (it builds the shipped plugins), \
-         or give --plugin / $ACBENCH_PLUGIN_PATH\n"
-            .to_owned()
+        "no activation plugins found; give --plugin or $ACBENCH_PLUGIN_PATH\n".to_owned()
     } else {
         let mut table = Table::new(rows);
         table.with(Style::sharp());
         format!("{table}\n")
     };
     for p in registry.plugins() {
-        out.push_str(&format!("{}  sha256 {}\n", p.path.display(), p.sha256));
+        let from = match linked::linked_name(&p.path) {
+            Some(name) => format!("{name}, linked into acbench"),
+            None => p.path.display().to_string(),
+        };
+        out.push_str(&format!("{from}  sha256 {}\n", p.sha256));
     }
     out
 }

@@ -4,12 +4,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use acbench_dsl::formula::{self, Expr};
-use acbench_plugin_api::ActivationDef;
 use acbench_plugin_api::abi::EntryFn;
+use acbench_plugin_api::{ActivationDef, LinkedPlugin};
 
 use super::ActSpec;
 use crate::error::{Error, Result};
-use crate::plugin::{self, Kernels, LoadedActivation, PluginError, PluginManifest, PluginOptions};
+use crate::plugin::{
+    self, Kernels, LoadedActivation, LoadedPlugin, PluginError, PluginManifest, PluginOptions,
+};
 
 /// What activations exist and which parameters each takes: all that
 /// checking an activation spec needs. The [`Registry`] is the real one; a
@@ -51,9 +53,8 @@ fn unknown_activation(name: &str, known: &[&str]) -> Error {
     Error::UnknownActivation {
         name: name.to_owned(),
         known: if known.is_empty() {
-            "none: no plugins are loaded; acbench looks for its shipped plugins \
-             (libacbench_plugin_*) next to its executable and in its deps/ folder, \
-             so build them with cargo, or give --plugin / $ACBENCH_PLUGIN_PATH"
+            "none: no plugins are loaded (the shipped ones are linked into acbench; \
+                     give others with --plugin / $ACBENCH_PLUGIN_PATH)"
                 .to_owned()
         } else {
             known.join(", ")
@@ -70,7 +71,8 @@ pub struct CompiledActivation {
     pub expr: Expr,
     /// The plugin's fused CPU kernels, when it has them.
     pub kernels: Option<Kernels>,
-    /// The plugin file it came from (`None` for definitions registered in Rust).
+    /// The plugin it came from: its file, or a linked plugin's
+    /// [`plugin::linked::origin`] (`None` for definitions registered in Rust).
     pub plugin: Option<PathBuf>,
 }
 
@@ -111,8 +113,8 @@ impl Registry {
     }
 
     /// The activations of the plugins shipped with acbench (the adaptive
-    /// ones and the baselines), found next to the executable; ignores
-    /// `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
+    /// ones, the baselines, the per-channel variants), linked into it;
+    /// ignores `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
     pub fn builtin() -> Result<Self> {
         Self::discover(&PluginOptions::shipped_only())
     }
@@ -120,6 +122,11 @@ impl Registry {
     /// Loads every plugin `options` names ([`PluginOptions::resolve`]).
     pub fn discover(options: &PluginOptions) -> Result<Self> {
         let mut r = Self::new();
+        if options.shipped {
+            for linked in &plugin::linked::SHIPPED {
+                r.load_linked(linked)?;
+            }
+        }
         for path in options.resolve()? {
             r.load_plugin(&path)?;
         }
@@ -130,7 +137,19 @@ impl Registry {
     /// when one is refused. A file whose contents are already loaded (the
     /// same plugin reached by two paths) is skipped.
     pub fn load_plugin(&mut self, path: &Path) -> Result<()> {
-        let loaded = plugin::load(path)?;
+        self.add_plugin(plugin::load(path)?)
+    }
+
+    /// Registers the activations of a plugin linked into this process, read
+    /// through the same checks as a library's table, with a manifest entry
+    /// of its own ([`plugin::linked`]). Registering it again is a no-op.
+    pub fn load_linked(&mut self, linked: &LinkedPlugin) -> Result<()> {
+        self.add_plugin(plugin::linked::read(linked)?)
+    }
+
+    /// Adds a plugin's activations and its manifest entry, unless a plugin
+    /// with the same hash is already in.
+    fn add_plugin(&mut self, loaded: LoadedPlugin) -> Result<()> {
         if let Some(same) = self
             .plugins
             .iter()
@@ -148,9 +167,9 @@ impl Registry {
         Ok(())
     }
 
-    /// Registers the activations of a plugin linked into this process, given
-    /// its entry point: the same checks as [`Registry::load_plugin`], without
-    /// a file. `origin` names it in messages; no manifest is recorded.
+    /// Registers the activations behind a bare entry point: the same checks
+    /// as [`Registry::load_plugin`], without a file. `origin` names it in
+    /// messages; no manifest is recorded (see [`Registry::load_linked`]).
     ///
     /// # Safety
     /// `entry` must follow the ABI of [`acbench_plugin_api::abi`], and
@@ -252,7 +271,8 @@ impl Registry {
         self.acts.iter().map(|a| a.as_ref())
     }
 
-    /// The plugin files loaded, in load order, for a run's manifest.
+    /// The plugins registered, linked and loaded, in order, for a run's
+    /// manifest.
     pub fn plugins(&self) -> &[PluginManifest] {
         &self.plugins
     }

@@ -1,22 +1,24 @@
-//! Activation plugins: shared libraries loaded at run time through the C ABI
-//! of [`acbench_plugin_api::abi`].
+//! Activation plugins, read through the C ABI of [`acbench_plugin_api::abi`]:
+//! the shipped ones linked into acbench ([`linked`]), every other one a
+//! shared library loaded at run time.
 //!
-//! - [`PluginOptions`] says where to look: files given on the command line
-//!   (`--plugin`), `$ACBENCH_PLUGIN_PATH` (files or directories), and the
-//!   plugins shipped with acbench, found next to the running executable
-//!   without configuration ([`shipped_dirs`]).
+//! - [`PluginOptions`] says what to load: the shipped plugins, files given
+//!   on the command line (`--plugin`) and `$ACBENCH_PLUGIN_PATH` (files or
+//!   directories).
 //! - Loading ([`crate::activation::Registry::load_plugin`]) opens one
 //!   library, checks its ABI version and struct sizes before reading
 //!   anything else, and turns its table into
 //!   [`acbench_plugin_api::ActivationDef`]s and [`Kernels`]. Libraries are
 //!   never unloaded: their function pointers and strings must stay valid for
-//!   the whole process.
+//!   the whole process. A linked plugin's table goes through the same checks
+//!   ([`crate::activation::Registry::load_linked`]).
 //! - [`check`] holds a plugin's fused kernels against its formula.
 //!
 //! [`crate::activation::Registry`] ties these together; a [`PluginManifest`]
 //! (path, sha256, activations) records what each run loaded.
 
 pub mod check;
+pub mod linked;
 mod load;
 #[cfg(test)]
 mod tests;
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use acbench_plugin_api::abi::{self, BackwardFn, ForwardFn, LastErrorFn};
 use serde::Serialize;
 
-pub(crate) use load::{LoadedActivation, load, read_entry};
+pub(crate) use load::{LoadedActivation, LoadedPlugin, load, read_entry};
 
 /// The environment variable listing extra plugins: files or directories,
 /// separated like `$PATH` (`:` on Unix).
@@ -163,13 +165,15 @@ pub enum PluginError {
     },
 }
 
-/// What a run loaded from one plugin file; written into results so that a
+/// What a run loaded from one plugin; written into results so that a
 /// number can be traced to the exact library that produced it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PluginManifest {
-    /// Absolute path of the library.
+    /// Absolute path of the library, or `<linked>/CRATE` for a plugin
+    /// linked into acbench ([`linked::origin`]).
     pub path: PathBuf,
-    /// SHA-256 of the file, lower-case hex.
+    /// SHA-256 of the file, lower-case hex; of the crate and its
+    /// definitions for a linked plugin ([`linked`]).
     pub sha256: String,
     /// Names of the activations it defines.
     pub activations: Vec<String>,
@@ -183,7 +187,8 @@ pub struct PluginOptions {
     /// A `$ACBENCH_PLUGIN_PATH`-style list of files and directories;
     /// directories are scanned for libraries (`lib*.so` on Linux).
     pub search_path: Option<OsString>,
-    /// Load the plugins shipped with acbench ([`shipped_dirs`]).
+    /// Register the plugins shipped with acbench, linked into it
+    /// ([`linked::SHIPPED`]); first, before any file.
     pub shipped: bool,
 }
 
@@ -207,34 +212,18 @@ impl PluginOptions {
         }
     }
 
-    /// The library files to load, in order: shipped, search path, explicit.
-    /// Missing explicit files and search-path entries are errors; a shipped
-    /// plugin found in several places is taken from the first.
+    /// The library files to load, in order: search path, explicit (the
+    /// shipped plugins are linked, not files). Missing explicit files and
+    /// search-path entries are errors.
     pub fn resolve(&self) -> Result<Vec<PathBuf>, PluginError> {
         let mut out = Vec::new();
-        if self.shipped {
-            let mut seen: Vec<OsString> = Vec::new();
-            for dir in shipped_dirs() {
-                for file in libraries_in(&dir, true)? {
-                    let Some(name) = file.file_name() else {
-                        continue;
-                    };
-                    // The same plugin can sit in target/debug/deps and (copied by
-                    // cargo) target/debug: the first directory wins.
-                    if !seen.iter().any(|s| s == name) {
-                        seen.push(name.to_owned());
-                        out.push(file);
-                    }
-                }
-            }
-        }
         if let Some(list) = &self.search_path {
             for entry in std::env::split_paths(list) {
                 if entry.as_os_str().is_empty() {
                     continue;
                 }
                 if entry.is_dir() {
-                    out.extend(libraries_in(&entry, false)?);
+                    out.extend(libraries_in(&entry)?);
                 } else if entry.exists() {
                     out.push(entry);
                 } else {
@@ -249,32 +238,8 @@ impl PluginOptions {
     }
 }
 
-/// Where the shipped plugins are looked for, relative to the running
-/// executable `E` in folder `D`: `D/deps` (where cargo puts the cdylibs of
-/// acbench's dependencies), `D`, the parent of `D` when `D` is a `deps`
-/// folder (test binaries live in `target/*/deps`), and `D/../lib/acbench`
-/// (an installed layout). Folders that do not exist are left out.
-pub fn shipped_dirs() -> Vec<PathBuf> {
-    let Some(dir) = std::env::current_exe()
-        .ok()
-        .and_then(|e| e.parent().map(Path::to_path_buf))
-    else {
-        return Vec::new();
-    };
-    let mut dirs = vec![dir.join("deps"), dir.clone()];
-    let in_deps = dir.file_name().is_some_and(|n| n == "deps");
-    if let Some(parent) = dir.parent().filter(|_| in_deps) {
-        dirs.push(parent.to_path_buf());
-    }
-    dirs.push(dir.join("..").join("lib").join("acbench"));
-    dirs.retain(|d| d.is_dir());
-    dirs
-}
-
-/// Libraries in `dir` (not recursive), sorted by name. `shipped` keeps only
-/// acbench's own plugins (`*acbench_plugin_*`), since the executable's
-/// folder holds other libraries too.
-fn libraries_in(dir: &Path, shipped: bool) -> Result<Vec<PathBuf>, PluginError> {
+/// Libraries in `dir` (not recursive), sorted by name.
+fn libraries_in(dir: &Path) -> Result<Vec<PathBuf>, PluginError> {
     let io = |source| PluginError::Io {
         path: dir.to_path_buf(),
         source,
@@ -287,7 +252,7 @@ fn libraries_in(dir: &Path, shipped: bool) -> Result<Vec<PathBuf>, PluginError> 
         };
         let is_library = name.starts_with(std::env::consts::DLL_PREFIX)
             && name.ends_with(std::env::consts::DLL_SUFFIX);
-        if is_library && (!shipped || name.contains("acbench_plugin_")) && path.is_file() {
+        if is_library && path.is_file() {
             out.push(path);
         }
     }
@@ -307,7 +272,8 @@ pub struct Kernels {
 }
 
 impl Kernels {
-    /// The plugin file the kernels come from.
+    /// The plugin file the kernels come from (a linked plugin's
+    /// [`linked::origin`]).
     pub fn plugin(&self) -> &Path {
         &self.plugin
     }

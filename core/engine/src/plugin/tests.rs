@@ -559,59 +559,6 @@ fn missing_and_non_library_files() -> crate::Result<()> {
     Ok(())
 }
 
-#[test]
-fn shipped_plugins_are_discovered_and_recorded() -> crate::Result<()> {
-    let reg = Registry::builtin()?;
-    let files: Vec<String> = reg
-        .plugins()
-        .iter()
-        .map(|p| {
-            p.path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
-        .collect();
-    assert_eq!(
-        files,
-        [
-            format!(
-                "{}acbench_plugin_adaptive{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            ),
-            format!(
-                "{}acbench_plugin_baselines{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            ),
-            format!(
-                "{}acbench_plugin_per_channel{}",
-                std::env::consts::DLL_PREFIX,
-                std::env::consts::DLL_SUFFIX
-            ),
-        ]
-    );
-    for p in reg.plugins() {
-        assert!(p.path.is_absolute());
-        assert_eq!(p.sha256.len(), 64);
-    }
-    assert_eq!(reg.plugins()[0].activations, ["asigmoid", "atanh", "arelu"]);
-    // The same file again (a copy on the search path, and explicitly) is
-    // skipped, not a duplicate.
-    let dir = tempfile::tempdir().map_err(|e| Error::Config(e.to_string()))?;
-    let copy = dir.path().join(&files[0]);
-    std::fs::copy(&reg.plugins()[0].path, &copy).map_err(|e| Error::Config(e.to_string()))?;
-    let opts = PluginOptions {
-        search_path: Some(dir.path().as_os_str().to_owned()),
-        shipped: true,
-        files: vec![reg.plugins()[1].path.clone()],
-    };
-    let again = Registry::discover(&opts)?;
-    assert_eq!(again.plugins().len(), reg.plugins().len());
-    Ok(())
-}
-
 /// Every shipped activation's kernels agree with its formula, and the
 /// formula's gradients with finite differences.
 #[test]
