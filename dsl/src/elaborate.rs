@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::ast::{Arg, Def, File, Stmt, StmtKind};
+use crate::ast::{Arg, Def, File, Param, Stmt, StmtKind};
 use crate::bind::bind_values;
 use crate::error::{Error, ErrorKind, Source, quoted};
 use crate::eval::{Ctx, Env, Frame};
@@ -63,6 +63,27 @@ impl<'m> Elab<'m> {
         }
     }
 
+    /// The environment of a network's or block's parameters, in order: each
+    /// one's given value, else its default evaluated over the parameters
+    /// before it, else the error `missing` makes for it.
+    fn param_env(
+        &self,
+        params: &[Param],
+        given: impl IntoIterator<Item = Option<Value>>,
+        missing: impl Fn(&Param) -> Error,
+    ) -> Result<Env, Error> {
+        let mut env: Env = Vec::new();
+        for (p, given) in params.iter().zip(given) {
+            let v = match (given, &p.default) {
+                (Some(v), _) => v,
+                (None, Some(d)) => self.cx().eval(d, &env)?,
+                (None, None) => return Err(missing(p)),
+            };
+            env.push((p.name.name.clone(), v));
+        }
+        Ok(env)
+    }
+
     /// Makes errors that label the block calls leading to the current statement.
     fn cx(&self) -> Ctx<'_> {
         Ctx::new(self.src, &self.frames)
@@ -93,25 +114,23 @@ impl<'m> Elab<'m> {
                     .help(help));
             }
         }
-        let mut env: Env = Vec::new();
-        for p in &def.params {
-            let value = if let Some((_, v)) = args.iter().rev().find(|(n, _)| n == &p.name.name) {
-                v.clone()
-            } else if let Some(d) = &p.default {
-                self.cx().eval(d, &env)?
-            } else {
-                return Err(self.cx().err(
-                    ErrorKind::Arity,
-                    format!(
-                        "network `{}` needs a value for `{}`",
-                        def.name.name, p.name.name
-                    ),
-                    p.name.span,
-                    "no default",
-                ));
-            };
-            env.push((p.name.name.clone(), value));
-        }
+        let given = def.params.iter().map(|p| {
+            args.iter()
+                .rev()
+                .find(|(n, _)| n == &p.name.name)
+                .map(|(_, v)| v.clone())
+        });
+        let env = self.param_env(&def.params, given, |p| {
+            self.cx().err(
+                ErrorKind::Arity,
+                format!(
+                    "network `{}` needs a value for `{}`",
+                    def.name.name, p.name.name
+                ),
+                p.name.span,
+                "no default",
+            )
+        })?;
         let (input_stmt, body) = match def.body.first() {
             Some(
                 s @ Stmt {
@@ -404,25 +423,18 @@ impl<'m> Elab<'m> {
             call: stmt.span,
         });
         let result = (|| {
-            let mut env: Env = Vec::new();
-            for (p, given) in def.params.iter().zip(bound) {
-                let v = match (given, &p.default) {
-                    (Some((v, _)), _) => v,
-                    (None, Some(d)) => self.cx().eval(d, &env)?,
-                    (None, None) => {
-                        return Err(self.cx().err(
-                            ErrorKind::Arity,
-                            format!(
-                                "missing argument `{}` of block `{}`",
-                                p.name.name, def.name.name
-                            ),
-                            p.name.span,
-                            "required here",
-                        ));
-                    }
-                };
-                env.push((p.name.name.clone(), v));
-            }
+            let given = bound.into_iter().map(|g| g.map(|(v, _)| v));
+            let env = self.param_env(&def.params, given, |p| {
+                self.cx().err(
+                    ErrorKind::Arity,
+                    format!(
+                        "missing argument `{}` of block `{}`",
+                        p.name.name, def.name.name
+                    ),
+                    p.name.span,
+                    "required here",
+                )
+            })?;
             self.body(
                 &def.body,
                 &Scope {

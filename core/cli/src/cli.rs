@@ -132,11 +132,7 @@ pub struct BenchArgs {
     pub data_dir: Option<PathBuf>,
 
     #[command(flatten)]
-    pub plugins: PluginArgs,
-
-    /// Compute activations through their formulas even where fused kernels exist.
-    #[arg(long)]
-    pub no_fused: bool,
+    pub activations: ActivationArgs,
 }
 
 /// What `acbench bench --help` says after the options.
@@ -197,11 +193,7 @@ pub struct BenchWorkerArgs {
     pub data_dir: PathBuf,
 
     #[command(flatten)]
-    pub plugins: PluginArgs,
-
-    /// Formulas only, no fused kernels.
-    #[arg(long)]
-    pub no_fused: bool,
+    pub activations: ActivationArgs,
 }
 
 /// `acbench sweep`.
@@ -223,19 +215,10 @@ pub struct SweepArgs {
     pub rerun: bool,
 
     #[command(flatten)]
-    pub plugins: PluginArgs,
+    pub activations: ActivationArgs,
 
-    /// Compute activations through their formulas even where fused kernels exist.
-    #[arg(long)]
-    pub no_fused: bool,
-
-    /// Extra place to look for datasets (before $ACBENCH_DATA and the cache).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// Device to train on.
-    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
-    pub device: DeviceName,
+    #[command(flatten)]
+    pub env: TrainEnvArgs,
 
     /// Stop the script after this many seconds (checked between script
     /// operations and before each new training run).
@@ -285,19 +268,10 @@ pub struct SuiteArgs {
     pub keep_checkpoints: bool,
 
     #[command(flatten)]
-    pub plugins: PluginArgs,
+    pub activations: ActivationArgs,
 
-    /// Compute activations through their formulas even where fused kernels exist.
-    #[arg(long)]
-    pub no_fused: bool,
-
-    /// Extra place to look for datasets (before $ACBENCH_DATA and the cache).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
-
-    /// Device to train on.
-    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
-    pub device: DeviceName,
+    #[command(flatten)]
+    pub env: TrainEnvArgs,
 
     /// Skip the SVG plots of the final report.
     #[arg(long)]
@@ -322,6 +296,31 @@ pub struct PluginArgs {
     /// $ACBENCH_PLUGIN_PATH (files or directories, `:`-separated).
     #[arg(long = "plugin", value_name = "PATH")]
     pub plugins: Vec<PathBuf>,
+}
+
+/// The activations a training command can use: the shipped ones, plugins,
+/// and whether their fused kernels run.
+#[derive(Debug, Args)]
+pub struct ActivationArgs {
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+
+    /// Compute activations through their formulas even where a plugin has
+    /// fused kernels (for checks and speed comparisons).
+    #[arg(long)]
+    pub no_fused: bool,
+}
+
+/// Where runs find their data and what they train on.
+#[derive(Debug, Args)]
+pub struct TrainEnvArgs {
+    /// Extra place to look for datasets (before $ACBENCH_DATA and the cache).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Device to train on.
+    #[arg(long, value_enum, default_value_t = DeviceName::Cpu)]
+    pub device: DeviceName,
 }
 
 /// Which model file, network and network arguments to use.
@@ -352,12 +351,7 @@ pub struct TrainArgs {
     pub acts: Vec<String>,
 
     #[command(flatten)]
-    pub plugins: PluginArgs,
-
-    /// Compute activations through their formulas even where a plugin has
-    /// fused kernels (for checks and speed comparisons).
-    #[arg(long)]
-    pub no_fused: bool,
+    pub activations: ActivationArgs,
 
     /// Dataset name (`acbench data list`), or `folder:PATH`.
     #[arg(long, value_name = "NAME")]

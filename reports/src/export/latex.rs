@@ -1,6 +1,6 @@
 //! LaTeX tables with booktabs rules, ready to `\input`.
 
-use super::{Exporter, differences_text, paper_text};
+use super::{Exporter, comparison_cells, differences_text};
 use crate::grid::Cell;
 use crate::{Report, ReportError};
 
@@ -108,30 +108,10 @@ impl Exporter for LatexExporter {
                 caption.push_str(&format!(". {}", differences_text(&cmp.differences)));
             }
             if !cmp.cells.is_empty() {
-                let mut header = vec![
-                    grid.layout.row_label().to_owned(),
-                    grid.layout.column_label().to_owned(),
-                    "ours".to_owned(),
-                    "paper".to_owned(),
-                ];
-                if cmp.judges_values() {
-                    header.push("Δ".to_owned());
-                }
-                let rows: Vec<Vec<String>> = cmp
-                    .cells
+                let (header, rows) = comparison_cells(grid, cmp, "Δ");
+                let rows: Vec<Vec<String>> = rows
                     .iter()
-                    .map(|c| {
-                        let mut r = vec![
-                            escape(&c.row),
-                            escape(&c.column),
-                            escape(&c.ours.display()),
-                            escape(&paper_text(c.paper)),
-                        ];
-                        if cmp.judges_values() {
-                            r.push(c.difference.map(|d| format!("{d:+.4}")).unwrap_or_default());
-                        }
-                        r
-                    })
+                    .map(|r| r.iter().map(|c| escape(c)).collect())
                     .collect();
                 out.push('\n');
                 out.push_str(&table(&caption, &header, &rows));

@@ -3,7 +3,7 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::{Exporter, claim_label, differences_text, paper_text, shared_columns};
+use super::{Exporter, claim_label, comparison_cells, differences_text, shared_columns};
 use crate::{Report, ReportError};
 
 /// Markdown with the best value per column in `**bold**`.
@@ -78,31 +78,7 @@ impl Exporter for MarkdownExporter {
                 out.push_str(&format!("> {}\n\n", differences_text(&cmp.differences)));
             }
             if !cmp.cells.is_empty() {
-                let mut header = vec![
-                    grid.layout.row_label().to_owned(),
-                    grid.layout.column_label().to_owned(),
-                    "ours".to_owned(),
-                    "paper".to_owned(),
-                ];
-                if cmp.judges_values() {
-                    header.push("difference".to_owned());
-                }
-                let rows = cmp
-                    .cells
-                    .iter()
-                    .map(|c| {
-                        let mut r = vec![
-                            c.row.clone(),
-                            c.column.clone(),
-                            c.ours.display(),
-                            paper_text(c.paper),
-                        ];
-                        if cmp.judges_values() {
-                            r.push(c.difference.map(|d| format!("{d:+.4}")).unwrap_or_default());
-                        }
-                        r
-                    })
-                    .collect();
+                let (header, rows) = comparison_cells(grid, cmp, "difference");
                 out.push_str(&table(header, rows));
                 out.push_str("\n\n");
             }

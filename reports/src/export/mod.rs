@@ -118,6 +118,42 @@ pub(crate) fn paper_text(cell: Option<crate::paper::PaperCell>) -> String {
     }
 }
 
+/// The cells beside the paper as text: the header (the difference column
+/// called `delta`, present only where the comparison judges values) and one
+/// row per cell (row, column, ours, paper[, difference]).
+pub(crate) fn comparison_cells(
+    grid: &crate::grid::Grid,
+    cmp: &crate::compare::Comparison,
+    delta: &str,
+) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut header = vec![
+        grid.layout.row_label().to_owned(),
+        grid.layout.column_label().to_owned(),
+        "ours".to_owned(),
+        "paper".to_owned(),
+    ];
+    if cmp.judges_values() {
+        header.push(delta.to_owned());
+    }
+    let rows = cmp
+        .cells
+        .iter()
+        .map(|c| {
+            let mut r = vec![
+                c.row.clone(),
+                c.column.clone(),
+                c.ours.display(),
+                paper_text(c.paper),
+            ];
+            if cmp.judges_values() {
+                r.push(c.difference.map(|d| format!("{d:+.4}")).unwrap_or_default());
+            }
+            r
+        })
+        .collect();
+    (header, rows)
+}
+
 /// The line every format opens a comparison with when settings differ.
 pub(crate) fn differences_text(differences: &[String]) -> String {
     format!(

@@ -1,5 +1,6 @@
 //! `acbench plugins list|check`, and the registry every command loads.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use acbench_engine::activation::{CompiledActivation, Registry};
@@ -9,12 +10,26 @@ use acbench_plugin_api::{Constraint, ParamScope};
 use tabled::settings::{Alignment, Style, object::Columns};
 use tabled::{Table, Tabled};
 
-use crate::cli::{PluginArgs, PluginsCommand};
+use crate::cli::{ActivationArgs, PluginArgs, PluginsCommand};
 
 /// The shipped plugins (linked in), `$ACBENCH_PLUGIN_PATH` and `--plugin`
 /// files.
 pub fn registry(args: &PluginArgs) -> miette::Result<Registry> {
     Registry::discover(&PluginOptions::from_env(args.plugins.clone())).map_err(miette::Report::msg)
+}
+
+/// What a training command's activations come from: [`registry`] with the
+/// plugin `files` a suite lists before the `--plugin` ones, and fused
+/// kernels unless `--no-fused`.
+pub fn training_registry(
+    args: &ActivationArgs,
+    mut files: Vec<PathBuf>,
+) -> miette::Result<Registry> {
+    files.extend(args.plugins.plugins.iter().cloned());
+    let mut registry =
+        Registry::discover(&PluginOptions::from_env(files)).map_err(miette::Report::msg)?;
+    registry.set_fused(!args.no_fused);
+    Ok(registry)
 }
 
 /// Runs `acbench plugins ...`.

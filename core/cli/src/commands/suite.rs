@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use acbench_engine::activation::Registry;
-use acbench_engine::plugin::PluginOptions;
 use acbench_ledger::{Ledger, RunStatus};
 use acbench_suite::output::{self, LEDGER_FILE, SuiteMeta};
 use acbench_suite::runner::{Runner, Summary};
@@ -23,11 +22,7 @@ use crate::progress::BatchProgress;
 /// Runs `acbench suite`.
 pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     let loaded = acbench_suite::read(&args.file, &args.sets).map_err(miette::Report::new)?;
-    let mut files = loaded.plugin_paths();
-    files.extend(args.plugins.plugins.iter().cloned());
-    let mut registry =
-        Registry::discover(&PluginOptions::from_env(files)).map_err(miette::Report::msg)?;
-    registry.set_fused(!args.no_fused);
+    let registry = super::plugins::training_registry(&args.activations, loaded.plugin_paths())?;
     let catalog = Catalog::from_registry(&registry);
     let suite = loaded
         .resolve(&catalog, args.out.as_deref())
@@ -55,11 +50,11 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
         suite.runs.len(),
         suite.out_dir.display()
     );
-    let device = super::device(args.device)?;
+    let device = super::device(args.env.device)?;
     let mut runner = Runner::new(
         Arc::new(registry),
         device,
-        args.data_dir.clone(),
+        args.env.data_dir.clone(),
         args.rerun,
     );
     runner.keep_checkpoints = args.keep_checkpoints;
@@ -165,7 +160,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
             .collect();
     let opts = EstimateOptions {
         registry,
-        device: super::device(args.device)?,
+        device: super::device(args.env.device)?,
         steps: 3,
         cache: estimate::default_cache(),
         recalibrate: args.recalibrate,
@@ -212,7 +207,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
         .unwrap_or_else(|| rayon::current_num_threads().to_string());
     println!(
         "\nestimate on this machine ({threads} threads, {}):",
-        format!("{:?}", args.device).to_lowercase()
+        format!("{:?}", args.env.device).to_lowercase()
     );
     let mut table = Table::new(rows);
     table.with(Style::psql());

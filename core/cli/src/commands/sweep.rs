@@ -7,8 +7,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use acbench_engine::activation::Registry;
-use acbench_engine::plugin::PluginOptions;
 use acbench_engine::train::{EpochMetrics, Observer};
 use acbench_suite::output::{self, SuiteMeta};
 use acbench_suite::runner::{BatchObserver, Outcome, RunObserver, Runner, Summary};
@@ -21,9 +19,7 @@ use crate::progress::BatchProgress;
 
 /// Runs `acbench sweep`.
 pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
-    let mut registry = Registry::discover(&PluginOptions::from_env(args.plugins.plugins.clone()))
-        .map_err(miette::Report::msg)?;
-    registry.set_fused(!args.no_fused);
+    let registry = super::plugins::training_registry(&args.activations, Vec::new())?;
     let catalog = Catalog::from_registry(&registry);
     let name = args
         .file
@@ -44,11 +40,11 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
         max_seconds: args.max_seconds,
         limits,
     };
-    let device = super::device(args.device)?;
+    let device = super::device(args.env.device)?;
     let runner = Runner::new(
         Arc::new(registry),
         device,
-        args.data_dir.clone(),
+        args.env.data_dir.clone(),
         args.rerun,
     );
     println!("sweep {name} into {}", out_dir.display());

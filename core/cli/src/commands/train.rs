@@ -21,8 +21,7 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
     // Everything the user typed is validated before the (slow) data load.
     let net_args = parse_net_args(&args.model.args)?;
     let bindings = ActBindings::parse(&args.acts).map_err(miette::Report::msg)?;
-    let mut registry = super::plugins::registry(&args.plugins)?;
-    registry.set_fused(!args.no_fused);
+    let registry = super::plugins::training_registry(&args.activations, Vec::new())?;
     let config = train_config(args)?;
     let device = super::device(args.device)?;
 
@@ -86,7 +85,7 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
             test_examples: data.test.len(),
             activations: &args.acts,
             plugins: registry.plugins(),
-            fused: !args.no_fused,
+            fused: !args.activations.no_fused,
             device: format!("{:?}", args.device).to_lowercase(),
             threads: rayon_threads(),
             config: &config,

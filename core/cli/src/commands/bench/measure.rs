@@ -219,10 +219,10 @@ fn run_acbench(case: &Case, s: &Settings<'_>) -> Result<Measurement, ChildError>
         .arg("--data-dir")
         .arg(s.data_dir)
         .env("RAYON_NUM_THREADS", s.threads.to_string());
-    for p in &s.plugins.plugins {
+    for p in &s.activations.plugins.plugins {
         cmd.arg("--plugin").arg(p);
     }
-    if s.no_fused {
+    if s.activations.no_fused {
         cmd.arg("--no-fused");
     }
     let out = cmd.output().map_err(|source| ChildError::Spawn {

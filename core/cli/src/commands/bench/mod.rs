@@ -32,7 +32,7 @@ use candle_core::Device;
 use miette::{IntoDiagnostic, miette};
 
 use super::network::elaborate_source;
-use crate::cli::{BenchActSet, BenchArgs, PluginArgs};
+use crate::cli::{ActivationArgs, BenchActSet, BenchArgs};
 use measure::{Failed, measure};
 use reference::{Reference, ReferenceSpec};
 use table::{Row, render_table};
@@ -173,8 +173,7 @@ pub fn run(args: &BenchArgs, threads: Option<usize>) -> miette::Result<ExitCode>
             model_args.join(", ")
         );
     }
-    let mut registry = super::plugins::registry(&args.plugins)?;
-    registry.set_fused(!args.no_fused);
+    let registry = super::plugins::training_registry(&args.activations, Vec::new())?;
 
     // Everything is checked before the first (slow) measurement.
     let mut cases = Vec::new();
@@ -218,8 +217,7 @@ pub fn run(args: &BenchArgs, threads: Option<usize>) -> miette::Result<ExitCode>
         seed: args.seed,
         threads,
         data_dir: &data_dir,
-        plugins: &args.plugins,
-        no_fused: args.no_fused,
+        activations: &args.activations,
     };
 
     let mut failures = Vec::new();
@@ -489,8 +487,7 @@ struct Settings<'a> {
     seed: u64,
     threads: usize,
     data_dir: &'a Path,
-    plugins: &'a PluginArgs,
-    no_fused: bool,
+    activations: &'a ActivationArgs,
 }
 
 impl Settings<'_> {
@@ -533,7 +530,7 @@ impl Settings<'_> {
             if self.repeats == 1 { "" } else { "s" },
             self.data_dir.display(),
             env!("CARGO_PKG_VERSION"),
-            if self.no_fused {
+            if self.activations.no_fused {
                 " (formulas only)"
             } else {
                 " (fused kernels)"
@@ -632,7 +629,7 @@ mod tests {
 
     #[test]
     fn the_default_activations_exist_in_the_shipped_plugins() {
-        let registry = super::super::plugins::registry(&PluginArgs { plugins: vec![] })
+        let registry = super::super::plugins::registry(&crate::cli::PluginArgs { plugins: vec![] })
             .expect("shipped plugins load");
         for act in activations(None, &[]) {
             assert!(

@@ -23,8 +23,7 @@ use crate::cli::BenchWorkerArgs;
 pub fn run_worker(args: &BenchWorkerArgs) -> miette::Result<ExitCode> {
     check_numbers(args.batches, args.batch_size, args.lr)?;
     let net = BenchModel::resolve(&args.model)?.elaborate()?;
-    let mut registry = crate::commands::plugins::registry(&args.plugins)?;
-    registry.set_fused(!args.no_fused);
+    let registry = crate::commands::plugins::training_registry(&args.activations, Vec::new())?;
     let bindings = parse_binding(&args.act)?;
     let device = Device::Cpu;
     let mut model = Model::build(&net, &registry, &bindings, &device, Seed(args.seed))
