@@ -1,6 +1,6 @@
 //! A trainable candle model built from an elaborated network ([`Network`]).
 //!
-//! Every IR node becomes a [`Layer`] holding its own parameters, named by
+//! Every IR node becomes a layer holding its own parameters, named by
 //! the node's path (`cba0.conv0.weight`, `basic1.act0.a`); the model keeps
 //! the IR so results can name layers and slots.
 //!

@@ -135,7 +135,7 @@ pub fn matmul<T: WithDType>(
 /// The gemm crate packs both operands of this "NT" product with strided
 /// gathers, slowly. Two ways round that, each faster where the other is not
 /// (measured on the paper's models, 2 threads):
-/// - the dot-product kernel [`matmul_nt_f32`] reads rows of `a` and `b`
+/// - the dot-product kernel `matmul_nt_f32` reads rows of `a` and `b`
 ///   contiguously, but re-reads all of `b` for every 6 rows of `a`; that is
 ///   fastest while `b` stays in cache or `a` has few rows (ResNet-20,
 ///   DenseNet, the paper's ResNet);

@@ -25,7 +25,7 @@
 //! them on tensor storage, and the model's CPU training path
 //! (`model::cpu`) calls the same functions on its own buffers, so each
 //! piece of math has one home. Their temporary buffers come from one pool
-//! ([`scratch`]).
+//! (`scratch.rs`).
 
 pub mod conv;
 pub mod dropout;

@@ -5,7 +5,7 @@
 //! untimed and `--batches` timed batches through [`Trainer::step`] (the step
 //! `acbench train` runs), in a child process of its own (`acbench
 //! bench-worker`, [`worker`]) so that its peak RSS is that run's alone; then
-//! `bench/pytorch_reference.py` (embedded, [`reference`]) builds the same
+//! `bench/pytorch_reference.py` (embedded, [`mod@reference`]) builds the same
 //! network from the elaborated IR, which it receives as JSON with every act
 //! slot's formula and initial parameter values, and trains it on the same
 //! batches. Both sides use the same thread count, batch, SGD learning rate,
