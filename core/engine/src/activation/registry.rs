@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use acbench_dsl::formula::{self, Expr};
-use acbench_plugin_api::abi::EntryFn;
 use acbench_plugin_api::{ActivationDef, LinkedPlugin};
 
 use super::ActSpec;
@@ -168,13 +167,19 @@ impl Registry {
     }
 
     /// Registers the activations behind a bare entry point: the same checks
-    /// as [`Registry::load_plugin`], without a file. `origin` names it in
-    /// messages; no manifest is recorded (see [`Registry::load_linked`]).
+    /// as [`Registry::load_plugin`], without a file or a manifest. For the
+    /// ABI tests, which hand it deliberately broken tables; acbench itself
+    /// registers in-process plugins with [`Registry::load_linked`].
     ///
     /// # Safety
     /// `entry` must follow the ABI of [`acbench_plugin_api::abi`], and
     /// everything its table points to must live for the rest of the process.
-    pub unsafe fn load_entry(&mut self, origin: &Path, entry: EntryFn) -> Result<()> {
+    #[cfg(test)]
+    pub(crate) unsafe fn load_entry(
+        &mut self,
+        origin: &Path,
+        entry: acbench_plugin_api::abi::EntryFn,
+    ) -> Result<()> {
         // SAFETY: the caller's contract is read_entry's.
         let acts = unsafe { plugin::read_entry(origin, entry, None) }?;
         self.add(origin, acts)

@@ -30,7 +30,9 @@ use std::sync::Arc;
 use acbench_plugin_api::abi::{self, BackwardFn, ForwardFn, LastErrorFn};
 use serde::Serialize;
 
-pub(crate) use load::{LoadedActivation, LoadedPlugin, load, read_entry};
+#[cfg(test)]
+pub(crate) use load::read_entry;
+pub(crate) use load::{LoadedActivation, LoadedPlugin, load};
 
 /// The environment variable listing extra plugins: files or directories,
 /// separated like `$PATH` (`:` on Unix).
