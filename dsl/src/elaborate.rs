@@ -65,19 +65,24 @@ impl<'m> Elab<'m> {
 
     /// The environment of a network's or block's parameters, in order: each
     /// one's given value, else its default evaluated over the parameters
-    /// before it, else the error `missing` makes for it.
+    /// before it, else an arity error with the message `missing` makes from
+    /// its name and `label` beside it.
     fn param_env(
         &self,
         params: &[Param],
         given: impl IntoIterator<Item = Option<Value>>,
-        missing: impl Fn(&Param) -> Error,
+        missing: impl Fn(&str) -> String,
+        label: &str,
     ) -> Result<Env, Error> {
         let mut env: Env = Vec::new();
         for (p, given) in params.iter().zip(given) {
             let v = match (given, &p.default) {
                 (Some(v), _) => v,
                 (None, Some(d)) => self.cx().eval(d, &env)?,
-                (None, None) => return Err(missing(p)),
+                (None, None) => {
+                    let message = missing(&p.name.name);
+                    return Err(self.cx().err(ErrorKind::Arity, message, p.name.span, label));
+                }
             };
             env.push((p.name.name.clone(), v));
         }
@@ -87,6 +92,11 @@ impl<'m> Elab<'m> {
     /// Makes errors that label the block calls leading to the current statement.
     fn cx(&self) -> Ctx<'_> {
         Ctx::new(self.src, &self.frames)
+    }
+
+    /// The error for going over one of the limits in [`crate::limits`].
+    fn over_limit(&self, message: String, span: Span, label: &str) -> Error {
+        self.cx().err(ErrorKind::Limit, message, span, label)
     }
 
     pub(crate) fn network(
@@ -120,17 +130,9 @@ impl<'m> Elab<'m> {
                 .find(|(n, _)| n == &p.name.name)
                 .map(|(_, v)| v.clone())
         });
-        let env = self.param_env(&def.params, given, |p| {
-            self.cx().err(
-                ErrorKind::Arity,
-                format!(
-                    "network `{}` needs a value for `{}`",
-                    def.name.name, p.name.name
-                ),
-                p.name.span,
-                "no default",
-            )
-        })?;
+        let network = &def.name.name;
+        let missing = |p: &str| format!("network `{network}` needs a value for `{p}`");
+        let env = self.param_env(&def.params, given, missing, "no default")?;
         let (input_stmt, body) = match def.body.first() {
             Some(
                 s @ Stmt {
@@ -196,8 +198,7 @@ impl<'m> Elab<'m> {
     fn step(&mut self, span: Span) -> Result<(), Error> {
         self.steps += 1;
         if self.steps > MAX_STEPS {
-            return Err(self.cx().err(
-                ErrorKind::Limit,
+            return Err(self.over_limit(
                 format!("elaboration takes more than {MAX_STEPS} steps"),
                 span,
                 "while elaborating this",
@@ -210,16 +211,14 @@ impl<'m> Elab<'m> {
         self.nodes += 1;
         self.path_bytes += node.path.len();
         if self.path_bytes > MAX_PATH_BYTES {
-            return Err(self.cx().err(
-                ErrorKind::Limit,
+            return Err(self.over_limit(
                 format!("node paths take more than {MAX_PATH_BYTES} bytes"),
                 node.span,
                 "while adding this",
             ));
         }
         if self.nodes > MAX_NODES {
-            return Err(self.cx().err(
-                ErrorKind::Limit,
+            return Err(self.over_limit(
                 format!("network has more than {MAX_NODES} nodes"),
                 node.span,
                 "while adding this",
@@ -237,8 +236,7 @@ impl<'m> Elab<'m> {
         };
         match numel {
             Some(n) if n <= MAX_NUMEL => Ok(()),
-            _ => Err(self.cx().err(
-                ErrorKind::Limit,
+            _ => Err(self.over_limit(
                 format!("shape {shape} has more than {MAX_NUMEL} elements"),
                 span,
                 "too large",
@@ -424,17 +422,9 @@ impl<'m> Elab<'m> {
         });
         let result = (|| {
             let given = bound.into_iter().map(|g| g.map(|(v, _)| v));
-            let env = self.param_env(&def.params, given, |p| {
-                self.cx().err(
-                    ErrorKind::Arity,
-                    format!(
-                        "missing argument `{}` of block `{}`",
-                        p.name.name, def.name.name
-                    ),
-                    p.name.span,
-                    "required here",
-                )
-            })?;
+            let block = &def.name.name;
+            let missing = |p: &str| format!("missing argument `{p}` of block `{block}`");
+            let env = self.param_env(&def.params, given, missing, "required here")?;
             self.body(
                 &def.body,
                 &Scope {
@@ -483,8 +473,7 @@ impl<'m> Elab<'m> {
     fn add_dim(&self, a: usize, b: usize, span: Span) -> Result<usize, Error> {
         match a.checked_add(b) {
             Some(s) if s <= MAX_DIM => Ok(s),
-            _ => Err(self.cx().err(
-                ErrorKind::Limit,
+            _ => Err(self.over_limit(
                 format!("more than {MAX_DIM} channels"),
                 span,
                 "too many channels",
@@ -590,8 +579,7 @@ impl<'m> Elab<'m> {
             Some(n) if n <= MAX_LAYER_PARAMS => {
                 self.params += n;
                 if self.params > MAX_TOTAL_PARAMS {
-                    return Err(self.cx().err(
-                        ErrorKind::Limit,
+                    return Err(self.over_limit(
                         format!("network has more than {MAX_TOTAL_PARAMS} parameters"),
                         span,
                         "while adding this",
@@ -599,8 +587,7 @@ impl<'m> Elab<'m> {
                 }
                 Ok(())
             }
-            _ => Err(self.cx().err(
-                ErrorKind::Limit,
+            _ => Err(self.over_limit(
                 format!("layer has more than {MAX_LAYER_PARAMS} parameters"),
                 span,
                 "too large",

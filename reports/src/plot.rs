@@ -217,10 +217,17 @@ fn mean_curve(label: &str, series: &[Vec<f64>]) -> Option<Curve> {
     })
 }
 
-fn plot_error(file: &str) -> impl Fn(String) -> ReportError + '_ {
-    move |message| ReportError::Plot {
-        file: file.to_owned(),
-        message,
+impl Plot {
+    /// The plot `file_name` of a chart drawn as `svg`, or the error that
+    /// names the file.
+    fn drawn(file_name: String, svg: Result<String, String>) -> Result<Option<Plot>, ReportError> {
+        match svg {
+            Ok(svg) => Ok(Some(Plot { file_name, svg })),
+            Err(message) => Err(ReportError::Plot {
+                file: file_name,
+                message,
+            }),
+        }
     }
 }
 
@@ -231,6 +238,20 @@ fn padded(lo: f64, hi: f64) -> (f64, f64) {
     } else {
         (lo - 0.5, hi + 0.5)
     }
+}
+
+/// The series' legend, at the upper right of `chart`.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .label_font(LABEL_FONT)
+        .draw()
+        .map_err(|e| e.to_string())
 }
 
 /// Whether the x axis counts epochs (integer labels only).
@@ -322,14 +343,7 @@ fn line_chart(
                     PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(LABEL_FONT)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         root.present().map_err(|e| e.to_string())?;
     }
     Ok(svg)
@@ -358,12 +372,10 @@ fn loss_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
         "Training loss, {} ({}, {}), mean ± std over seeds",
         first.model, first.dataset, first.optimizer
     );
-    let svg = line_chart(&title, XAxis::Epochs, "epoch", "training loss", &curves)
-        .map_err(plot_error(&file))?;
-    Ok(Some(Plot {
-        file_name: file,
-        svg,
-    }))
+    Plot::drawn(
+        file,
+        line_chart(&title, XAxis::Epochs, "epoch", "training loss", &curves),
+    )
 }
 
 fn area_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
@@ -402,11 +414,7 @@ fn area_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
         "Convergence area (area under the training loss), {}, {}",
         first.dataset, first.optimizer
     );
-    let svg = bar_chart(&title, &models, &bars, top).map_err(plot_error(&file))?;
-    Ok(Some(Plot {
-        file_name: file,
-        svg,
-    }))
+    Plot::drawn(file, bar_chart(&title, &models, &bars, top))
 }
 
 fn bar_chart(
@@ -453,14 +461,7 @@ fn bar_chart(
                     Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
                 });
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(LABEL_FONT)
-            .draw()
-            .map_err(|e| e.to_string())?;
+        draw_legend(&mut chart)?;
         let style = TextStyle::from(LABEL_FONT.into_font()).pos(Pos::new(HPos::Center, VPos::Top));
         for (g, name) in groups.iter().enumerate() {
             let (x, y) = chart.backend_coord(&(g as f64 + 0.5, 0.0));
@@ -533,11 +534,7 @@ fn shape_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repo
         first.dataset,
         first.optimizer
     );
-    let svg = line_chart(&title, XAxis::Real, "x", "f(x)", &curves).map_err(plot_error(&file))?;
-    Ok(Some(Plot {
-        file_name: file,
-        svg,
-    }))
+    Plot::drawn(file, line_chart(&title, XAxis::Real, "x", "f(x)", &curves))
 }
 
 fn increments_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
@@ -572,18 +569,16 @@ fn increments_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>,
         first.dataset,
         first.optimizer
     );
-    let svg = line_chart(
-        &title,
-        XAxis::Epochs,
-        "epoch",
-        "‖ΔW‖ over the epoch",
-        &curves,
+    Plot::drawn(
+        file,
+        line_chart(
+            &title,
+            XAxis::Epochs,
+            "epoch",
+            "‖ΔW‖ over the epoch",
+            &curves,
+        ),
     )
-    .map_err(plot_error(&file))?;
-    Ok(Some(Plot {
-        file_name: file,
-        svg,
-    }))
 }
 
 #[cfg(test)]

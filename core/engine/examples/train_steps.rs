@@ -34,13 +34,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // The shipped activations (linked) and those on $ACBENCH_PLUGIN_PATH.
     let registry = Registry::discover(&PluginOptions::from_env(Vec::new()))?;
-    let mut model = Model::build(
-        &net,
-        &registry,
-        &ActBindings::uniform(act),
-        &Device::Cpu,
-        Seed(0),
-    )?;
+    let bindings = ActBindings::uniform(act);
+    let mut model = Model::build(&net, &registry, &bindings, &Device::Cpu, Seed(0))?;
     let cfg: TrainConfig = serde_json::from_value(serde_json::json!({
         "epochs": 1, "batch_size": batch, "seed": 0
     }))?;

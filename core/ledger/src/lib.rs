@@ -518,15 +518,11 @@ impl Ledger {
 
     /// The finished epochs of one run.
     pub fn epochs(&self, key: &str) -> Result<Vec<EpochRecord>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s
-                 FROM epochs WHERE run_key = ?1 ORDER BY epoch",
-            )
-            .map_err(self.sql())?;
-        let mut epochs = stmt
-            .query_map(params![key], |r| {
+        let mut epochs = self.rows_of(
+            "SELECT epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s
+             FROM epochs WHERE run_key = ?1 ORDER BY epoch",
+            key,
+            |r| {
                 Ok(EpochRecord {
                     epoch: r.get::<_, i64>(0)? as usize,
                     lr: r.get(1)?,
@@ -538,30 +534,23 @@ impl Ledger {
                     act_params: Vec::new(),
                     weight_increments: Vec::new(),
                 })
-            })
-            .map_err(self.sql())?
-            .collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(self.sql())?;
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT epoch, slot, activation, param, value FROM act_params
-                 WHERE run_key = ?1 ORDER BY epoch, slot, param, idx",
-            )
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![key], |r| {
+            },
+        )?;
+        let params = self.rows_of(
+            "SELECT epoch, slot, activation, param, value FROM act_params
+             WHERE run_key = ?1 ORDER BY epoch, slot, param, idx",
+            key,
+            |r| {
                 Ok((
                     r.get::<_, i64>(0)? as usize,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, f64>(4)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
                 ))
-            })
-            .map_err(self.sql())?;
-        for row in rows {
-            let (epoch, slot, activation, param, value) = row.map_err(self.sql())?;
+            },
+        )?;
+        for (epoch, slot, activation, param, value) in params {
             let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) else {
                 continue;
             };
@@ -575,28 +564,31 @@ impl Ledger {
                 }),
             }
         }
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT epoch, layer, norm FROM weight_increments WHERE run_key = ?1 ORDER BY epoch, layer",
-            )
-            .map_err(self.sql())?;
-        let rows = stmt
-            .query_map(params![key], |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as usize,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, f64>(2)?,
-                ))
-            })
-            .map_err(self.sql())?;
-        for row in rows {
-            let (epoch, layer, norm) = row.map_err(self.sql())?;
+        let increments = self.rows_of(
+            "SELECT epoch, layer, norm FROM weight_increments WHERE run_key = ?1 ORDER BY epoch, layer",
+            key,
+            |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?)),
+        )?;
+        for (epoch, layer, norm) in increments {
             if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
                 e.weight_increments.push((layer, norm));
             }
         }
         Ok(epochs)
+    }
+
+    /// The rows of `sql`, whose one parameter `?1` is the run `key`, each
+    /// read by `row`.
+    fn rows_of<T>(
+        &self,
+        sql: &str,
+        key: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.sql())?;
+        let rows = stmt.query_map(params![key], row).map_err(self.sql())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.sql())
     }
 }
 

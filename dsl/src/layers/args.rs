@@ -51,56 +51,61 @@ pub(crate) struct Spanned<T> {
     pub(crate) span: Span,
 }
 
-impl<const MIN: usize> ArgType for AtLeast<MIN> {
-    type Out = usize;
-    type Lit = usize;
-    fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<usize, Error> {
-        cx.dim(value, span, &format!("`{name}`"), MIN)
+/// The error for argument `name` holding `value` where it `must` be
+/// something else (`must` reads "`x` must be {must}").
+fn wrong_type(cx: &Ctx<'_>, name: &str, value: &Value, span: Span, must: &str) -> Error {
+    cx.err(
+        ErrorKind::Type,
+        format!("`{name}` must be {must}, found {}", describe(value)),
+        span,
+        format!("expected {must}"),
+    )
+}
+
+/// A reader whose default is written as the value itself.
+pub(crate) trait Plain {
+    /// What the field holds, and its default.
+    type Value;
+    /// As [`ArgType::read`].
+    fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<Self::Value, Error>;
+}
+
+impl<R: Plain> ArgType for R {
+    type Out = R::Value;
+    type Lit = R::Value;
+    fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<R::Value, Error> {
+        <R as Plain>::read(cx, name, value, span)
     }
-    fn default(lit: usize, _: Span) -> usize {
+    fn default(lit: R::Value, _: Span) -> R::Value {
         lit
     }
 }
 
-impl ArgType for Number {
-    type Out = f64;
-    type Lit = f64;
+impl<const MIN: usize> Plain for AtLeast<MIN> {
+    type Value = usize;
+    fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<usize, Error> {
+        cx.dim(value, span, &format!("`{name}`"), MIN)
+    }
+}
+
+impl Plain for Number {
+    type Value = f64;
     fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<f64, Error> {
         match value {
             Value::Int(i) => Ok(*i as f64),
             Value::Float(x) => Ok(*x),
-            _ => Err(cx.err(
-                ErrorKind::Type,
-                format!("`{name}` must be a number, found {}", describe(value)),
-                span,
-                "expected a number",
-            )),
+            _ => Err(wrong_type(cx, name, value, span, "a number")),
         }
-    }
-    fn default(lit: f64, _: Span) -> f64 {
-        lit
     }
 }
 
-impl ArgType for Flag {
-    type Out = bool;
-    type Lit = bool;
+impl Plain for Flag {
+    type Value = bool;
     fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<bool, Error> {
         match value {
             Value::Bool(b) => Ok(*b),
-            _ => Err(cx.err(
-                ErrorKind::Type,
-                format!(
-                    "`{name}` must be `true` or `false`, found {}",
-                    describe(value)
-                ),
-                span,
-                "expected a boolean",
-            )),
+            _ => Err(wrong_type(cx, name, value, span, "`true` or `false`")),
         }
-    }
-    fn default(lit: bool, _: Span) -> bool {
-        lit
     }
 }
 
@@ -111,15 +116,15 @@ impl ArgType for Pad {
         match value {
             Value::Word(w) if w == "same" => Ok(PadSpec::Same),
             Value::Word(w) if w == "valid" => Ok(PadSpec::Valid),
-            Value::Int(_) => Ok(PadSpec::Explicit(NonNegative::read(cx, name, value, span)?)),
-            _ => Err(cx.err(
-                ErrorKind::Type,
-                format!(
-                    "`{name}` must be an integer, `same` or `valid`, found {}",
-                    describe(value)
-                ),
+            Value::Int(_) => Ok(PadSpec::Explicit(<NonNegative as Plain>::read(
+                cx, name, value, span,
+            )?)),
+            _ => Err(wrong_type(
+                cx,
+                name,
+                value,
                 span,
-                "expected padding",
+                "an integer, `same` or `valid`",
             )),
         }
     }

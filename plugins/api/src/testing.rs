@@ -336,6 +336,24 @@ pub fn check_same_on_every_width<K: FusedKernel>(
     }
 }
 
+/// The buffer a plugin's kernel benchmark times: a batch of 32 feature maps
+/// of 32 channels of 32x32, 2^20 values.
+pub const BENCH_LAYOUT: Layout = Layout {
+    outer: 32,
+    channels: 32,
+    inner: 1024,
+};
+
+/// A linked plugin's kernel benchmark (`benches/kernels.rs`): every
+/// activation's fused kernels on [`BENCH_LAYOUT`], each parameter at its
+/// initial value, the fastest of 30 calls, relative to the activation `base`
+/// (see [`print_kernel_times`]).
+pub fn bench_linked(plugin: &crate::linked::LinkedPlugin, base: &str) -> Result<(), String> {
+    let table = plugin.table().ok_or_else(last_error_message)?;
+    // SAFETY: a table built by `linked_plugin!` is as the ABI states.
+    unsafe { print_kernel_times(table, base, BENCH_LAYOUT, 30) }
+}
+
 /// A kernel benchmark's report: times every exported activation of `table`
 /// with [`time_exported`] and prints ns per value and each one's cost
 /// (forward + backward) relative to the activation `base`.

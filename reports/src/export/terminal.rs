@@ -109,10 +109,7 @@ fn comparison(grid: &Grid, cmp: &Comparison) -> String {
             }
             b.push_record(record);
         }
-        let mut table = b.build();
-        table.with(Style::rounded());
-        out.push_str(&table.to_string());
-        out.push('\n');
+        push_table(&mut out, b);
     }
     let shared = shared_columns(grid, cmp);
     if !cmp.claims.is_empty() {
@@ -138,16 +135,21 @@ fn comparison(grid: &Grid, cmp: &Comparison) -> String {
                 }
                 b.push_record(record);
             }
-            let mut table = b.build();
-            table.with(Style::rounded());
-            out.push_str(&table.to_string());
-            out.push('\n');
+            push_table(&mut out, b);
         }
         for claim in &cmp.claims {
             out.push_str(&format!("  - {}\n", claim.summary));
         }
     }
     out
+}
+
+/// Appends the table `b` holds, rounded, and a newline.
+fn push_table(out: &mut String, b: Builder) {
+    let mut table = b.build();
+    table.with(Style::rounded());
+    out.push_str(&table.to_string());
+    out.push('\n');
 }
 
 #[cfg(test)]

@@ -37,9 +37,7 @@
 //! concatenates, so each group's backward is the ungrouped one (tested).
 
 use acbench_dsl::ir::Conv2d;
-use candle_core::{
-    CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, WithDType, bail,
-};
+use candle_core::{Result, Shape, Tensor, WithDType, bail};
 use rayon::prelude::*;
 
 use super::gemm::{Mat, matmul, matmul_nt};
@@ -617,31 +615,28 @@ fn backward_task<T: WithDType>(
             // Where image `j`'s gradient for this group starts.
             let at = |j: usize| (j0 + j) * xi + gi * cin_g * plane;
             let len = cin_g * plane;
-            if g.direct() && bb == 1 {
-                let dst = &mut d[at(0)..][..len];
-                matmul(
-                    dst,
-                    Mat::rm(k, l),
-                    wg,
-                    wt,
-                    dyg,
-                    Mat::rm(cout_g, l),
-                    false,
-                    inner,
-                );
-                continue;
-            }
-            let dc = &mut dcols[..k * cl];
+            // One direct image writes its columns straight into `d`; else
+            // the batch's columns go through `dcols`.
+            let straight = g.direct() && bb == 1;
+            let (dst, n) = if straight {
+                (&mut d[at(0)..][..len], l)
+            } else {
+                (&mut dcols[..k * cl], cl)
+            };
             matmul(
-                dc,
-                Mat::rm(k, cl),
+                dst,
+                Mat::rm(k, n),
                 wg,
                 wt,
                 dyg,
-                Mat::rm(cout_g, cl),
+                Mat::rm(cout_g, n),
                 false,
                 inner,
             );
+            if straight {
+                continue;
+            }
+            let dc = &mut dcols[..k * cl];
             for j in 0..bb {
                 let dst = &mut d[at(j)..][..len];
                 if g.direct() {

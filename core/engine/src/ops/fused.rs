@@ -13,9 +13,11 @@
 //! activation with the plugin's own message, never an abort.
 
 use acbench_plugin_api::abi::Layout as AbiLayout;
-use candle_core::{CpuStorage, DType, Device, Layout, Result, Shape, Storage, Tensor};
+use candle_core::{CpuStorage, DType, Device, Layout, Result, Storage, Tensor};
 use rayon::prelude::*;
 
+use super::Real;
+use super::custom::{Input, InputGrads, Kernel, Op, Output};
 use crate::plugin::Kernels;
 
 /// Below this many elements a chunk is not worth a thread.
@@ -54,14 +56,14 @@ pub fn activation(x: &Tensor, params: &[Tensor], kernels: &Kernels) -> Result<Te
     };
     let x = x.contiguous()?;
     if params.is_empty() {
-        return x.apply_op1(op);
+        return x.apply_op1(Op(op));
     }
     let flat: Vec<Tensor> = params
         .iter()
         .map(|p| p.flatten_all())
         .collect::<Result<_>>()?;
     let packed = Tensor::cat(&flat, 0)?;
-    x.apply_op2(&packed, op)
+    x.apply_op2(&packed, Op(op))
 }
 
 struct FusedOp {
@@ -116,14 +118,14 @@ impl FusedOp {
         rows * row
     }
 
-    fn forward(&self, x: &[f32], packed: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
+    fn forward_f32(&self, x: &[f32], packed: &[f32], dims: &[usize]) -> Result<Vec<f32>> {
         let mut out = vec![0f32; x.len()];
         forward_into(&self.kernels, &self.lens, x, packed, dims, &mut out)?;
         Ok(out)
     }
 
     /// `(grad_x, grad_packed)`.
-    fn backward(
+    fn backward_f32(
         &self,
         x: &[f32],
         packed: &[f32],
@@ -159,9 +161,9 @@ impl FusedOp {
             Some(p) => {
                 let p = p.contiguous()?;
                 let (ps, pl) = p.storage_and_layout();
-                self.backward(xv, storage_f32(&ps, pl)?, gv, x.dims())?
+                self.backward_f32(xv, storage_f32(&ps, pl)?, gv, x.dims())?
             }
-            None => self.backward(xv, &[], gv, x.dims())?,
+            None => self.backward_f32(xv, &[], gv, x.dims())?,
         };
         let n = gp.len();
         Ok((
@@ -291,45 +293,31 @@ pub(crate) fn backward_into(
     Ok(grad_packed)
 }
 
-impl candle_core::CustomOp1 for FusedOp {
-    fn name(&self) -> &'static str {
-        "fused-activation"
+impl Kernel<1> for FusedOp {
+    const NAME: &'static str = "fused-activation";
+    const WHAT: &'static str = "a fused activation";
+
+    fn forward<T: Real>(&self, [(s, l)]: [Input<'_>; 1]) -> Output {
+        let out = self.forward_f32(cpu_f32(s, l)?, &[], l.dims())?;
+        Ok((CpuStorage::F32(out), l.shape().clone()))
     }
 
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = self.forward(cpu_f32(storage, layout)?, &[], layout.dims())?;
-        Ok((CpuStorage::F32(out), layout.shape().clone()))
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad_res: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(self.grads(arg, None, grad_res)?.0))
+    fn backward<T: Real>(&self, [x]: [&Tensor; 1], grad: &Tensor) -> InputGrads<1> {
+        Ok([Some(self.grads(x, None, grad)?.0)])
     }
 }
 
-impl candle_core::CustomOp2 for FusedOp {
-    fn name(&self) -> &'static str {
-        "fused-activation"
-    }
+impl Kernel<2> for FusedOp {
+    const NAME: &'static str = "fused-activation";
+    const WHAT: &'static str = "a fused activation";
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let out = self.forward(cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, l1.dims())?;
+    fn forward<T: Real>(&self, [(s1, l1), (s2, l2)]: [Input<'_>; 2]) -> Output {
+        let out = self.forward_f32(cpu_f32(s1, l1)?, cpu_f32(s2, l2)?, l1.dims())?;
         Ok((CpuStorage::F32(out), l1.shape().clone()))
     }
 
-    fn bwd(
-        &self,
-        arg1: &Tensor,
-        arg2: &Tensor,
-        _res: &Tensor,
-        grad_res: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (gx, gp) = self.grads(arg1, Some(arg2), grad_res)?;
-        Ok((Some(gx), Some(gp)))
+    fn backward<T: Real>(&self, [x, packed]: [&Tensor; 2], grad: &Tensor) -> InputGrads<2> {
+        let (gx, gp) = self.grads(x, Some(packed), grad)?;
+        Ok([Some(gx), Some(gp)])
     }
 }

@@ -8,9 +8,10 @@
 //! candle custom op. [`lrn_generic`] builds the same function from
 //! differentiable candle ops for every other device.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{DType, Result, Tensor, bail};
 use rayon::prelude::*;
 
+use super::custom::{Input, InputGrads, Kernel, Op, Output};
 use super::scratch::Scratch;
 use super::{Real, ncl, storage_slice, with_slice};
 
@@ -198,13 +199,16 @@ fn check_rank(x: &Tensor) -> Result<()> {
 /// The CPU kernels as a candle custom op (f32 and f64).
 pub fn lrn_cpu(x: &Tensor, p: &Lrn) -> Result<Tensor> {
     check_rank(x)?;
-    x.contiguous()?.apply_op1(LrnOp(*p))
+    x.contiguous()?.apply_op1(Op(LrnOp(*p)))
 }
 
 struct LrnOp(Lrn);
 
-impl LrnOp {
-    fn fwd<T: Real>(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl Kernel<1> for LrnOp {
+    const NAME: &'static str = "acbench-lrn";
+    const WHAT: &'static str = "local response normalisation";
+
+    fn forward<T: Real>(&self, [(s, l)]: [Input<'_>; 1]) -> Output {
         let x = storage_slice::<T>(s, l)?;
         let mut y = vec![T::zero(); x.len()];
         let (mut scale, mut pow) = (Scratch::<T>::any(x.len()), Scratch::<T>::any(x.len()));
@@ -214,7 +218,7 @@ impl LrnOp {
 
     /// The backward recomputes `scale` and `pow` from `x` (custom ops keep
     /// no state between forward and backward).
-    fn grad<T: Real>(&self, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+    fn backward<T: Real>(&self, [x]: [&Tensor; 1], dy: &Tensor) -> InputGrads<1> {
         let dims = ncl(x.dims());
         let len = x.elem_count();
         let mut dx = vec![T::zero(); len];
@@ -226,28 +230,7 @@ impl LrnOp {
                 lrn_backward(&self.0, dims, xv, &scale, &pow, g, &mut dx);
             })
         })??;
-        Tensor::from_vec(dx, x.shape(), x.device())
-    }
-}
-
-impl CustomOp1 for LrnOp {
-    fn name(&self) -> &'static str {
-        "acbench-lrn"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        match s {
-            CpuStorage::F32(_) => self.fwd::<f32>(s, l),
-            CpuStorage::F64(_) => self.fwd::<f64>(s, l),
-            _ => bail!("local response normalisation supports f32 and f64 tensors only"),
-        }
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        match arg.dtype() {
-            DType::F32 => self.grad::<f32>(arg, grad).map(Some),
-            _ => self.grad::<f64>(arg, grad).map(Some),
-        }
+        Ok([Some(Tensor::from_vec(dx, x.shape(), x.device())?)])
     }
 }
 

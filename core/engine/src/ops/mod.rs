@@ -28,6 +28,7 @@
 //! (`scratch.rs`).
 
 pub mod conv;
+pub(crate) mod custom;
 pub mod dropout;
 pub mod fused;
 pub mod gemm;

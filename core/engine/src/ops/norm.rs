@@ -13,9 +13,10 @@
 //! math from differentiable candle ops ([`batch_norm_train_generic`],
 //! [`batch_norm_eval_generic`]).
 
-use candle_core::{CpuStorage, CustomOp3, D, DType, Layout, Result, Shape, Tensor, Var, bail};
+use candle_core::{D, DType, Result, Tensor, Var, bail};
 use rayon::prelude::*;
 
+use super::custom::{Input, InputGrads, Kernel, Op, Output};
 use super::slices::{lane_dot, lane_sum, par_planes};
 use super::{Real, ncl, storage_slice, with_slice};
 
@@ -205,7 +206,7 @@ pub fn batch_norm_train(
         inv_std: inv,
         batch: true,
     };
-    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Op(op))?;
     Ok((y, mean, var))
 }
 
@@ -228,7 +229,7 @@ pub fn batch_norm_eval(
         batch: false,
     };
     x.contiguous()?
-        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, Op(op))
 }
 
 fn typed_stats<T: Real>(x: &Tensor, dims: (usize, usize, usize)) -> Result<(Tensor, Tensor)> {
@@ -263,13 +264,11 @@ struct BatchNormOp {
     batch: bool,
 }
 
-impl BatchNormOp {
-    fn fwd<T: Real>(
-        &self,
-        (xs, xl): (&CpuStorage, &Layout),
-        (gs, gl): (&CpuStorage, &Layout),
-        (bs, bl): (&CpuStorage, &Layout),
-    ) -> Result<(CpuStorage, Shape)> {
+impl Kernel<3> for BatchNormOp {
+    const NAME: &'static str = "acbench-batch-norm";
+    const WHAT: &'static str = "batch norm";
+
+    fn forward<T: Real>(&self, [(xs, xl), (gs, gl), (bs, bl)]: [Input<'_>; 3]) -> Output {
         let x = storage_slice::<T>(xs, xl)?;
         let (gamma, beta) = (storage_slice::<T>(gs, gl)?, storage_slice::<T>(bs, bl)?);
         let dims = ncl(xl.dims());
@@ -287,7 +286,7 @@ impl BatchNormOp {
         Ok((T::to_cpu_storage_owned(y), xl.shape().clone()))
     }
 
-    fn grads<T: Real>(&self, x: &Tensor, gamma: &Tensor, dy: &Tensor) -> Result<Grads3> {
+    fn backward<T: Real>(&self, [x, gamma, _]: [&Tensor; 3], dy: &Tensor) -> InputGrads<3> {
         let dims = ncl(x.dims());
         let mut dx = vec![T::zero(); x.elem_count()];
         let (g, mean, is) = (
@@ -301,55 +300,17 @@ impl BatchNormOp {
             })
         })??;
         let dev = x.device();
-        Ok((
+        Ok([
             Some(Tensor::from_vec(dx, x.shape(), dev)?),
             Some(Tensor::from_vec(dgamma, dims.1, dev)?),
             Some(Tensor::from_vec(dbeta, dims.1, dev)?),
-        ))
+        ])
     }
 }
-
-type Grads3 = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
 
 /// The values of a per-channel tensor (a few hundred at most).
 fn small<T: Real>(t: &Tensor) -> Result<Vec<T>> {
     with_slice::<T, _>(t, <[T]>::to_vec)
-}
-
-impl CustomOp3 for BatchNormOp {
-    fn name(&self) -> &'static str {
-        "acbench-batch-norm"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        match s1 {
-            CpuStorage::F32(_) => self.fwd::<f32>((s1, l1), (s2, l2), (s3, l3)),
-            CpuStorage::F64(_) => self.fwd::<f64>((s1, l1), (s2, l2), (s3, l3)),
-            _ => bail!("batch norm supports f32 and f64 tensors only"),
-        }
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        gamma: &Tensor,
-        _beta: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<Grads3> {
-        match x.dtype() {
-            DType::F32 => self.grads::<f32>(x, gamma, grad),
-            _ => self.grads::<f64>(x, gamma, grad),
-        }
-    }
 }
 
 /// Shape `[1, C, 1, ...]` for per-channel values.

@@ -15,9 +15,10 @@
 //!   window, or kh*kw with `count_include_pad`.
 
 use acbench_dsl::ir::{Pool2d, PoolKind};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{DType, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use super::custom::{Input, InputGrads, Kernel, Op, Output};
 use super::scratch::Scratch;
 use super::slices::{PAR_MIN, par_planes};
 use super::{Real, filled, storage_slice, strided_index};
@@ -298,13 +299,16 @@ pub fn pool2d(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
 pub fn pool2d_cpu(x: &Tensor, p: &Pool2d) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
     let geom = PoolGeom::new(p, h, w)?;
-    x.contiguous()?.apply_op1(PoolFwd(geom))
+    x.contiguous()?.apply_op1(Op(PoolFwd(geom)))
 }
 
 struct PoolFwd(PoolGeom);
 
-impl PoolFwd {
-    fn run<T: Real>(&self, src: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl Kernel<1> for PoolFwd {
+    const NAME: &'static str = "acbench-pool2d";
+    const WHAT: &'static str = "pooling";
+
+    fn forward<T: Real>(&self, [(src, l)]: [Input<'_>; 1]) -> Output {
         let g = &self.0;
         let (n, c, _, _) = l.shape().dims4()?;
         let x = storage_slice::<T>(src, l)?;
@@ -318,24 +322,10 @@ impl PoolFwd {
         }
         Ok((T::to_cpu_storage_owned(y), Shape::from((n, c, g.oh, g.ow))))
     }
-}
 
-impl CustomOp1 for PoolFwd {
-    fn name(&self) -> &'static str {
-        "acbench-pool2d"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        match s {
-            CpuStorage::F32(_) => self.run::<f32>(s, l),
-            CpuStorage::F64(_) => self.run::<f64>(s, l),
-            _ => bail!("pooling supports f32 and f64 tensors only"),
-        }
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+    fn backward<T: Real>(&self, [x]: [&Tensor; 1], grad: &Tensor) -> InputGrads<1> {
         let grad = grad.contiguous()?;
-        arg.apply_op2_no_bwd(&grad, &PoolBwd(self.0)).map(Some)
+        Ok([Some(x.apply_op2_no_bwd(&grad, &Op(PoolBwd(self.0)))?)])
     }
 }
 
@@ -344,12 +334,11 @@ impl CustomOp1 for PoolFwd {
 /// ops keep no state between forward and backward).
 struct PoolBwd(PoolGeom);
 
-impl PoolBwd {
-    fn run<T: Real>(
-        &self,
-        (xs, lx): (&CpuStorage, &Layout),
-        (gs, lg): (&CpuStorage, &Layout),
-    ) -> Result<(CpuStorage, Shape)> {
+impl Kernel<2> for PoolBwd {
+    const NAME: &'static str = "acbench-pool2d-bwd";
+    const WHAT: &'static str = "pooling backward";
+
+    fn forward<T: Real>(&self, [(xs, lx), (gs, lg)]: [Input<'_>; 2]) -> Output {
         let g = &self.0;
         let (x, dy) = (storage_slice::<T>(xs, lx)?, storage_slice::<T>(gs, lg)?);
         let mut dx = vec![T::zero(); x.len()];
@@ -366,31 +355,11 @@ impl PoolBwd {
     }
 }
 
-impl CustomOp2 for PoolBwd {
-    fn name(&self) -> &'static str {
-        "acbench-pool2d-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        match (s1, s2) {
-            (CpuStorage::F32(_), CpuStorage::F32(_)) => self.run::<f32>((s1, l1), (s2, l2)),
-            (CpuStorage::F64(_), CpuStorage::F64(_)) => self.run::<f64>((s1, l1), (s2, l2)),
-            _ => bail!("pooling backward supports f32 and f64 with matching dtypes"),
-        }
-    }
-}
-
 /// Global average pooling, `[N, C, H, W] -> [N, C]`: the CPU kernels on
 /// the CPU, candle's mean elsewhere.
 pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
     if x.device().is_cpu() && matches!(x.dtype(), DType::F32 | DType::F64) {
-        x.contiguous()?.apply_op1(GapOp)
+        x.contiguous()?.apply_op1(Op(GapOp))
     } else {
         x.mean((2, 3))
     }
@@ -400,40 +369,22 @@ pub fn global_avg_pool(x: &Tensor) -> Result<Tensor> {
 /// its backward.
 struct GapOp;
 
-impl GapOp {
-    fn fwd<T: Real>(s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+impl Kernel<1> for GapOp {
+    const NAME: &'static str = "acbench-global-avg-pool";
+    const WHAT: &'static str = "global average pooling";
+
+    fn forward<T: Real>(&self, [(s, l)]: [Input<'_>; 1]) -> Output {
         let (n, c, h, w) = l.shape().dims4()?;
         let mut y = vec![T::zero(); n * c];
         global_avg_pool_forward(h * w, storage_slice::<T>(s, l)?, &mut y);
         Ok((T::to_cpu_storage_owned(y), Shape::from((n, c))))
     }
 
-    fn bwd_typed<T: Real>(arg: &Tensor, grad: &Tensor) -> Result<Tensor> {
+    fn backward<T: Real>(&self, [arg]: [&Tensor; 1], grad: &Tensor) -> InputGrads<1> {
         let (_, _, h, w) = arg.dims4()?;
         let mut dx = vec![T::zero(); arg.elem_count()];
         super::with_slice::<T, _>(grad, |dy| global_avg_pool_backward(h * w, dy, &mut dx))?;
-        Tensor::from_vec(dx, arg.shape(), arg.device())
-    }
-}
-
-impl CustomOp1 for GapOp {
-    fn name(&self) -> &'static str {
-        "acbench-global-avg-pool"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        match s {
-            CpuStorage::F32(_) => Self::fwd::<f32>(s, l),
-            CpuStorage::F64(_) => Self::fwd::<f64>(s, l),
-            _ => bail!("global average pooling supports f32 and f64 tensors only"),
-        }
-    }
-
-    fn bwd(&self, arg: &Tensor, _res: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        match arg.dtype() {
-            DType::F32 => Self::bwd_typed::<f32>(arg, grad).map(Some),
-            _ => Self::bwd_typed::<f64>(arg, grad).map(Some),
-        }
+        Ok([Some(Tensor::from_vec(dx, arg.shape(), arg.device())?)])
     }
 }
 

@@ -2,6 +2,8 @@
 //! CPU path through candle's autograd.
 
 use super::*;
+use crate::ops::Real;
+use crate::ops::custom::{Input, InputGrads, Kernel, Op, Output};
 
 /// The CPU path through candle's autograd: [`conv_forward`] as a custom op
 /// whose backward is [`conv_backward`].
@@ -14,23 +16,16 @@ pub fn conv2d_cpu(
     let geom = ConvGeom::new(x.dims(), weight.dims(), c)?;
     let (x, weight) = (x.contiguous()?, weight.contiguous()?);
     match bias {
-        Some(b) => x.apply_op3(&weight, &b.contiguous()?, ConvOp(geom)),
-        None => x.apply_op2(&weight, ConvOp(geom)),
+        Some(b) => x.apply_op3(&weight, &b.contiguous()?, Op(ConvOp(geom))),
+        None => x.apply_op2(&weight, Op(ConvOp(geom))),
     }
 }
 
 /// `(x, weight[, bias]) -> y`.
 struct ConvOp(ConvGeom);
 
-type Input<'a> = (&'a CpuStorage, &'a Layout);
-
 impl ConvOp {
-    fn fwd<T: WithDType>(
-        &self,
-        x: Input<'_>,
-        w: Input<'_>,
-        b: Option<Input<'_>>,
-    ) -> Result<(CpuStorage, Shape)> {
+    fn fwd<T: WithDType>(&self, x: Input<'_>, w: Input<'_>, b: Option<Input<'_>>) -> Output {
         let g = &self.0;
         let mut y = vec![T::zero(); g.n * g.y_image()];
         let b = match b {
@@ -47,28 +42,22 @@ impl ConvOp {
         Ok((T::to_cpu_storage_owned(y), Shape::from(g.y_dims().to_vec())))
     }
 
-    fn dispatch(
-        &self,
-        x: Input<'_>,
-        w: Input<'_>,
-        b: Option<Input<'_>>,
-    ) -> Result<(CpuStorage, Shape)> {
-        match x.0 {
-            CpuStorage::F32(_) => self.fwd::<f32>(x, w, b),
-            CpuStorage::F64(_) => self.fwd::<f64>(x, w, b),
-            _ => bail!("convolution supports f32 and f64 tensors only"),
-        }
-    }
-
     /// `(dx, dw, db)` from [`ConvBwd`]'s packed `[dw | db | dx]` result.
-    fn grads(&self, x: &Tensor, w: &Tensor, bias: bool, grad: &Tensor) -> Result<Grads3> {
+    fn grads(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: bool,
+        grad: &Tensor,
+    ) -> Result<[Option<Tensor>; 3]> {
         let g = &self.0;
         let op = ConvBwd {
             geom: g.clone(),
             dx: x.track_op(),
             db: bias,
         };
-        let packed = grad.contiguous()?.apply_op3_no_bwd(x, w, &op)?;
+        let needs_dx = op.dx;
+        let packed = grad.contiguous()?.apply_op3_no_bwd(x, w, &Op(op))?;
         let wl = g.w_len();
         let dw = packed.narrow(0, 0, wl)?.reshape(w.shape())?;
         let db = if bias {
@@ -77,7 +66,7 @@ impl ConvOp {
             None
         };
         let at = wl + if bias { g.cout } else { 0 };
-        let dx = if op.dx {
+        let dx = if needs_dx {
             Some(
                 packed
                     .narrow(0, at, g.n * g.x_image())?
@@ -86,64 +75,33 @@ impl ConvOp {
         } else {
             None
         };
-        Ok((dx, Some(dw), db))
+        Ok([dx, Some(dw), db])
     }
 }
 
-type Grads3 = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+impl Kernel<2> for ConvOp {
+    const NAME: &'static str = "acbench-conv2d";
+    const WHAT: &'static str = "convolution";
 
-impl CustomOp2 for ConvOp {
-    fn name(&self) -> &'static str {
-        "acbench-conv2d"
+    fn forward<T: Real>(&self, [x, w]: [Input<'_>; 2]) -> Output {
+        self.fwd::<T>(x, w, None)
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.dispatch((s1, l1), (s2, l2), None)
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, _) = self.grads(x, w, false, grad)?;
-        Ok((dx, dw))
+    fn backward<T: Real>(&self, [x, w]: [&Tensor; 2], grad: &Tensor) -> InputGrads<2> {
+        let [dx, dw, _] = self.grads(x, w, false, grad)?;
+        Ok([dx, dw])
     }
 }
 
-impl CustomOp3 for ConvOp {
-    fn name(&self) -> &'static str {
-        "acbench-conv2d-bias"
+impl Kernel<3> for ConvOp {
+    const NAME: &'static str = "acbench-conv2d-bias";
+    const WHAT: &'static str = "convolution";
+
+    fn forward<T: Real>(&self, [x, w, b]: [Input<'_>; 3]) -> Output {
+        self.fwd::<T>(x, w, Some(b))
     }
 
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        self.dispatch((s1, l1), (s2, l2), Some((s3, l3)))
-    }
-
-    fn bwd(
-        &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
-        _res: &Tensor,
-        grad: &Tensor,
-    ) -> Result<Grads3> {
+    fn backward<T: Real>(&self, [x, w, _]: [&Tensor; 3], grad: &Tensor) -> InputGrads<3> {
         self.grads(x, w, true, grad)
     }
 }
@@ -158,13 +116,11 @@ struct ConvBwd {
     db: bool,
 }
 
-impl ConvBwd {
-    fn run<T: WithDType>(
-        &self,
-        dy: (&CpuStorage, &Layout),
-        x: (&CpuStorage, &Layout),
-        w: (&CpuStorage, &Layout),
-    ) -> Result<(CpuStorage, Shape)> {
+impl Kernel<3> for ConvBwd {
+    const NAME: &'static str = "acbench-conv2d-bwd";
+    const WHAT: &'static str = "convolution backward";
+
+    fn forward<T: Real>(&self, [dy, x, w]: [Input<'_>; 3]) -> Output {
         let g = &self.geom;
         let (wl, bl) = (g.w_len(), if self.db { g.cout } else { 0 });
         let xl = if self.dx { g.n * g.x_image() } else { 0 };
@@ -182,27 +138,5 @@ impl ConvBwd {
         );
         let len = out.len();
         Ok((T::to_cpu_storage_owned(out), Shape::from(len)))
-    }
-}
-
-impl CustomOp3 for ConvBwd {
-    fn name(&self) -> &'static str {
-        "acbench-conv2d-bwd"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-        s3: &CpuStorage,
-        l3: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        match s1 {
-            CpuStorage::F32(_) => self.run::<f32>((s1, l1), (s2, l2), (s3, l3)),
-            CpuStorage::F64(_) => self.run::<f64>((s1, l1), (s2, l2), (s3, l3)),
-            _ => bail!("convolution supports f32 and f64 tensors only"),
-        }
     }
 }

@@ -1,0 +1,332 @@
+use super::*;
+use std::cell::RefCell;
+use std::io::BufRead;
+use std::net::TcpListener;
+use std::time::Instant;
+
+/// What the loopback server answers for one path.
+#[derive(Clone)]
+enum Reply {
+    Body(Vec<u8>),
+    /// Announce `.1` bytes, send `.0`, hang up.
+    Truncated(Vec<u8>, usize),
+    NotFound,
+}
+
+/// Serves `routes` on 127.0.0.1 for at most `max_requests` connections
+/// or 20 seconds, whichever ends first; returns the base URL.
+fn serve(routes: Vec<(&'static str, Reply)>, max_requests: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    let addr = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut served = 0;
+        while served < max_requests && Instant::now() < deadline {
+            let Ok((stream, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            served += 1;
+            let _ = stream.set_nonblocking(false);
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = std::io::BufReader::new(stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let path = request_line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or("/")
+                .to_owned();
+            let reply = routes
+                .iter()
+                .find(|(p, _)| *p == path)
+                .map(|(_, r)| r.clone());
+            let mut stream = reader.into_inner();
+            let (status, body, claimed) = match reply.unwrap_or(Reply::NotFound) {
+                Reply::Body(b) => ("200 OK", b.clone(), b.len()),
+                Reply::Truncated(b, n) => ("200 OK", b, n),
+                Reply::NotFound => ("404 Not Found", b"no such file".to_vec(), 12),
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {claimed}\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://{addr}/files")
+}
+
+fn md5_hex(b: &[u8]) -> String {
+    hex::encode(Md5::digest(b))
+}
+
+/// A tar.gz holding `cifar-10-batches-bin/` with a tiny dataset.
+fn cifar10_archive() -> Vec<u8> {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = tmp.path().join("cifar-10-batches-bin");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    crate::cifar::tests::write_cifar10(&dir);
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.append_dir_all("cifar-10-batches-bin", &dir)
+        .expect("tar");
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+fn cifar_source(md5: String) -> Source {
+    Source {
+        base_url: "http://unused.invalid/".to_owned(),
+        files: vec![RemoteFile {
+            name: "cifar-10-binary.tar.gz".to_owned(),
+            md5,
+        }],
+        subdir: "cifar-10-batches-bin".to_owned(),
+        extract: true,
+    }
+}
+
+#[derive(Default)]
+struct Recorder(RefCell<Vec<String>>);
+
+impl Progress for Recorder {
+    fn start(&self, what: &str, total: Option<u64>) {
+        self.0.borrow_mut().push(format!("start {what} {total:?}"));
+    }
+    fn advance(&self, bytes: u64) {
+        let mut v = self.0.borrow_mut();
+        match v
+            .last_mut()
+            .and_then(|l| l.strip_prefix("bytes ").map(str::to_owned))
+        {
+            Some(n) => {
+                let sum = n.parse::<u64>().expect("ours") + bytes;
+                *v.last_mut().expect("nonempty") = format!("bytes {sum}");
+            }
+            None => v.push(format!("bytes {bytes}")),
+        }
+    }
+    fn finish(&self) {
+        self.0.borrow_mut().push("finish".to_owned());
+    }
+}
+
+#[test]
+fn fetches_and_unpacks_archive() {
+    let archive = cifar10_archive();
+    let len = archive.len();
+    let base = serve(
+        vec![(
+            "/files/cifar-10-binary.tar.gz",
+            Reply::Body(archive.clone()),
+        )],
+        1,
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        mirror: Some(base),
+        source: Some(cifar_source(md5_hex(&archive))),
+        ..Default::default()
+    };
+    let rec = Recorder::default();
+    let dir = fetch("cifar10", root.path(), &opts, &rec).expect("fetched");
+    assert_eq!(dir, root.path().join("cifar-10-batches-bin"));
+    assert_eq!(
+        *rec.0.borrow(),
+        [
+            format!("start cifar-10-binary.tar.gz Some({len})"),
+            format!("bytes {len}"),
+            "finish".into()
+        ]
+    );
+    let d = crate::cifar::load_cifar10(&dir, "cifar10").expect("loads");
+    assert_eq!(d.train.len(), 10);
+    // Archive and scratch space are gone; only the dataset is left.
+    let left: Vec<_> = std::fs::read_dir(root.path())
+        .expect("read")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["cifar-10-batches-bin"]);
+    // Present now: a second fetch does not touch the (finished) server.
+    assert_eq!(
+        fetch("cifar10", root.path(), &opts, &NoProgress).expect("cached"),
+        dir
+    );
+}
+
+#[test]
+fn fetches_plain_files() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    crate::idx::tests::write_dataset(tmp.path(), true);
+    let names = [
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ];
+    let bodies: Vec<Vec<u8>> = names
+        .iter()
+        .map(|n| std::fs::read(tmp.path().join(n)).expect("read"))
+        .collect();
+    let routes = [
+        "/files/train-images-idx3-ubyte.gz",
+        "/files/train-labels-idx1-ubyte.gz",
+        "/files/t10k-images-idx3-ubyte.gz",
+        "/files/t10k-labels-idx1-ubyte.gz",
+    ]
+    .into_iter()
+    .zip(&bodies)
+    .map(|(p, b)| (p, Reply::Body(b.clone())))
+    .collect();
+    let base = serve(routes, 4);
+    let mut src = source("fashion-mnist").expect("official");
+    for (f, b) in src.files.iter_mut().zip(&bodies) {
+        f.md5 = md5_hex(b);
+    }
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        mirror: Some(base + "/"),
+        source: Some(src),
+        ..Default::default()
+    };
+    let dir = fetch("fashion-mnist", root.path(), &opts, &NoProgress).expect("fetched");
+    let d = crate::idx::load_dir(&dir, "fashion-mnist", 10, &[]).expect("loads");
+    assert_eq!(d.train.labels, [9, 0, 5]);
+}
+
+#[test]
+fn corrupted_download_is_rejected_and_deleted() {
+    let archive = cifar10_archive();
+    let mut bad = archive.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 0xff;
+    let base = serve(
+        vec![("/files/cifar-10-binary.tar.gz", Reply::Body(bad.clone()))],
+        1,
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    let expected = md5_hex(&archive);
+    let opts = FetchOptions {
+        mirror: Some(base),
+        source: Some(cifar_source(expected.clone())),
+        ..Default::default()
+    };
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("bad md5")
+        .to_string();
+    assert!(
+        m.contains(&format!("expected {expected}, got {}", md5_hex(&bad))),
+        "{m}"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path()).expect("read").count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+#[test]
+fn truncated_response_is_an_error() {
+    let archive = cifar10_archive();
+    let half = archive[..archive.len() / 2].to_vec();
+    let base = serve(
+        vec![(
+            "/files/cifar-10-binary.tar.gz",
+            Reply::Truncated(half, archive.len()),
+        )],
+        1,
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        mirror: Some(base),
+        source: Some(cifar_source(md5_hex(&archive))),
+        ..Default::default()
+    };
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("cut")
+        .to_string();
+    assert!(
+        m.contains("cifar-10-binary.tar.gz") && m.contains("connection ended after"),
+        "{m}"
+    );
+    assert_eq!(
+        std::fs::read_dir(root.path()).expect("read").count(),
+        0,
+        "nothing left behind"
+    );
+}
+
+#[test]
+fn not_found_and_not_fetchable() {
+    let base = serve(vec![], 1);
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        mirror: Some(base.clone()),
+        source: Some(cifar_source("0".repeat(32))),
+        ..Default::default()
+    };
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("404")
+        .to_string();
+    assert_eq!(
+        m,
+        format!("downloading {base}/cifar-10-binary.tar.gz: server answered HTTP 404")
+    );
+    let m = fetch(
+        "mini-imagenet",
+        root.path(),
+        &FetchOptions::default(),
+        &NoProgress,
+    )
+    .expect_err("no archive")
+    .to_string();
+    assert!(m.contains("mini-imagenet/train/<class>"), "{m}");
+    assert!(fetch("nope", root.path(), &FetchOptions::default(), &NoProgress).is_err());
+}
+
+#[test]
+fn archive_without_dataset_folder() {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    let mut header = tar::Header::new_gnu();
+    header.set_size(2);
+    header.set_mode(0o644);
+    header.set_cksum();
+    tar.append_data(&mut header, "other/x", &b"hi"[..])
+        .expect("tar");
+    let archive = tar.into_inner().expect("tar").finish().expect("gzip");
+    let base = serve(
+        vec![(
+            "/files/cifar-10-binary.tar.gz",
+            Reply::Body(archive.clone()),
+        )],
+        1,
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        mirror: Some(base),
+        source: Some(cifar_source(md5_hex(&archive))),
+        ..Default::default()
+    };
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("wrong")
+        .to_string();
+    assert!(m.contains("holds no `cifar-10-batches-bin/` folder"), "{m}");
+}
+
+#[test]
+fn official_table() {
+    let s = source("cifar100-coarse").expect("official");
+    assert_eq!(s.files[0].md5, "03b5dce01913d631647c71ecec9e9cb8");
+    assert_eq!(
+        source("mnist").expect("official").files[3].md5,
+        "ec29112dd5afa0611ce80d1b7f02629c"
+    );
+}
