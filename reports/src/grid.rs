@@ -2,7 +2,9 @@
 //!
 //! A [`Grid`] has one row per activation and one column per model (or
 //! optimizer, or dataset, as the paper's tables do); each [`Cell`] holds the
-//! mean and standard deviation of the final test accuracy over seeds.
+//! final test accuracy of each seed, and its [`Estimate`]: mean, standard
+//! deviation, n and the 95% Student's t interval. A cell is marked best only
+//! when it beats its column's runner-up significantly ([`Grid::is_best`]).
 //! Runs that differ in a field neither axis shows (two datasets in one
 //! results set, say) go into separate grids, never into one cell.
 
@@ -10,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::paper::PaperTable;
 use crate::result::{RunResult, RunStatus};
+use crate::stats::{Difference, Estimate, Interval, Verdict};
 
 /// Which run fields make the rows and the columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,8 +112,13 @@ pub struct Cell {
     pub mean: Option<f64>,
     /// Sample standard deviation (n - 1) over converged runs; needs n >= 2.
     pub std: Option<f64>,
+    /// The 95% Student's t interval of the mean; needs n >= 2.
+    pub ci: Option<Interval>,
     /// Number of converged runs.
     pub n: usize,
+    /// `(seed, final test accuracy)` of each converged run, for comparisons
+    /// paired by seed.
+    pub values: Vec<(u64, f64)>,
     /// Runs whose loss became non-finite.
     pub diverged: usize,
     /// Runs that stopped with an error.
@@ -120,26 +128,20 @@ pub struct Cell {
 impl Cell {
     /// Aggregates `runs` (all of one row and column).
     pub fn from_runs<'a>(runs: impl IntoIterator<Item = &'a RunResult>) -> Self {
-        let mut values = Vec::new();
         let mut cell = Cell::default();
         for r in runs {
             match (r.status, r.final_accuracy()) {
-                (_, Some(acc)) => values.push(acc),
+                (_, Some(acc)) => cell.values.push((r.seed, acc)),
                 (RunStatus::Failed, None) => cell.failed += 1,
                 // A finished run without a finite accuracy lost its numbers
                 // the same way a diverged one did.
                 (_, None) => cell.diverged += 1,
             }
         }
-        cell.n = values.len();
-        if !values.is_empty() {
-            let n = values.len() as f64;
-            let mean = values.iter().sum::<f64>() / n;
-            cell.mean = Some(mean);
-            if values.len() >= 2 {
-                let ss: f64 = values.iter().map(|v| (v - mean).powi(2)).sum();
-                cell.std = Some((ss / (n - 1.0)).sqrt());
-            }
+        let accuracies: Vec<f64> = cell.values.iter().map(|v| v.1).collect();
+        cell.n = accuracies.len();
+        if let Some(e) = Estimate::of(&accuracies) {
+            (cell.mean, cell.std, cell.ci) = (Some(e.mean), e.std, e.ci);
         }
         cell
     }
@@ -154,8 +156,9 @@ impl Cell {
         self.n == 0 && !self.is_empty()
     }
 
-    /// `0.8123 ± 0.0040 (n=2, 1 diverged)`, `—` when every run was lost,
-    /// empty when nothing ran.
+    /// `0.8123 ± 0.0040 [0.7764, 0.8482] (n=2, 1 diverged)`: mean ± std,
+    /// the 95% interval of the mean, n; `—` when every run was lost, empty
+    /// when nothing ran.
     pub fn display(&self) -> String {
         let mut notes = Vec::new();
         if self.diverged > 0 {
@@ -177,6 +180,9 @@ impl Cell {
                 let mut s = format!("{mean:.4}");
                 if let Some(std) = self.std {
                     s.push_str(&format!(" ± {std:.4}"));
+                }
+                if let Some(ci) = self.ci {
+                    s.push_str(&format!(" [{:.4}, {:.4}]", ci.lo, ci.hi));
                 }
                 notes.insert(0, format!("n={}", self.n));
                 s.push_str(&format!(" ({})", notes.join(", ")));
@@ -262,18 +268,27 @@ impl Grid {
     }
 
     /// Whether cell (`row`, `column`) (indices) holds its column's highest
-    /// mean; ties are all best.
+    /// mean *and* beats the runner-up (the next highest mean)
+    /// significantly: the 95% interval of their difference, paired by seed
+    /// where they share seeds, lies above zero. A column with one result,
+    /// or whose leader is not significantly ahead, has no best.
     pub fn is_best(&self, row: usize, column: usize) -> bool {
-        let best = self
+        let mut ranked: Vec<(usize, f64)> = self
             .cells
             .iter()
-            .filter_map(|r| r.get(column)?.mean)
-            .fold(f64::NEG_INFINITY, f64::max);
-        self.cells
-            .get(row)
-            .and_then(|r| r.get(column))
-            .and_then(|c| c.mean)
-            .is_some_and(|m| m == best)
+            .enumerate()
+            .filter_map(|(r, cells)| Some((r, cells.get(column)?.mean?)))
+            .collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let [(best, _), (second, _), ..] = ranked[..] else {
+            return false;
+        };
+        if best != row {
+            return false;
+        }
+        let cell = |r: usize| &self.cells[r][column];
+        Difference::of(&cell(best).values, &cell(second).values)
+            .is_some_and(|d| d.verdict == Verdict::Supports)
     }
 
     /// The run fields of cell (`row`, `column`): dataset, model, activation

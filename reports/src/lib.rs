@@ -13,6 +13,7 @@ pub mod grid;
 pub mod paper;
 pub mod plot;
 pub mod result;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 
@@ -90,8 +91,9 @@ pub struct ReportOutput {
     pub files: Vec<PathBuf>,
 }
 
-const METRIC: &str =
-    "Final test accuracy, mean ± std over seeds (n = converged runs; — = every run diverged).";
+const METRIC: &str = "Final test accuracy: mean ± std over seeds [95% Student's t interval of \
+     the mean] (n = converged runs; — = every run diverged); bold: better than the column's \
+     runner-up with 95% confidence (paired by seed).";
 
 /// Aggregates `results` and compares them with the paper as `spec` asks.
 pub fn build_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, ReportError> {

@@ -9,13 +9,15 @@ use crate::{Report, ReportError};
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CsvExporter;
 
-const HEADER: [&str; 13] = [
+const HEADER: [&str; 15] = [
     "dataset",
     "model",
     "activation",
     "optimizer",
     "mean",
     "std",
+    "ci_low",
+    "ci_high",
     "n",
     "diverged",
     "failed",
@@ -59,6 +61,8 @@ impl Exporter for CsvExporter {
                         key.optimizer,
                         num(cell.mean),
                         num(cell.std),
+                        num(cell.ci.map(|ci| ci.lo)),
+                        num(cell.ci.map(|ci| ci.hi)),
                         cell.n.to_string(),
                         cell.diverged.to_string(),
                         cell.failed.to_string(),

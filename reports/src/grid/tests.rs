@@ -12,7 +12,11 @@ fn mean_std_and_n_over_seeds() {
     assert_eq!(c.n, 3);
     assert!((c.mean.unwrap_or(0.0) - 0.82).abs() < 1e-12);
     assert!((c.std.unwrap_or(0.0) - 0.02).abs() < 1e-12);
-    assert_eq!(c.display(), "0.8200 ± 0.0200 (n=3)");
+    // 0.82 ± t(0.975, 2) · 0.02 / √3 = 0.82 ± 0.0497.
+    let ci = c.ci.expect("interval");
+    assert!((ci.lo - 0.770317).abs() < 1e-6 && (ci.hi - 0.869683).abs() < 1e-6, "{ci:?}");
+    assert_eq!(c.display(), "0.8200 ± 0.0200 [0.7703, 0.8697] (n=3)");
+    assert_eq!(c.values, [(0, 0.80), (1, 0.82), (2, 0.84)]);
     assert_eq!(Cell::from_runs(&runs[..1]).display(), "0.8000 (n=1)");
 }
 
@@ -25,7 +29,7 @@ fn diverged_and_failed_runs() {
     ];
     let c = Cell::from_runs(&partial);
     assert_eq!((c.n, c.diverged, c.failed), (2, 1, 0));
-    assert_eq!(c.display(), "0.8123 ± 0.0033 (n=2, 1 diverged)");
+    assert_eq!(c.display(), "0.8123 ± 0.0033 [0.7831, 0.8415] (n=2, 1 diverged)");
     let lost = [
         run("vgg", "pelu", 0, RunStatus::Diverged, f64::NAN),
         run("vgg", "pelu", 1, RunStatus::Diverged, f64::NAN),
@@ -58,9 +62,36 @@ fn grid_layout_order_and_best() {
     assert_eq!(g.rows, ["arelu", "relu", "swish"]);
     assert_eq!(g.columns, ["alexnet", "vgg"]);
     assert_eq!(g.caption(), "dataset cifar10, optimizer sgd");
-    assert!(g.is_best(0, 0) && !g.is_best(1, 0) && g.is_best(1, 1));
     assert!(g.cell("arelu", "vgg").is_some_and(Cell::is_empty));
-    assert!(!g.is_best(0, 1));
+    // One seed each: no leader is significantly ahead, so nothing is best;
+    // a column with one result has no runner-up to beat.
+    assert!((0..3).all(|r| !g.is_best(r, 0) && !g.is_best(r, 1)));
+}
+
+#[test]
+fn best_only_when_significantly_ahead_of_the_runner_up() {
+    let seeds = |act: &str, accs: [f64; 3]| {
+        accs.into_iter()
+            .enumerate()
+            .map(|(s, a)| run("alexnet", act, s as u64, RunStatus::Finished, a))
+            .collect::<Vec<_>>()
+    };
+    let clear = [
+        seeds("arelu", [0.90, 0.91, 0.93]),
+        seeds("relu", [0.80, 0.81, 0.82]),
+        seeds("swish", [0.60, 0.61, 0.62]),
+    ]
+    .concat();
+    let g = &Grid::build(&clear, Layout::ActivationsByModel, &[], &[])[0];
+    assert!(g.is_best(0, 0) && !g.is_best(1, 0) && !g.is_best(2, 0));
+    // The leader by mean, but within the noise of the runner-up.
+    let close = [
+        seeds("arelu", [0.90, 0.80, 0.86]),
+        seeds("relu", [0.85, 0.84, 0.83]),
+    ]
+    .concat();
+    let g = &Grid::build(&close, Layout::ActivationsByModel, &[], &[])[0];
+    assert!(!g.is_best(0, 0) && !g.is_best(1, 0));
 }
 
 #[test]
