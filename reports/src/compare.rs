@@ -8,8 +8,10 @@
 
 use serde::Serialize;
 
-use crate::grid::{Cell, Grid, Layout};
+use crate::claims::{Runs, versus};
+use crate::grid::{Cell, Grid};
 use crate::paper::{PaperCell, PaperTable};
+use crate::stats::{Difference, Pairing, Verdict};
 
 /// Adaptive functions and the fixed functions they generalise.
 const ADAPTIVE_PAIRS: [(&str, &str); 3] = [
@@ -35,8 +37,8 @@ pub struct Comparison {
     pub differences: Vec<String>,
     /// Our cells that the paper's table also has.
     pub cells: Vec<CellComparison>,
-    /// The paper's orderings and whether our runs agree.
-    pub claims: Vec<Claim>,
+    /// The paper's comparisons of pairs of rows, on our runs.
+    pub pairs: Vec<PairComparison>,
 }
 
 impl Comparison {
@@ -61,81 +63,50 @@ pub struct CellComparison {
     pub difference: Option<f64>,
 }
 
-/// Which of a pair of rows did better in one column.
+/// Which of a pair of rows did better in one of the paper's columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
-    /// The claim's first row is better (or the only one that converged).
+    /// The first row is better (or the only one that converged).
     First,
     /// The second row is better.
     Second,
     /// Equal means.
     Tie,
-    /// Not known: missing, or neither converged.
+    /// Not known: not in the paper's table, or neither converged.
     Unknown,
 }
 
-/// Whether our runs bear out the paper.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Agreement {
-    /// Same ordering.
-    Agree,
-    /// Opposite ordering.
-    Disagree,
-    /// One side is missing, diverged or tied.
-    CantTell,
-}
-
-impl Agreement {
-    /// `agree`, `disagree`, `can't tell`.
-    pub fn label(self) -> &'static str {
-        match self {
-            Agreement::Agree => "agree",
-            Agreement::Disagree => "disagree",
-            Agreement::CantTell => "can't tell",
-        }
-    }
-}
-
-/// The judgement of one claim in one column.
+/// One of the comparisons the paper's table makes, on our runs: "`first`
+/// beats `second`", per column of our grid.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ColumnJudgement {
-    /// The column (a model, optimizer or dataset).
-    pub column: String,
-    /// What the paper found.
-    pub paper: Order,
-    /// What our runs found.
-    pub ours: Order,
-    /// Whether they agree.
-    pub agreement: Agreement,
-    /// Why it can't be told, when it can't.
-    pub reason: Option<String>,
-}
-
-/// "`first` beats `second`", checked column by column.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Claim {
+pub struct PairComparison {
     /// Row name of the first function (`asigmoid`, `googlenet/arelu`).
     pub first: String,
     /// Row name of the second.
     pub second: String,
-    /// Per column.
-    pub columns: Vec<ColumnJudgement>,
-    /// Columns of the paper's table where the first row is better.
-    pub paper_wins: usize,
-    /// Columns of the paper's table with an ordering.
-    pub paper_judged: usize,
-    /// Our columns where the first row is better.
-    pub ours_wins: usize,
-    /// Our columns with an ordering.
-    pub ours_judged: usize,
-    /// Our columns where the ordering can't be told.
-    pub ours_unknown: usize,
-    /// Whether we agree with the paper that the first wins everywhere (or
-    /// that it does not).
-    pub verdict: Agreement,
-    /// One line: `ASigmoid beats Sigmoid on every model: paper yes (5/5), ours yes (3/3): agree`.
+    /// One per column of our grid where either row ran (pairs neither row
+    /// of which ran are left out).
+    pub columns: Vec<PairColumn>,
+}
+
+/// A pair in one column: our difference with its uncertainty and verdict,
+/// beside the paper's ordering there.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PairColumn {
+    /// The column (a model, optimizer or dataset).
+    pub column: String,
+    /// The paper's ordering in this column.
+    pub paper: Order,
+    /// First minus second on our runs, paired by seed where possible.
+    pub ours: Option<Difference>,
+    /// Our verdict on "first beats second"; `None` when not run.
+    pub verdict: Option<Verdict>,
+    /// Why, when the numbers do not say (`not run: relu`, `relu diverged in
+    /// every run`).
+    pub note: Option<String>,
+    /// One line: `AReLU vs ReLU, convnet: +0.0081 [-0.0120, 0.0282] (paired,
+    /// n=5), P(AReLU > ReLU) = 0.64: inconclusive (n≈31 would decide)`.
     pub summary: String,
 }
 
@@ -183,16 +154,17 @@ pub fn compare(grid: &Grid, table: &PaperTable, deviations: &[String]) -> Compar
         }
     }
 
-    let claims = claim_pairs(table)
+    let pairs = claim_pairs(table)
         .into_iter()
-        .map(|(first, second)| judge(grid, table, first, second))
+        .map(|(first, second)| pair(grid, table, first, second))
+        .filter(|p| !p.columns.is_empty())
         .collect();
     Comparison {
         table_id: table.id.clone(),
         table_title: table.title.clone(),
         differences,
         cells,
-        claims,
+        pairs,
     }
 }
 
@@ -251,136 +223,81 @@ fn order_of(first: Option<f64>, first_lost: bool, second: Option<f64>, second_lo
     }
 }
 
-fn paper_order(table: &PaperTable, first: &str, second: &str, column: &str) -> Option<Order> {
-    let a = table.cell(first, column)?;
-    let b = table.cell(second, column)?;
+fn paper_order(table: &PaperTable, first: &str, second: &str, column: &str) -> Order {
+    let (Some(a), Some(b)) = (table.cell(first, column), table.cell(second, column)) else {
+        return Order::Unknown;
+    };
     let mean = |c: Option<PaperCell>| c.map(|c| c.mean);
-    Some(order_of(mean(a), a.is_none(), mean(b), b.is_none()))
+    order_of(mean(a), a.is_none(), mean(b), b.is_none())
 }
 
-fn our_order(grid: &Grid, first: &str, second: &str, column: &str) -> (Order, Option<String>) {
-    let (Some(a), Some(b)) = (grid.cell(first, column), grid.cell(second, column)) else {
-        return (Order::Unknown, Some("not run".into()));
-    };
-    if a.is_empty() || b.is_empty() {
-        return (Order::Unknown, Some("not run".into()));
-    }
-    let order = order_of(a.mean, a.all_lost(), b.mean, b.all_lost());
-    let reason = match order {
-        Order::Unknown => Some("both diverged".into()),
-        Order::Tie => Some("tie".into()),
-        _ => None,
-    };
-    (order, reason)
-}
-
-fn judge(grid: &Grid, table: &PaperTable, first: String, second: String) -> Claim {
-    let mut columns: Vec<String> = table.columns.clone();
-    for c in &grid.columns {
-        if !columns.contains(c) {
-            columns.push(c.clone());
-        }
-    }
-    let judgements: Vec<ColumnJudgement> = columns
-        .into_iter()
-        .map(|column| {
-            let paper = paper_order(table, &first, &second, &column);
-            let (ours, our_reason) = our_order(grid, &first, &second, &column);
-            let (agreement, reason) = match (paper, ours) {
-                (None, _) => (
-                    Agreement::CantTell,
-                    Some("not in the paper's table".to_owned()),
-                ),
-                (Some(Order::Unknown), _) => (
-                    Agreement::CantTell,
-                    Some("neither converged in the paper".to_owned()),
-                ),
-                (Some(Order::Tie), _) => (Agreement::CantTell, Some("tie in the paper".into())),
-                (_, Order::Unknown | Order::Tie) => (Agreement::CantTell, our_reason),
-                (Some(p), o) if p == o => (Agreement::Agree, None),
-                _ => (Agreement::Disagree, None),
-            };
-            ColumnJudgement {
-                column,
-                paper: paper.unwrap_or(Order::Unknown),
-                ours,
-                agreement,
-                reason,
+fn pair(grid: &Grid, table: &PaperTable, first: String, second: String) -> PairComparison {
+    let (_, a) = split_scope(&first);
+    let (_, b) = split_scope(&second);
+    let (a, b) = (display_name(a), display_name(b));
+    let columns = grid
+        .columns
+        .iter()
+        .filter_map(|column| {
+            let runs = |row: &str| grid.cell(row, column).map(Runs::from).unwrap_or_default();
+            let (ra, rb) = (runs(&first), runs(&second));
+            if ra == Runs::default() && rb == Runs::default() {
+                return None;
             }
+            let (verdict, ours, note) = versus(&ra, &rb, (a, b), 0.0);
+            let summary = pair_summary((a, b), column, ours.as_ref(), verdict, note.as_deref());
+            Some(PairColumn {
+                column: column.clone(),
+                paper: paper_order(table, &first, &second, column),
+                ours,
+                verdict,
+                note,
+                summary,
+            })
         })
         .collect();
-
-    let judged = |o: Order| matches!(o, Order::First | Order::Second | Order::Tie);
-    let paper_judged = judgements.iter().filter(|j| judged(j.paper)).count();
-    let paper_wins = judgements
-        .iter()
-        .filter(|j| j.paper == Order::First)
-        .count();
-    let ours_cols: Vec<&ColumnJudgement> = judgements
-        .iter()
-        .filter(|j| grid.columns.contains(&j.column))
-        .collect();
-    let ours_judged = ours_cols.iter().filter(|j| judged(j.ours)).count();
-    let ours_wins = ours_cols.iter().filter(|j| j.ours == Order::First).count();
-    let ours_unknown = ours_cols.len() - ours_judged;
-
-    let paper_every = paper_judged > 0 && paper_wins == paper_judged;
-    let ours_every = ours_judged > 0 && ours_wins == ours_judged;
-    let verdict = if paper_judged == 0 || ours_judged == 0 {
-        Agreement::CantTell
-    } else if paper_every == ours_every {
-        Agreement::Agree
-    } else {
-        Agreement::Disagree
-    };
-
-    let (scope, a) = split_scope(&first);
-    let (_, b) = split_scope(&second);
-    let every = match grid.layout {
-        Layout::ActivationsByModel => "on every model",
-        Layout::ModelActivationsByOptimizer => "with every optimizer",
-        Layout::ActivationsByDataset => "on every dataset",
-    };
-    let yes = |b: bool| if b { "yes" } else { "no" };
-    let verdict_text = if ours_judged == 0 {
-        String::new()
-    } else {
-        format!(": {}", verdict.label())
-    };
-    let ours_text = if ours_judged > 0 {
-        format!("{} ({ours_wins}/{ours_judged})", yes(ours_every))
-    } else if ours_cols
-        .iter()
-        .any(|j| j.reason.as_deref() == Some("both diverged"))
-    {
-        "can't tell (diverged)".to_owned()
-    } else {
-        "can't tell (not run)".to_owned()
-    };
-    let unknown_text = if ours_unknown > 0 && ours_judged > 0 {
-        format!(", {ours_unknown} can't tell")
-    } else {
-        String::new()
-    };
-    let scope_text = scope.map(|s| format!("{s}: ")).unwrap_or_default();
-    let summary = format!(
-        "{scope_text}{} beats {} {every}: paper {} ({paper_wins}/{paper_judged}), ours {ours_text}{unknown_text}{verdict_text}",
-        display_name(a),
-        display_name(b),
-        yes(paper_every),
-    );
-    Claim {
+    PairComparison {
         first,
         second,
-        columns: judgements,
-        paper_wins,
-        paper_judged,
-        ours_wins,
-        ours_judged,
-        ours_unknown,
-        verdict,
-        summary,
+        columns,
     }
+}
+
+/// `AReLU vs ReLU, convnet: +0.0081 [-0.0120, 0.0282] (paired, n=5),
+/// P(AReLU > ReLU) = 0.64: inconclusive (n≈31 would decide)`.
+fn pair_summary(
+    (a, b): (&str, &str),
+    column: &str,
+    d: Option<&Difference>,
+    verdict: Option<Verdict>,
+    note: Option<&str>,
+) -> String {
+    let mut s = format!("{a} vs {b}, {column}: ");
+    if let Some(d) = d {
+        s.push_str(&format!("{:+.4}", d.mean));
+        if let Some(ci) = d.ci {
+            s.push_str(&format!(" [{:+.4}, {:+.4}]", ci.lo, ci.hi));
+        }
+        let how = match d.pairing {
+            Pairing::Paired => "paired",
+            Pairing::Welch => "unpaired",
+            Pairing::None => "one run each",
+        };
+        s.push_str(&format!(
+            " ({how}, n={}), P({a} > {b}) = {:.2}",
+            d.n, d.prob_improvement
+        ));
+    }
+    if let Some(n) = note {
+        if d.is_some() {
+            s.push_str("; ");
+        }
+        s.push_str(n);
+    }
+    if let Some(v) = verdict {
+        s.push_str(&format!(": {v}"));
+    }
+    s
 }
 
 fn split_scope(row: &str) -> (Option<&str>, &str) {

@@ -90,6 +90,35 @@ impl Layout {
         }
     }
 
+    /// The run fields of the cell at `row` and `column` in this layout,
+    /// the fields neither axis shows read from `context` (`dataset`,
+    /// `model`, `optimizer`).
+    pub fn run_key(self, row: &str, column: &str, context: impl Fn(&str) -> String) -> RunKey {
+        match self {
+            Layout::ActivationsByModel => RunKey {
+                dataset: context("dataset"),
+                model: column.to_owned(),
+                activation: row.to_owned(),
+                optimizer: context("optimizer"),
+            },
+            Layout::ModelActivationsByOptimizer => {
+                let (model, activation) = row.rsplit_once('/').unwrap_or(("", row));
+                RunKey {
+                    dataset: context("dataset"),
+                    model: model.to_owned(),
+                    activation: activation.to_owned(),
+                    optimizer: column.to_owned(),
+                }
+            }
+            Layout::ActivationsByDataset => RunKey {
+                dataset: column.to_owned(),
+                model: context("model"),
+                activation: row.to_owned(),
+                optimizer: context("optimizer"),
+            },
+        }
+    }
+
     /// The fields neither axis shows, as `(name, value)`.
     fn context(self, r: &RunResult) -> Vec<(String, String)> {
         let pairs: [(&str, &str); 2] = match self {
@@ -294,30 +323,9 @@ impl Grid {
     /// The run fields of cell (`row`, `column`): dataset, model, activation
     /// and optimizer, recovered from the axes and the context.
     pub fn run_key(&self, row: &str, column: &str) -> RunKey {
-        let ctx = |k: &str| self.context_value(k).unwrap_or_default().to_owned();
-        match self.layout {
-            Layout::ActivationsByModel => RunKey {
-                dataset: ctx("dataset"),
-                model: column.to_owned(),
-                activation: row.to_owned(),
-                optimizer: ctx("optimizer"),
-            },
-            Layout::ModelActivationsByOptimizer => {
-                let (model, activation) = row.rsplit_once('/').unwrap_or(("", row));
-                RunKey {
-                    dataset: ctx("dataset"),
-                    model: model.to_owned(),
-                    activation: activation.to_owned(),
-                    optimizer: column.to_owned(),
-                }
-            }
-            Layout::ActivationsByDataset => RunKey {
-                dataset: column.to_owned(),
-                model: ctx("model"),
-                activation: row.to_owned(),
-                optimizer: ctx("optimizer"),
-            },
-        }
+        self.layout.run_key(row, column, |k| {
+            self.context_value(k).unwrap_or_default().to_owned()
+        })
     }
 
     /// `dataset cifar10, optimizer sgd`.

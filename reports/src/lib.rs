@@ -6,6 +6,7 @@
 //! ([`compare`]), and rendered by [`Exporter`]s; [`plot`] draws the paper's
 //! figures from the same runs. [`render_report`] does all of it for the CLI.
 
+pub mod claims;
 pub mod compare;
 mod error;
 pub mod export;
@@ -19,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use compare::{Agreement, Claim, Comparison};
+pub use claims::{ClaimJudgement, Claims, Outcome};
+pub use compare::{Comparison, PairComparison};
 pub use error::ReportError;
 pub use export::{ExportManager, Exporter, Format, TerminalExporter};
 pub use grid::{Cell, Grid, Layout};
@@ -80,6 +82,29 @@ pub struct Report {
     pub metric: String,
     /// One per distinct context (dataset, optimizer, ...).
     pub sections: Vec<Section>,
+    /// The paper's claims judged on these runs.
+    pub claims: Vec<claims::ClaimJudgement>,
+}
+
+impl Report {
+    /// The claims a short report shows: those about the paper table the
+    /// suite reproduces and those any of our runs bear on; and how many
+    /// others there are (not run here).
+    pub fn claims_in_view(&self) -> (Vec<&claims::ClaimJudgement>, usize) {
+        let tables: Vec<&str> = self
+            .sections
+            .iter()
+            .filter_map(|s| s.comparison.as_ref().map(|c| c.table_id.as_str()))
+            .collect();
+        let (shown, hidden): (Vec<_>, Vec<_>) = self.claims.iter().partition(|j| {
+            j.claim.tables.iter().any(|t| tables.contains(&t.as_str()))
+                || !matches!(
+                    j.outcome,
+                    claims::Outcome::NotRun | claims::Outcome::NotJudged
+                )
+        });
+        (shown, hidden.len())
+    }
 }
 
 /// What [`render_report`] produced.
@@ -121,10 +146,12 @@ pub fn build_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, 
             grid,
         })
         .collect();
+    let claims = claims::judge_all(&claims::Claims::load(&tables)?, &tables, results);
     Ok(Report {
         title: spec.title.clone(),
         metric: METRIC.to_owned(),
         sections,
+        claims,
     })
 }
 

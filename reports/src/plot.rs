@@ -170,22 +170,7 @@ impl Naming {
 /// Mean and sample standard deviation of the finite `values`.
 fn mean_std(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     let v: Vec<f64> = values.filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    let n = v.len() as f64;
-    let mean = v.iter().sum::<f64>() / n;
-    let std = if v.len() > 1 {
-        (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
-    } else {
-        0.0
-    };
-    Some((mean, std))
-}
-
-/// Area under `losses` by the trapezoid rule, epochs one unit apart.
-pub fn convergence_area(losses: &[f64]) -> f64 {
-    losses.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum()
+    crate::stats::Estimate::of(&v).map(|e| (e.mean, e.std.unwrap_or(0.0)))
 }
 
 /// One line of a line chart, optionally with a band `(x, low, high)`.
@@ -385,17 +370,11 @@ fn area_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
     let file = naming.file(&["convergence-area"], first);
     let models = distinct(runs.iter().map(|r| r.model.as_str()));
     let acts = distinct(runs.iter().map(|r| r.activation.as_str()));
-    // Only finished runs: a diverged run's area would reward stopping early.
     let area = |model: &str, act: &str| {
         mean_std(
             runs.iter()
-                .filter(|r| {
-                    r.model == model && r.activation == act && r.status == RunStatus::Finished
-                })
-                .map(|r| {
-                    let losses: Vec<f64> = r.epochs.iter().map(|e| e.train_loss).collect();
-                    convergence_area(&losses)
-                }),
+                .filter(|r| r.model == model && r.activation == act)
+                .filter_map(|r| r.convergence_area()),
         )
         .map(|(m, _)| m)
     };

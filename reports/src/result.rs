@@ -32,6 +32,18 @@ pub struct RunResult {
 }
 
 impl RunResult {
+    /// The run's convergence area: the area under its training-loss curve
+    /// over epochs (trapezoids, one epoch wide); `None` unless the run
+    /// finished (a diverged run's area would reward stopping early).
+    pub fn convergence_area(&self) -> Option<f64> {
+        if self.status != RunStatus::Finished {
+            return None;
+        }
+        let losses: Vec<f64> = self.epochs.iter().map(|e| e.train_loss).collect();
+        let area = crate::stats::convergence_area(&losses);
+        area.is_finite().then_some(area)
+    }
+
     /// The run's score in tables: the test accuracy after its last epoch,
     /// or `None` when the run did not finish or that value is not finite.
     pub fn final_accuracy(&self) -> Option<f64> {

@@ -114,6 +114,12 @@ fn two_sided_p(t: f64, df: f64) -> f64 {
     }
 }
 
+/// The convergence area of a training-loss curve, one value per epoch:
+/// the area under it by trapezoids one epoch wide (smaller: faster).
+pub fn convergence_area(losses: &[f64]) -> f64 {
+    losses.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum()
+}
+
 /// How the two samples of a [`Difference`] were compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,10 +141,12 @@ pub struct Difference {
     pub n: usize,
     /// Mean of A - B (of the per-seed differences when paired).
     pub mean: f64,
-    /// Standard deviation of the per-seed differences (paired), or the
-    /// standard error of the difference of means (Welch); `None` when it
-    /// cannot be had.
+    /// Spread of the difference between one run of A and one of B: the
+    /// standard deviation of the per-seed differences (paired), or
+    /// `√(s_A² + s_B²)` (Welch); `None` when it cannot be had.
     pub spread: Option<f64>,
+    /// Standard error of [`Self::mean`].
+    pub se: Option<f64>,
     /// Its interval at [`LEVEL`].
     pub ci: Option<Interval>,
     /// Two-sided p-value of "no difference" (paired or Welch t test).
@@ -150,6 +158,26 @@ pub struct Difference {
 }
 
 impl Difference {
+    /// The verdict on "A beats B by more than `margin`" (a negative margin:
+    /// "A is within `-margin` of B or better"): the interval of A - B
+    /// against `margin` instead of zero.
+    pub fn verdict_beyond(&self, margin: f64) -> Verdict {
+        let Some(ci) = self.ci else {
+            return Verdict::Inconclusive {
+                needed: Needed::Unknown,
+            };
+        };
+        let shifted = Interval {
+            lo: ci.lo - margin,
+            hi: ci.hi - margin,
+        };
+        let needed = match self.spread {
+            Some(s) => needed_seeds(self.mean - margin, s),
+            None => Needed::Unknown,
+        };
+        Verdict::judge(shifted, needed)
+    }
+
     /// Compares the results `a` and `b`, each `(seed, value)`; `None` when
     /// either is empty.
     pub fn of(a: &[(u64, f64)], b: &[(u64, f64)]) -> Option<Difference> {
@@ -177,6 +205,7 @@ impl Difference {
                 n: av.len().min(bv.len()),
                 mean,
                 spread: None,
+                se: None,
                 ci: None,
                 p_value: None,
                 prob_improvement: 0.0,
@@ -224,6 +253,7 @@ fn paired(diffs: &[f64]) -> Difference {
         n,
         mean: m,
         spread: Some(s),
+        se: Some(se),
         ci: Some(ci),
         p_value: Some(p_value),
         prob_improvement: 0.0,
@@ -255,7 +285,8 @@ fn welch(a: &[f64], b: &[f64]) -> Difference {
         pairing: Pairing::Welch,
         n: a.len().min(b.len()),
         mean: m,
-        spread: Some(se),
+        spread: Some(per_seed),
+        se: Some(se),
         ci: Some(ci),
         p_value: Some(p_value),
         prob_improvement: 0.0,

@@ -95,6 +95,7 @@ fn differences_match_scipy() {
             continue;
         }
         close("spread", i, d.spread.expect("spread"), f(&case["spread"]));
+        close("standard error", i, d.se.expect("se"), f(&case["se"]));
         let ci = d.ci.expect("interval");
         close("ci low", i, ci.lo, f(&case["ci"][0]));
         close("ci high", i, ci.hi, f(&case["ci"][1]));

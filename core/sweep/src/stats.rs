@@ -6,6 +6,7 @@
 //! script; `mean` and `std` refuse them, since an average that silently
 //! skipped runs would mislead.
 
+use acbench_reports::stats::Estimate;
 use rhai::{Array, Dynamic, INT};
 
 fn number(v: &Dynamic) -> Option<f64> {
@@ -41,22 +42,16 @@ fn score(v: &Dynamic) -> f64 {
 /// Arithmetic mean; an error for an empty array or a non-number.
 pub fn mean(arr: &Array) -> Result<f64, String> {
     let xs = numbers("mean", arr)?;
-    if xs.is_empty() {
-        return Err("mean(): the array is empty".to_owned());
-    }
-    Ok(xs.iter().sum::<f64>() / xs.len() as f64)
+    Estimate::of(&xs)
+        .map(|e| e.mean)
+        .ok_or_else(|| "mean(): the array is empty".to_owned())
 }
 
 /// Sample standard deviation (n - 1, as the report grids use); 0 for
 /// fewer than two values.
 pub fn std(arr: &Array) -> Result<f64, String> {
     let xs = numbers("std", arr)?;
-    if xs.len() < 2 {
-        return Ok(0.0);
-    }
-    let m = xs.iter().sum::<f64>() / xs.len() as f64;
-    let ss: f64 = xs.iter().map(|x| (x - m).powi(2)).sum();
-    Ok((ss / (xs.len() - 1) as f64).sqrt())
+    Ok(Estimate::of(&xs).and_then(|e| e.std).unwrap_or(0.0))
 }
 
 /// Indices sorted by value, largest first; ties keep their order.

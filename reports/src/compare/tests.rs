@@ -1,7 +1,7 @@
 use super::*;
 use crate::fixtures::run;
 use crate::paper::PaperTables;
-use crate::result::RunStatus;
+use crate::result::{RunResult, RunStatus};
 
 fn table(id: &str) -> PaperTable {
     match PaperTables::load().and_then(|t| t.get(id).cloned()) {
@@ -37,79 +37,95 @@ fn pairs_are_derived_from_the_rows() {
     assert_eq!(t5[7], "resnet/arelu>resnet/swish");
 }
 
+fn seeds(model: &str, act: &str, accs: &[f64]) -> Vec<RunResult> {
+    accs.iter()
+        .enumerate()
+        .map(|(s, &a)| run(model, act, s as u64, RunStatus::Finished, a))
+        .collect()
+}
+
 #[test]
-fn values_mode_agree_disagree_and_cant_tell() {
-    // Paper, Table 1: asigmoid beats sigmoid on all five models.
-    let runs = [
-        run("alexnet", "sigmoid", 0, RunStatus::Finished, 0.80),
-        run("alexnet", "asigmoid", 0, RunStatus::Finished, 0.85),
-        run("vgg", "sigmoid", 0, RunStatus::Finished, 0.90),
-        run("vgg", "asigmoid", 0, RunStatus::Finished, 0.88),
-        run("resnet", "sigmoid", 0, RunStatus::Diverged, f64::NAN),
-        run("resnet", "asigmoid", 0, RunStatus::Diverged, f64::NAN),
-        run("densenet", "sigmoid", 0, RunStatus::Diverged, f64::NAN),
-        run("densenet", "asigmoid", 0, RunStatus::Finished, 0.70),
-    ];
+fn pairs_carry_a_paired_difference_and_a_verdict_per_column() {
+    let mut runs = [
+        seeds("alexnet", "sigmoid", &[0.80, 0.81, 0.80]),
+        seeds("alexnet", "asigmoid", &[0.85, 0.86, 0.86]),
+        seeds("vgg", "sigmoid", &[0.90, 0.85]),
+        seeds("vgg", "asigmoid", &[0.88, 0.87]),
+        seeds("densenet", "asigmoid", &[0.70]),
+    ]
+    .concat();
+    runs.push(run("resnet", "sigmoid", 0, RunStatus::Diverged, f64::NAN));
+    runs.push(run("resnet", "asigmoid", 0, RunStatus::Diverged, f64::NAN));
+    runs.push(run("densenet", "sigmoid", 0, RunStatus::Diverged, f64::NAN));
     let t = table("table1");
-    let grid = &Grid::build(&runs, Layout::ActivationsByModel, &[], &t.columns)[0];
+    let grid = &Grid::build(&runs, crate::Layout::ActivationsByModel, &[], &t.columns)[0];
     let cmp = compare(grid, &t, &[]);
     assert!(cmp.judges_values());
     let c = &cmp.cells[0];
     assert_eq!((c.row.as_str(), c.column.as_str()), ("sigmoid", "alexnet"));
-    assert!((c.difference.unwrap_or(0.0) - (0.80 - 0.8141)).abs() < 1e-12);
-    let claim = &cmp.claims[0];
+    let pair = &cmp.pairs[0];
     assert_eq!(
-        (claim.first.as_str(), claim.second.as_str()),
+        (pair.first.as_str(), pair.second.as_str()),
         ("asigmoid", "sigmoid")
     );
-    let by_col = |col: &str| {
-        claim
-            .columns
+    let col = |name: &str| {
+        pair.columns
             .iter()
-            .find(|j| j.column == col)
-            .map(|j| (j.agreement, j.reason.clone()))
+            .find(|c| c.column == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
     };
-    assert_eq!(by_col("alexnet"), Some((Agreement::Agree, None)));
-    assert_eq!(by_col("vgg"), Some((Agreement::Disagree, None)));
-    assert_eq!(
-        by_col("resnet"),
-        Some((Agreement::CantTell, Some("both diverged".into())))
+    // Paper, Table 1: ASigmoid ahead on all five models.
+    assert!(pair.columns.iter().all(|c| c.paper == Order::First));
+    let alexnet = col("alexnet");
+    assert_eq!(alexnet.verdict, Some(Verdict::Supports));
+    let d = alexnet.ours.expect("difference");
+    assert_eq!((d.pairing, d.n), (Pairing::Paired, 3));
+    assert!((d.mean - 0.0533333).abs() < 1e-6, "{}", d.mean);
+    assert!(
+        alexnet
+            .summary
+            .starts_with("ASigmoid vs Sigmoid, alexnet: +0.0533 ["),
+        "{}",
+        alexnet.summary
     );
-    // Only asigmoid converged on densenet: it wins there.
-    assert_eq!(by_col("densenet"), Some((Agreement::Agree, None)));
-    assert_eq!(
-        by_col("googlenet"),
-        Some((Agreement::CantTell, Some("not run".into())))
+    assert!(
+        alexnet
+            .summary
+            .ends_with("(paired, n=3), P(ASigmoid > Sigmoid) = 1.00: supports"),
+        "{}",
+        alexnet.summary
     );
-    assert_eq!((claim.paper_wins, claim.paper_judged), (5, 5));
+    // Two seeds that disagree: nothing is established.
+    assert!(matches!(
+        col("vgg").verdict,
+        Some(Verdict::Inconclusive { .. })
+    ));
     assert_eq!(
-        (claim.ours_wins, claim.ours_judged, claim.ours_unknown),
-        (2, 3, 1)
+        col("resnet").note.as_deref(),
+        Some("both diverged in every run")
     );
-    assert_eq!(claim.verdict, Agreement::Disagree);
+    // Only ASigmoid converged on densenet: it wins there, as the paper counts.
+    assert_eq!(col("densenet").verdict, Some(Verdict::Supports));
     assert_eq!(
-        claim.summary,
-        "ASigmoid beats Sigmoid on every model: paper yes (5/5), ours no (2/3), 1 can't tell: disagree"
+        col("densenet").note.as_deref(),
+        Some("Sigmoid diverged in every run")
     );
-    // Pairs with no runs at all can't be told.
-    assert_eq!(cmp.claims[1].verdict, Agreement::CantTell);
-    assert_eq!(
-        cmp.claims[1].summary,
-        "ATanh beats Tanh on every model: paper no (3/5), ours can't tell (not run)"
-    );
+    // Columns we did not run are not in our grid, so not compared.
+    assert_eq!(pair.columns.len(), 4);
 }
 
 #[test]
-fn settings_differ_mode_judges_orderings_only() {
-    let mut runs = vec![
-        run("convnet", "relu", 0, RunStatus::Finished, 0.88),
-        run("convnet", "arelu", 0, RunStatus::Finished, 0.90),
-    ];
+fn settings_differ_mode_compares_our_pairs_without_the_papers_values() {
+    let mut runs = [
+        seeds("convnet", "relu", &[0.88, 0.87, 0.89]),
+        seeds("convnet", "arelu", &[0.90, 0.895, 0.905]),
+    ]
+    .concat();
     for r in &mut runs {
         r.dataset = "fashion-mnist".into();
     }
     let t = table("table1");
-    let grid = &Grid::build(&runs, Layout::ActivationsByModel, &[], &[])[0];
+    let grid = &Grid::build(&runs, crate::Layout::ActivationsByModel, &[], &[])[0];
     let cmp = compare(grid, &t, &["5 epochs instead of the paper's 80".to_owned()]);
     assert!(!cmp.judges_values());
     assert_eq!(
@@ -120,36 +136,25 @@ fn settings_differ_mode_judges_orderings_only() {
         ]
     );
     assert!(cmp.cells.is_empty());
-    let arelu_relu = &cmp.claims[2];
-    // Paper: AReLU beats ReLU on 3 of 5 models; ours on our only model.
-    assert_eq!((arelu_relu.paper_wins, arelu_relu.paper_judged), (3, 5));
-    assert_eq!((arelu_relu.ours_wins, arelu_relu.ours_judged), (1, 1));
+    // Only the pairs of which we ran a row: AReLU against ReLU, and
+    // against LReLU (not run, said so).
+    assert_eq!(cmp.pairs.len(), 2);
     assert_eq!(
-        arelu_relu.summary,
-        "AReLU beats ReLU on every model: paper no (3/5), ours yes (1/1): disagree"
+        cmp.pairs[1].columns[0].note.as_deref(),
+        Some("not run: LReLU")
     );
-    let convnet = arelu_relu.columns.iter().find(|j| j.column == "convnet");
-    assert_eq!(
-        convnet.map(|j| (j.ours, j.agreement)),
-        Some((Order::First, Agreement::CantTell))
-    );
+    let arelu_relu = &cmp.pairs[0];
+    assert_eq!(arelu_relu.columns.len(), 1);
+    let convnet = &arelu_relu.columns[0];
+    // The paper has no convnet column: no ordering of its own to set beside.
+    assert_eq!(convnet.paper, Order::Unknown);
+    assert_eq!(convnet.verdict, Some(Verdict::Supports));
 }
 
 #[test]
 fn paper_nulls_count_as_not_converged() {
     // Table 2: PELU is "—" on alexnet, so AReLU wins there in the paper.
     let t = table("table2");
-    assert_eq!(
-        paper_order(&t, "arelu", "pelu", "alexnet"),
-        Some(Order::First)
-    );
-    let t4 = table("table4");
-    let runs = [run("alexnet", "arelu", 0, RunStatus::Finished, 0.5)];
-    let grid = &Grid::build(&runs, Layout::ActivationsByModel, &[], &[])[0];
-    let mut with_cifar100 = grid.clone();
-    with_cifar100.context = vec![("dataset".into(), "cifar100".into())];
-    let cmp = compare(&with_cifar100, &t4, &[]);
-    // PELU is "—" in every column: AReLU wins all of them in the paper.
-    let pelu = cmp.claims.iter().find(|c| c.second == "pelu");
-    assert_eq!(pelu.map(|c| (c.paper_wins, c.paper_judged)), Some((3, 3)));
+    assert_eq!(paper_order(&t, "arelu", "pelu", "alexnet"), Order::First);
+    assert_eq!(paper_order(&t, "arelu", "pelu", "lenet"), Order::Unknown);
 }

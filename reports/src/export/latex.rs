@@ -1,6 +1,9 @@
 //! LaTeX tables with booktabs rules, ready to `\input`.
 
-use super::{Exporter, comparison_cells, differences_text};
+use super::{
+    CLAIMS_HEADING, Exporter, PAIRS_HEADING, comparison_cells, differences_text, pair_lines,
+    paper_count,
+};
 use crate::grid::Cell;
 use crate::{Report, ReportError};
 
@@ -116,35 +119,30 @@ impl Exporter for LatexExporter {
                 out.push('\n');
                 out.push_str(&table(&caption, &header, &rows));
             }
-            if !cmp.claims.is_empty() {
-                let header = ["claim", "paper", "ours", "verdict"].map(str::to_owned);
-                let rows: Vec<Vec<String>> = cmp
-                    .claims
-                    .iter()
-                    .map(|c| {
-                        let ours = if c.ours_judged == 0 {
-                            "---".to_owned()
-                        } else {
-                            format!("{}/{}", c.ours_wins, c.ours_judged)
-                        };
-                        vec![
-                            escape(&super::claim_label(c)),
-                            format!("{}/{}", c.paper_wins, c.paper_judged),
-                            ours,
-                            escape(c.verdict.label()),
-                        ]
-                    })
-                    .collect();
-                out.push('\n');
-                out.push_str(&table(
-                    &format!(
-                        "The paper's orderings ({}), checked on our runs",
-                        cmp.table_id
-                    ),
-                    &header,
-                    &rows,
-                ));
+            let lines = pair_lines(cmp);
+            if !lines.is_empty() {
+                out.push_str(&format!("\n% {}\n", PAIRS_HEADING));
+                for line in lines {
+                    out.push_str(&format!("% - {line}\n"));
+                }
             }
+        }
+        if !report.claims.is_empty() {
+            let header = ["claim", "paper", "ours"].map(str::to_owned);
+            let rows: Vec<Vec<String>> = report
+                .claims
+                .iter()
+                .map(|j| {
+                    let paper = paper_count(j);
+                    vec![
+                        escape(&j.claim.id),
+                        paper,
+                        escape(&format!("{}: {}", j.outcome.label(), j.summary)),
+                    ]
+                })
+                .collect();
+            out.push('\n');
+            out.push_str(&table(CLAIMS_HEADING, &header, &rows));
         }
         Ok(out)
     }
@@ -170,20 +168,18 @@ mod tests {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(
-            tex,
-            r#"% Fixture
+        let expected = r#"% Fixture
 % Needs \usepackage{booktabs}.
 
 \begin{table}[t]
   \centering
-  \caption{Fixture (dataset cifar10, optimizer sgd). Final test accuracy, mean $\pm$ std over seeds (n = converged runs; --- = every run diverged).}
+  \caption{Fixture (dataset cifar10, optimizer sgd). Final test accuracy: mean $\pm$ std over seeds [95\% Student's t interval of the mean] (n = converged runs; --- = every run diverged); bold: better than the column's runner-up with 95\% confidence (paired by seed).}
   \begin{tabular}{lcc}
     \toprule
     activation & alexnet & vgg \\
     \midrule
-    relu & 0.8100 $\pm$ 0.0141 (n=2) & \textbf{0.9000 (n=1)} \\
-    arelu & \textbf{0.8500 (n=1, 1 diverged)} & --- (1 diverged) \\
+    relu & 0.8100 $\pm$ 0.0100 [0.7852, 0.8348] (n=3) & 0.9000 (n=1) \\
+    arelu & \textbf{0.8600 $\pm$ 0.0100 [0.8352, 0.8848] (n=3, 1 diverged)} & --- (1 diverged) \\
     \bottomrule
   \end{tabular}
 \end{table}
@@ -195,29 +191,25 @@ mod tests {
     \toprule
     activation & model & ours & paper & $\Delta$ \\
     \midrule
-    relu & alexnet & 0.8100 $\pm$ 0.0141 (n=2) & 0.8351 $\pm$ 3.95e-4 & -0.0251 \\
+    relu & alexnet & 0.8100 $\pm$ 0.0100 [0.7852, 0.8348] (n=3) & 0.8351 $\pm$ 3.95e-4 & -0.0251 \\
     relu & vgg & 0.9000 (n=1) & 0.8800 $\pm$ 1.01e-4 & +0.0200 \\
-    arelu & alexnet & 0.8500 (n=1, 1 diverged) & 0.8331 $\pm$ 2.48e-4 & +0.0169 \\
+    arelu & alexnet & 0.8600 $\pm$ 0.0100 [0.8352, 0.8848] (n=3, 1 diverged) & 0.8331 $\pm$ 2.48e-4 & +0.0269 \\
     arelu & vgg & --- (1 diverged) & 0.8328 $\pm$ 1.26e-3 &  \\
     \bottomrule
   \end{tabular}
 \end{table}
 
-\begin{table}[t]
-  \centering
-  \caption{The paper's orderings (table1), checked on our runs}
-  \begin{tabular}{lccc}
-    \toprule
-    claim & paper & ours & verdict \\
-    \midrule
-    ASigmoid \textgreater{} Sigmoid & 5/5 & --- & can't tell \\
-    ATanh \textgreater{} Tanh & 3/5 & --- & can't tell \\
-    AReLU \textgreater{} ReLU & 3/5 & 1/2 & agree \\
-    AReLU \textgreater{} LReLU & 4/5 & --- & can't tell \\
-    \bottomrule
-  \end{tabular}
-\end{table}
-"#
-        );
+% The paper's comparisons on our runs: first minus second, its 95% interval (paired by seed where both ran it), P = the probability that a run of the first beats a run of the second; the verdict is on "the first beats the second".
+% - AReLU vs ReLU, alexnet: +0.0500 [+0.0252, +0.0748] (paired, n=3), P(AReLU > ReLU) = 1.00: supports
+% - AReLU vs ReLU, vgg: AReLU diverged in every run: contradicts
+% - AReLU vs LReLU, alexnet: not run: LReLU
+% - AReLU vs LReLU, vgg: not run: LReLU
+
+"#;
+        assert!(tex.starts_with(expected), "{tex}");
+        assert!(tex.contains(
+            "    adaptive-beats-base & 19/24 & inconclusive: 1 of 24 units support, 1 contradict, 22 not run (most must support) \\\\\n"
+        ), "{tex}");
+        assert!(tex.ends_with("  \\end{tabular}\n\\end{table}\n"), "{tex}");
     }
 }

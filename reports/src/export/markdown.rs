@@ -3,7 +3,10 @@
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
-use super::{Exporter, claim_label, comparison_cells, differences_text, shared_columns};
+use super::{
+    CLAIMS_HEADING, Exporter, PAIRS_HEADING, comparison_cells, differences_text, pair_lines,
+    paper_count, unit_text,
+};
 use crate::{Report, ReportError};
 
 /// Markdown with the best value per column in `**bold**`.
@@ -82,35 +85,42 @@ impl Exporter for MarkdownExporter {
                 out.push_str(&table(header, rows));
                 out.push_str("\n\n");
             }
-            if cmp.claims.is_empty() {
-                continue;
+            let lines = pair_lines(cmp);
+            if !lines.is_empty() {
+                out.push_str(&format!("{PAIRS_HEADING}\n\n"));
+                for line in lines {
+                    out.push_str(&format!("- {}\n", esc(&line)));
+                }
             }
-            let shared = shared_columns(grid, cmp);
-            if !shared.is_empty() {
-                let header = std::iter::once("claim".to_owned())
-                    .chain(shared.iter().map(|c| (*c).clone()))
-                    .collect();
-                let rows = cmp
-                    .claims
-                    .iter()
-                    .map(|claim| {
-                        std::iter::once(claim_label(claim))
-                            .chain(shared.iter().map(|col| {
-                                claim
-                                    .columns
-                                    .iter()
-                                    .find(|j| &j.column == *col)
-                                    .map(|j| j.agreement.label().to_owned())
-                                    .unwrap_or_default()
-                            }))
-                            .collect()
-                    })
-                    .collect();
-                out.push_str(&table(header, rows));
-                out.push_str("\n\n");
-            }
-            for claim in &cmp.claims {
-                out.push_str(&format!("- {}\n", claim.summary));
+        }
+        if !report.claims.is_empty() {
+            out.push_str(&format!("\n## The paper's claims\n\n{CLAIMS_HEADING}\n\n"));
+            let header = ["claim", "paper", "ours"].map(str::to_owned).to_vec();
+            let rows = report
+                .claims
+                .iter()
+                .map(|j| {
+                    let paper = paper_count(j);
+                    vec![
+                        j.claim.id.clone(),
+                        paper,
+                        format!("{}: {}", j.outcome.label(), j.summary),
+                    ]
+                })
+                .collect();
+            out.push_str(&table(header, rows));
+            out.push_str("\n\n");
+            for j in &report.claims {
+                out.push_str(&format!(
+                    "- **{}** ({}): {} *{}*\n",
+                    j.claim.id,
+                    j.outcome.label(),
+                    j.claim.text,
+                    j.claim.location
+                ));
+                for u in j.units.iter().filter(|u| u.ours.is_some()) {
+                    out.push_str(&format!("  - {}\n", esc(&unit_text(u))));
+                }
             }
         }
         Ok(out)
@@ -128,39 +138,49 @@ mod tests {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         };
+        // Everything up to the claims, to the letter.
         let expected = r#"# Fixture
 
-Final test accuracy, mean ± std over seeds (n = converged runs; — = every run diverged).
+Final test accuracy: mean ± std over seeds [95% Student's t interval of the mean] (n = converged runs; — = every run diverged); bold: better than the column's runner-up with 95% confidence (paired by seed).
 
 ## dataset cifar10, optimizer sgd
 
-| activation | alexnet                      | vgg              |
-|------------|------------------------------|------------------|
-| relu       | 0.8100 ± 0.0141 (n=2)        | **0.9000 (n=1)** |
-| arelu      | **0.8500 (n=1, 1 diverged)** | — (1 diverged)   |
+| activation | alexnet                                                | vgg            |
+|------------|--------------------------------------------------------|----------------|
+| relu       | 0.8100 ± 0.0100 [0.7852, 0.8348] (n=3)                 | 0.9000 (n=1)   |
+| arelu      | **0.8600 ± 0.0100 [0.8352, 0.8848] (n=3, 1 diverged)** | — (1 diverged) |
 
 ### Beside the paper: Fixed activations and their adaptive versions, CIFAR10 (table1)
 
-| activation | model   | ours                     | paper            | difference |
-|------------|---------|--------------------------|------------------|------------|
-| relu       | alexnet | 0.8100 ± 0.0141 (n=2)    | 0.8351 ± 3.95e-4 | -0.0251    |
-| relu       | vgg     | 0.9000 (n=1)             | 0.8800 ± 1.01e-4 | +0.0200    |
-| arelu      | alexnet | 0.8500 (n=1, 1 diverged) | 0.8331 ± 2.48e-4 | +0.0169    |
-| arelu      | vgg     | — (1 diverged)           | 0.8328 ± 1.26e-3 |            |
+| activation | model   | ours                                               | paper            | difference |
+|------------|---------|----------------------------------------------------|------------------|------------|
+| relu       | alexnet | 0.8100 ± 0.0100 [0.7852, 0.8348] (n=3)             | 0.8351 ± 3.95e-4 | -0.0251    |
+| relu       | vgg     | 0.9000 (n=1)                                       | 0.8800 ± 1.01e-4 | +0.0200    |
+| arelu      | alexnet | 0.8600 ± 0.0100 [0.8352, 0.8848] (n=3, 1 diverged) | 0.8331 ± 2.48e-4 | +0.0269    |
+| arelu      | vgg     | — (1 diverged)                                     | 0.8328 ± 1.26e-3 |            |
 
-| claim              | alexnet    | vgg        |
-|--------------------|------------|------------|
-| ASigmoid > Sigmoid | can't tell | can't tell |
-| ATanh > Tanh       | can't tell | can't tell |
-| AReLU > ReLU       | disagree   | agree      |
-| AReLU > LReLU      | can't tell | can't tell |
+The paper's comparisons on our runs: first minus second, its 95% interval (paired by seed where both ran it), P = the probability that a run of the first beats a run of the second; the verdict is on "the first beats the second".
 
-- ASigmoid beats Sigmoid on every model: paper yes (5/5), ours can't tell (not run)
-- ATanh beats Tanh on every model: paper no (3/5), ours can't tell (not run)
-- AReLU beats ReLU on every model: paper no (3/5), ours no (1/2): agree
-- AReLU beats LReLU on every model: paper no (4/5), ours can't tell (not run)
+- AReLU vs ReLU, alexnet: +0.0500 [+0.0252, +0.0748] (paired, n=3), P(AReLU > ReLU) = 1.00: supports
+- AReLU vs ReLU, vgg: AReLU diverged in every run: contradicts
+- AReLU vs LReLU, alexnet: not run: LReLU
+- AReLU vs LReLU, vgg: not run: LReLU
+
 "#;
-        assert_eq!(md, expected);
+        assert!(md.starts_with(expected), "{md}");
+        // Every claim in the table, then each with its text, where the
+        // paper makes it and the units we ran.
+        assert!(md.contains(
+            "| adaptive-beats-base                          | 19/24   | inconclusive: 1 of 24 units support, 1 contradict, 22 not run (most must support)              |"
+        ), "{md}");
+        assert!(md.contains("| negligible-parameter-overhead                | figures | not judged: not from accuracies or losses"), "{md}");
+        assert!(md.contains(
+            "  - table1 alexnet: arelu vs relu: +0.0500 [+0.0252, +0.0748] (n=3), P = 1.00: supports; paper no\n"
+        ), "{md}");
+        assert!(
+            md.contains("- **asigmoid-beats-sigmoid-cifar10** (not run): ASigmoid can surpass"),
+            "{md}"
+        );
     }
 
     #[test]

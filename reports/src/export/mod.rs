@@ -162,36 +162,74 @@ pub(crate) fn differences_text(differences: &[String]) -> String {
     )
 }
 
-/// Columns that both our grid and the paper's table have: per-column claim
-/// judgements are shown only there.
-pub(crate) fn shared_columns<'a>(
-    grid: &'a crate::grid::Grid,
-    comparison: &crate::compare::Comparison,
-) -> Vec<&'a String> {
-    grid.columns
+/// What the pairs' lines hold, said once before them.
+pub(crate) const PAIRS_HEADING: &str = "The paper's comparisons on our runs: first minus second, \
+     its 95% interval (paired by seed where both ran it), P = the probability that a run of the \
+     first beats a run of the second; the verdict is on \"the first beats the second\".";
+
+/// One line per pair of rows and column of our grid.
+pub(crate) fn pair_lines(cmp: &crate::compare::Comparison) -> Vec<String> {
+    cmp.pairs
         .iter()
-        .filter(|c| {
-            comparison
-                .claims
+        .flat_map(|p| {
+            let scope = p
+                .first
+                .rsplit_once('/')
+                .map(|(s, _)| format!("{s}: "))
+                .unwrap_or_default();
+            p.columns
                 .iter()
-                .flat_map(|cl| &cl.columns)
-                .any(|j| &j.column == *c && j.paper != crate::compare::Order::Unknown)
+                .map(move |c| format!("{scope}{}", c.summary))
         })
         .collect()
 }
 
-/// `ASigmoid > Sigmoid`, or `googlenet: AReLU > ReLU`.
-pub(crate) fn claim_label(claim: &crate::compare::Claim) -> String {
-    let name = |row: &str| match row.rsplit_once('/') {
-        Some((_, a)) => crate::compare::display_name(a).to_owned(),
-        None => crate::compare::display_name(row).to_owned(),
-    };
-    let scope = claim
-        .first
-        .rsplit_once('/')
-        .map(|(s, _)| format!("{s}: "))
-        .unwrap_or_default();
-    format!("{scope}{} > {}", name(&claim.first), name(&claim.second))
+/// A claim's unit: `table1 alexnet: asigmoid vs sigmoid: +0.0500 [+0.0310,
+/// +0.0690] (n=3), P = 1.00: supports; paper yes`.
+pub(crate) fn unit_text(u: &crate::claims::Unit) -> String {
+    let mut s = u.label.clone();
+    if let Some(d) = &u.difference {
+        s.push_str(&format!(": {:+.4}", d.mean));
+        if let Some(ci) = d.ci {
+            s.push_str(&format!(" [{:+.4}, {:+.4}]", ci.lo, ci.hi));
+        }
+        s.push_str(&format!(" (n={}), P = {:.2}", d.n, d.prob_improvement));
+    }
+    if let Some(n) = &u.note {
+        s.push_str(&format!("; {n}"));
+    }
+    if let Some(v) = u.ours {
+        s.push_str(&format!(": {v}"));
+    }
+    match u.paper {
+        Some(true) => s.push_str("; paper yes"),
+        Some(false) => s.push_str("; paper no"),
+        None => {}
+    }
+    s
+}
+
+/// What the claims' lines hold, said once before them.
+pub(crate) const CLAIMS_HEADING: &str = "The paper's claims (reports/paper/claims.yaml), judged on \
+     our runs of the same settings, unit by unit at the paper's granularity (a unit we did not \
+     run is \"not run\", never a disagreement); \"paper k/n\" counts the paper's own numbers.";
+
+/// `[supports] adaptive-beats-base: 3 of 24 units support, 21 not run
+/// (most must support); paper 19/24`.
+pub(crate) fn claim_line(j: &crate::claims::ClaimJudgement) -> String {
+    format!(
+        "[{}] {}: {}; paper {}",
+        j.outcome.label(),
+        j.claim.id,
+        j.summary,
+        paper_count(j)
+    )
+}
+
+/// `19/24`, or `figures` for a claim the paper makes from figures.
+pub(crate) fn paper_count(j: &crate::claims::ClaimJudgement) -> String {
+    j.paper
+        .map_or("figures".to_owned(), |(k, n)| format!("{k}/{n}"))
 }
 
 #[cfg(test)]
@@ -206,8 +244,11 @@ pub(crate) mod tests {
         let runs = [
             run("alexnet", "relu", 0, RunStatus::Finished, 0.80),
             run("alexnet", "relu", 1, RunStatus::Finished, 0.82),
+            run("alexnet", "relu", 2, RunStatus::Finished, 0.81),
             run("alexnet", "arelu", 0, RunStatus::Finished, 0.85),
-            run("alexnet", "arelu", 1, RunStatus::Diverged, f64::NAN),
+            run("alexnet", "arelu", 1, RunStatus::Finished, 0.86),
+            run("alexnet", "arelu", 2, RunStatus::Finished, 0.87),
+            run("alexnet", "arelu", 3, RunStatus::Diverged, f64::NAN),
             run("vgg", "relu", 0, RunStatus::Finished, 0.90),
             run("vgg", "arelu", 0, RunStatus::Diverged, f64::NAN),
         ];

@@ -3,7 +3,9 @@
 use tabled::builder::Builder;
 use tabled::settings::{Color, Style};
 
-use super::{Exporter, claim_label, differences_text, paper_text, shared_columns};
+use super::{
+    CLAIMS_HEADING, Exporter, PAIRS_HEADING, claim_line, differences_text, pair_lines, paper_text,
+};
 use crate::compare::Comparison;
 use crate::grid::Grid;
 use crate::{Report, ReportError};
@@ -34,6 +36,18 @@ impl Exporter for TerminalExporter {
             out.push('\n');
             if let Some(cmp) = &section.comparison {
                 out.push_str(&comparison(&section.grid, cmp));
+            }
+        }
+        let (shown, hidden) = report.claims_in_view();
+        if !shown.is_empty() {
+            out.push_str(&format!("\n{CLAIMS_HEADING}\n"));
+            for j in shown {
+                out.push_str(&format!("  - {}\n", claim_line(j)));
+            }
+            if hidden > 0 {
+                out.push_str(&format!(
+                    "  ({hidden} more claims, about settings not run here: see report.md)\n"
+                ));
             }
         }
         Ok(out)
@@ -111,34 +125,11 @@ fn comparison(grid: &Grid, cmp: &Comparison) -> String {
         }
         push_table(&mut out, b);
     }
-    let shared = shared_columns(grid, cmp);
-    if !cmp.claims.is_empty() {
-        out.push_str("\nThe paper's orderings, checked on our runs:\n");
-        if !shared.is_empty() {
-            let mut b = Builder::default();
-            b.push_record(
-                std::iter::once("claim".to_owned()).chain(shared.iter().map(|c| (*c).clone())),
-            );
-            for claim in &cmp.claims {
-                let mut record = vec![claim_label(claim)];
-                for col in &shared {
-                    let text = claim
-                        .columns
-                        .iter()
-                        .find(|j| &j.column == *col)
-                        .map(|j| match &j.reason {
-                            Some(r) => format!("{} ({r})", j.agreement.label()),
-                            None => j.agreement.label().to_owned(),
-                        })
-                        .unwrap_or_default();
-                    record.push(text);
-                }
-                b.push_record(record);
-            }
-            push_table(&mut out, b);
-        }
-        for claim in &cmp.claims {
-            out.push_str(&format!("  - {}\n", claim.summary));
+    let lines = pair_lines(cmp);
+    if !lines.is_empty() {
+        out.push_str(&format!("\n{PAIRS_HEADING}\n"));
+        for line in lines {
+            out.push_str(&format!("  - {line}\n"));
         }
     }
     out
@@ -166,34 +157,40 @@ mod tests {
             };
         assert!(!text.contains('\u{1b}'), "{text}");
         let expected_grid = r#"dataset cifar10, optimizer sgd
-╭────────────┬──────────────────────────┬────────────────╮
-│ activation │ alexnet                  │ vgg            │
-├────────────┼──────────────────────────┼────────────────┤
-│ relu       │ 0.8100 ± 0.0141 (n=2)    │ 0.9000 (n=1)   │
-│ arelu      │ 0.8500 (n=1, 1 diverged) │ — (1 diverged) │
-╰────────────┴──────────────────────────┴────────────────╯
+╭────────────┬────────────────────────────────────────────────────┬────────────────╮
+│ activation │ alexnet                                            │ vgg            │
+├────────────┼────────────────────────────────────────────────────┼────────────────┤
+│ relu       │ 0.8100 ± 0.0100 [0.7852, 0.8348] (n=3)             │ 0.9000 (n=1)   │
+│ arelu      │ 0.8600 ± 0.0100 [0.8352, 0.8848] (n=3, 1 diverged) │ — (1 diverged) │
+╰────────────┴────────────────────────────────────────────────────┴────────────────╯
 "#;
         assert!(text.contains(expected_grid), "{text}");
         assert!(text.contains(
             "Beside the paper: Fixed activations and their adaptive versions, CIFAR10 (table1)"
         ));
-        assert!(
-            text.contains(
-                "│ relu       │ ours  0.8100 ± 0.0141 (n=2)    │ ours  0.9000 (n=1)     │"
-            ),
-            "{text}"
-        );
-        assert!(text.contains("can't tell (not run)"), "{text}");
         assert!(text.contains("paper 0.8351 ± 3.95e-4"), "{text}");
         assert!(text.contains("Δ     -0.0251"), "{text}");
+        assert!(text.contains(
+            "  - AReLU vs ReLU, alexnet: +0.0500 [+0.0252, +0.0748] (paired, n=3), P(AReLU > ReLU) = 1.00: supports\n"
+        ), "{text}");
         assert!(
-            text.contains("│ AReLU > ReLU       │ disagree             │ agree                │"),
+            text.contains("  - AReLU vs ReLU, vgg: AReLU diverged in every run: contradicts\n"),
             "{text}"
         );
+        // Claims about table1 are shown, whether run or not; others only
+        // when our runs bear on them.
         assert!(
             text.contains(
-                "  - AReLU beats ReLU on every model: paper no (3/5), ours no (1/2): agree\n"
+                "  - [not run] asigmoid-beats-sigmoid-cifar10: none of its 5 units run; paper 5/5\n"
             ),
+            "{text}"
+        );
+        assert!(text.contains(
+            "  - [inconclusive] adaptive-beats-base: 1 of 24 units support, 1 contradict, 22 not run (most must support); paper 19/24\n"
+        ), "{text}");
+        assert!(!text.contains("arelu-best-cifar100"), "{text}");
+        assert!(
+            text.contains("more claims, about settings not run here: see report.md)"),
             "{text}"
         );
     }
@@ -205,12 +202,12 @@ mod tests {
             Ok(t) => t,
             Err(e) => panic!("{e}"),
         };
-        // Best of alexnet is arelu's 0.85, of vgg relu's 0.90.
+        // AReLU is ahead of ReLU on alexnet with 95% confidence; on vgg
+        // ReLU stands alone (AReLU diverged): no runner-up, no bold.
         assert!(
-            text.contains("\u{1b}[1m0.8500 (n=1, 1 diverged)\u{1b}[22m"),
+            text.contains("\u{1b}[1m0.8600 ± 0.0100 [0.8352, 0.8848] (n=3, 1 diverged)\u{1b}[22m"),
             "{text}"
         );
-        assert!(text.contains("\u{1b}[1m0.9000 (n=1)\u{1b}[22m"), "{text}");
-        assert_eq!(text.matches("\u{1b}[1m").count(), 2);
+        assert_eq!(text.matches("\u{1b}[1m").count(), 1);
     }
 }

@@ -14,7 +14,10 @@ fn mean_std_and_n_over_seeds() {
     assert!((c.std.unwrap_or(0.0) - 0.02).abs() < 1e-12);
     // 0.82 ± t(0.975, 2) · 0.02 / √3 = 0.82 ± 0.0497.
     let ci = c.ci.expect("interval");
-    assert!((ci.lo - 0.770317).abs() < 1e-6 && (ci.hi - 0.869683).abs() < 1e-6, "{ci:?}");
+    assert!(
+        (ci.lo - 0.770317).abs() < 1e-6 && (ci.hi - 0.869683).abs() < 1e-6,
+        "{ci:?}"
+    );
     assert_eq!(c.display(), "0.8200 ± 0.0200 [0.7703, 0.8697] (n=3)");
     assert_eq!(c.values, [(0, 0.80), (1, 0.82), (2, 0.84)]);
     assert_eq!(Cell::from_runs(&runs[..1]).display(), "0.8000 (n=1)");
@@ -29,7 +32,10 @@ fn diverged_and_failed_runs() {
     ];
     let c = Cell::from_runs(&partial);
     assert_eq!((c.n, c.diverged, c.failed), (2, 1, 0));
-    assert_eq!(c.display(), "0.8123 ± 0.0033 [0.7831, 0.8415] (n=2, 1 diverged)");
+    assert_eq!(
+        c.display(),
+        "0.8123 ± 0.0033 [0.7831, 0.8415] (n=2, 1 diverged)"
+    );
     let lost = [
         run("vgg", "pelu", 0, RunStatus::Diverged, f64::NAN),
         run("vgg", "pelu", 1, RunStatus::Diverged, f64::NAN),

@@ -107,6 +107,7 @@ fn loss_plot_has_a_curve_and_band_per_activation() {
 
 #[test]
 fn convergence_area_bars_and_labels() {
+    use crate::stats::convergence_area;
     assert!((convergence_area(&[1.0, 0.5, 0.25]) - 1.125).abs() < 1e-12);
     assert_eq!(convergence_area(&[1.0]), 0.0);
     let plots = match plots(&fixture()) {

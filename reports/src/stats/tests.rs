@@ -94,3 +94,22 @@ fn probability_of_improvement_counts_ties_half_and_skips_nan() {
     assert_eq!(prob_improvement(&[1.0, 2.0], &[1.0, 0.0]), 0.875);
     assert_eq!(prob_improvement(&[f64::NAN], &[1.0]), 0.0);
 }
+
+#[test]
+fn verdicts_beyond_a_margin() {
+    // +0.05 with a 95% interval of about ±0.0248.
+    let d =
+        Difference::of(&seeded(&[0.85, 0.86, 0.87]), &seeded(&[0.80, 0.82, 0.81])).expect("ran");
+    assert_eq!(d.verdict, Verdict::Supports);
+    assert_eq!(d.verdict_beyond(0.02), Verdict::Supports);
+    assert_eq!(d.verdict_beyond(0.09), Verdict::Contradicts);
+    assert!(matches!(
+        d.verdict_beyond(0.05),
+        Verdict::Inconclusive { .. }
+    ));
+    // "Within 0.1 of it or better" holds for a small deficit too.
+    let behind =
+        Difference::of(&seeded(&[0.80, 0.82, 0.81]), &seeded(&[0.85, 0.86, 0.87])).expect("ran");
+    assert_eq!(behind.verdict_beyond(-0.1), Verdict::Supports);
+    assert_eq!(behind.verdict, Verdict::Contradicts);
+}
