@@ -37,6 +37,9 @@ pub enum Command {
     Suite(Box<SuiteArgs>),
     /// Render the tables, exports and plots of a suite's output folder.
     Report(ReportArgs),
+    /// Send a suite's runs to another tool.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Run a rhai sweep script: a study that decides as it goes which runs
     /// to train. Runs are memoized in the sweep's ledger.
     Sweep(Box<SweepArgs>),
@@ -287,6 +290,33 @@ pub struct ReportArgs {
     /// Skip the SVG plots.
     #[arg(long)]
     pub no_plots: bool,
+}
+
+/// `acbench export`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Send every run of an output folder's ledger to an MLflow tracking
+    /// server: one MLflow run per ledger run, with its resolved spec as
+    /// parameters, its epochs as metrics and the folder's `report.*` files
+    /// as artifacts. Runs already exported are skipped.
+    Mlflow(MlflowArgs),
+}
+
+/// `acbench export mlflow`.
+#[derive(Debug, Args)]
+pub struct MlflowArgs {
+    /// A suite's or sweep's output folder (holds `ledger.sqlite`).
+    pub dir: PathBuf,
+
+    /// The MLflow tracking server, e.g. `http://127.0.0.1:5000`
+    /// ($MLFLOW_TRACKING_TOKEN, if set, is sent as a bearer token).
+    #[arg(long, value_name = "URL")]
+    pub uri: String,
+
+    /// The experiment to log into, created if missing [default: the runs'
+    /// suite name, else `acbench`].
+    #[arg(long, value_name = "NAME")]
+    pub experiment: Option<String>,
 }
 
 /// Which activation plugins to load besides the shipped ones (linked in).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod data;
+mod export;
 mod model;
 mod network;
 mod plugins;
@@ -29,6 +30,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Suite(args) => suite::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Export(cmd) => export::run(cmd),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args, threads),
         Command::BenchWorker(args) => bench::run_worker(&args),
