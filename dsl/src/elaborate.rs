@@ -2,6 +2,7 @@
 //! layer call (see [`layers`]) and infer every shape,
 //! producing the [`ir`](crate::ir).
 
+use crate::options::CompileOptions;
 use std::collections::HashMap;
 
 use crate::ast::{Arg, Def, File, Param, Stmt, StmtKind};
@@ -20,6 +21,7 @@ use crate::limits::{
 pub(crate) struct Elab<'m> {
     file: &'m File,
     src: &'m Source,
+    options: &'m CompileOptions,
     frames: Vec<Frame>,
     nodes: usize,
     steps: usize,
@@ -51,10 +53,11 @@ struct Scope<'a> {
 }
 
 impl<'m> Elab<'m> {
-    pub(crate) fn new(file: &'m File, src: &'m Source) -> Self {
+    pub(crate) fn new(file: &'m File, src: &'m Source, options: &'m CompileOptions) -> Self {
         Elab {
             file,
             src,
+            options,
             frames: Vec::new(),
             nodes: 0,
             steps: 0,
@@ -362,6 +365,7 @@ impl<'m> Elab<'m> {
                         input,
                         slot: slot.as_ref().map(|s| s.name.as_str()),
                         args: &bound,
+                        options: self.options,
                     };
                     let (op, output) = (layer.lower)(&call)?;
                     self.count_params(&op, stmt.span)?;
@@ -557,6 +561,7 @@ impl<'m> Elab<'m> {
                 input: mid,
                 slot: None,
                 args: &[],
+                options: self.options,
             };
             let (op, _) = (layers::BN.lower)(&call)?;
             self.count_params(&op, span)?;

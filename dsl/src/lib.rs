@@ -43,7 +43,7 @@
 //! | call | shapes | notes |
 //! |---|---|---|
 //! | `conv(c, k=3, stride=1, pad=0, groups=1, bias=true, dilation=1)` | CxHxW → cxH'xW' | `pad`: integer, `same` (TensorFlow SAME: output `ceil(in/stride)`, total padding `max((out-1)*stride + (k-1)*dilation + 1 - in, 0)`, the odd one at the bottom/right) or `valid` (0) |
-//! | `bn(eps=1e-3, momentum=0.99)` | any | over channels (or features of a vector) |
+//! | `bn(eps=1e-3, momentum=Preset)` | any | over channels (or features of a vector); `momentum` left out is the caller's [`CompileOptions::bn_momentum`] (TensorFlow's 0.99 by default) |
 //! | `lrn(radius=2, alpha=1e-4, beta=0.75, bias=1.0)` | CxHxW | TensorFlow's convention (alpha not divided by the window) |
 //! | `maxpool(k, stride=k, pad=0)`, `avgpool(k, stride=k, pad=0, count_pad=false)` | CxHxW | `pad` as for conv; an explicit pad may be at most half the window |
 //! | `gap` | CxHxW → C | global average pool |
@@ -93,6 +93,7 @@ pub mod ir;
 mod layers;
 mod limits;
 mod module;
+mod options;
 mod syntax;
 
 pub use error::{Diagnostics, Error, ErrorKind, MAX_ERRORS};
@@ -100,7 +101,10 @@ pub use limits::{
     MAX_CALL_DEPTH, MAX_DIM, MAX_LAYER_PARAMS, MAX_NODES, MAX_NUMEL, MAX_PATH_BYTES, MAX_STEPS,
     MAX_TOTAL_PARAMS,
 };
-pub use module::{Module, NetworkSig, ParamSig, compile_file, parse, parse_value};
+pub use module::{
+    Module, NetworkSig, ParamSig, compile_file, compile_file_with, parse, parse_value,
+};
+pub use options::CompileOptions;
 pub use syntax::{MAX_EXPR_OPERANDS, MAX_NESTING, MAX_SOURCE_BYTES};
 
 #[cfg(test)]

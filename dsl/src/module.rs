@@ -1,6 +1,7 @@
 //! A parsed and checked `.acnet` file, and the entry points that turn it
 //! into an [`ir::Network`](crate::ir::Network).
 
+use crate::options::CompileOptions;
 use std::collections::{HashMap, HashSet};
 
 use crate::ast::{Arg, Def, Expr, ExprKind, File, Stmt, StmtKind};
@@ -75,6 +76,16 @@ pub fn compile_file(
     network: Option<&str>,
     args: &[(String, Value)],
 ) -> Result<Network, Diagnostics> {
+    compile_file_with(path, network, args, &CompileOptions::default())
+}
+
+/// [`compile_file`] with the caller's defaults for what the file leaves out.
+pub fn compile_file_with(
+    path: impl AsRef<std::path::Path>,
+    network: Option<&str>,
+    args: &[(String, Value)],
+    options: &CompileOptions,
+) -> Result<Network, Diagnostics> {
     let path = path.as_ref();
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -84,7 +95,7 @@ pub fn compile_file(
             &Source::new(&name, ""),
         ))
     })?;
-    parse(&text, &name)?.elaborate(network, args)
+    parse(&text, &name)?.elaborate_with(network, args, options)
 }
 
 /// Reads a command-line value: an integer, a number, `true`/`false`, or else
@@ -149,6 +160,17 @@ impl Module {
         network: Option<&str>,
         args: &[(String, Value)],
     ) -> Result<Network, Diagnostics> {
+        self.elaborate_with(network, args, &CompileOptions::default())
+    }
+
+    /// [`Module::elaborate`] with the caller's defaults for what the file
+    /// leaves out.
+    pub fn elaborate_with(
+        &self,
+        network: Option<&str>,
+        args: &[(String, Value)],
+        options: &CompileOptions,
+    ) -> Result<Network, Diagnostics> {
         let whole = Span { start: 0, end: 0 };
         let def = match network {
             Some(name) => self
@@ -179,7 +201,11 @@ impl Module {
                 .help("add `network NAME(classes=10) { ... }`")
             })?,
         };
-        Ok(Elab::new(&self.file, &self.src).network(def, args, self.file.inputs.first())?)
+        Ok(Elab::new(&self.file, &self.src, options).network(
+            def,
+            args,
+            self.file.inputs.first(),
+        )?)
     }
 }
 

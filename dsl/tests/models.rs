@@ -53,6 +53,9 @@ fn parameter_counts_are_pinned() {
     let cases: &[Case] = &[
         ("convnet.acnet", &[("classes", 10)], 421_642),
         ("convnet.acnet", &[("classes", 100)], 433_252),
+        // convnet plus three batch norms: 2 * (32 + 64 + 128) = 448.
+        ("convnet-bn.acnet", &[("classes", 10)], 422_090),
+        ("convnet-bn.acnet", &[("classes", 100)], 433_700),
         ("alexnet.acnet", &[("classes", 10)], 4_061_130),
         ("alexnet.acnet", &[("classes", 100)], 4_245_540),
         ("vgg.acnet", &[("classes", 10)], 149_033_674),
@@ -104,6 +107,7 @@ fn every_model_file_is_covered_and_takes_the_common_arguments() {
         files,
         [
             "alexnet.acnet",
+            "convnet-bn.acnet",
             "convnet.acnet",
             "densenet.acnet",
             "googlenet.acnet",
@@ -280,4 +284,43 @@ fn shapes_of_the_bench_models() {
         ["flatten0 2048", "linear0 256", "act0 256", "linear1 10"]
     );
     assert_eq!(vgg.act_sites().len(), 7);
+}
+
+#[test]
+fn bn_momentum_left_out_is_the_callers() {
+    use acbench_dsl::ir::Op;
+    use acbench_dsl::{CompileOptions, compile_file_with};
+    let momenta = |options: &CompileOptions, file: &str| -> Vec<f64> {
+        let net = compile_file_with(models_dir().join(file), None, &[], options)
+            .unwrap_or_else(|d| panic!("{file}: {}", d.to_plain_string()));
+        net.body
+            .iter()
+            .filter_map(|n| match n.op {
+                Op::BatchNorm { momentum, .. } => Some(momentum),
+                _ => None,
+            })
+            .collect()
+    };
+    let torch = CompileOptions {
+        bn_momentum: CompileOptions::TORCH_BN_MOMENTUM,
+    };
+    assert_eq!(
+        momenta(&CompileOptions::default(), "convnet-bn.acnet"),
+        [0.99; 3]
+    );
+    assert_eq!(momenta(&torch, "convnet-bn.acnet"), [0.9; 3]);
+    // Written in the file, it stays what the file says.
+    let text = "network m(classes=10) {\n  input(1, 4, 4)\n  flatten\n  linear(8) bn(momentum=0.5) act\n  linear(8) bn act\n  linear(classes)\n}\n";
+    let net = parse(text, "m.acnet")
+        .and_then(|m| m.elaborate_with(None, &[], &torch))
+        .expect("compiles");
+    let got: Vec<f64> = net
+        .body
+        .iter()
+        .filter_map(|n| match n.op {
+            Op::BatchNorm { momentum, .. } => Some(momentum),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(got, [0.5, 0.9]);
 }

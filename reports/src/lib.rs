@@ -238,6 +238,7 @@ pub(crate) mod fixtures {
                     per_epoch: vec![0.5, 0.25, 0.2],
                 },
             ],
+            step_losses: Vec::new(),
         }
     }
 }

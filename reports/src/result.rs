@@ -29,18 +29,37 @@ pub struct RunResult {
     /// Per-layer weight-increment norms, one value per epoch (the paper's Fig. 4).
     #[serde(default)]
     pub weight_increments: Vec<LayerIncrements>,
+    /// The training loss per step: `(steps done, mean loss since the
+    /// previous point)` (the paper's Fig. 6); empty for runs recorded
+    /// before acbench kept it.
+    #[serde(default)]
+    pub step_losses: Vec<(usize, f64)>,
 }
 
 impl RunResult {
-    /// The run's convergence area: the area under its training-loss curve
-    /// over epochs (trapezoids, one epoch wide); `None` unless the run
+    /// The run's convergence area: the area under its training-loss curve,
+    /// per step where the run recorded one (in loss × epochs, steps scaled
+    /// by the run's steps per epoch), else per epoch; `None` unless the run
     /// finished (a diverged run's area would reward stopping early).
     pub fn convergence_area(&self) -> Option<f64> {
         if self.status != RunStatus::Finished {
             return None;
         }
-        let losses: Vec<f64> = self.epochs.iter().map(|e| e.train_loss).collect();
-        let area = crate::stats::convergence_area(&losses);
+        let area = match (self.step_losses.last(), self.epochs.len()) {
+            (Some(&(steps, _)), epochs) if epochs > 0 => {
+                let per_epoch = steps as f64 / epochs as f64;
+                let points: Vec<(f64, f64)> = self
+                    .step_losses
+                    .iter()
+                    .map(|&(s, l)| (s as f64 / per_epoch, l))
+                    .collect();
+                crate::stats::area_under(&points)
+            }
+            _ => {
+                let losses: Vec<f64> = self.epochs.iter().map(|e| e.train_loss).collect();
+                crate::stats::convergence_area(&losses)
+            }
+        };
         area.is_finite().then_some(area)
     }
 

@@ -117,7 +117,20 @@ fn two_sided_p(t: f64, df: f64) -> f64 {
 /// The convergence area of a training-loss curve, one value per epoch:
 /// the area under it by trapezoids one epoch wide (smaller: faster).
 pub fn convergence_area(losses: &[f64]) -> f64 {
-    losses.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum()
+    let points: Vec<(f64, f64)> = losses
+        .iter()
+        .enumerate()
+        .map(|(i, &l)| (i as f64, l))
+        .collect();
+    area_under(&points)
+}
+
+/// The area under a curve of `(x, y)` points by trapezoids between them.
+pub fn area_under(points: &[(f64, f64)]) -> f64 {
+    points
+        .windows(2)
+        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+        .sum()
 }
 
 /// How the two samples of a [`Difference`] were compared.

@@ -230,6 +230,10 @@ fn epoch(i: usize) -> EpochRecord {
             },
         ],
         weight_increments: vec![("conv1".into(), 0.5 / (i + 1) as f64)],
+        step_losses: vec![
+            (i * 4 + 2, 2.1 - 0.5 * i as f64),
+            (i * 4 + 4, 1.9 - 0.5 * i as f64),
+        ],
     }
 }
 

@@ -51,6 +51,24 @@ pub struct TrainConfig {
     /// Training-time augmentation, none by default (as the paper).
     #[serde(default, with = "AugmentDef")]
     pub augment: Augment,
+    /// Record the mean training loss every this many steps (the paper's
+    /// per-iteration curves, Fig. 6); `None` picks about
+    /// [`STEP_POINTS`] points over the run.
+    #[serde(default)]
+    pub loss_every: Option<usize>,
+}
+
+/// Points of the per-step loss curve a run records when
+/// [`TrainConfig::loss_every`] is not set.
+pub const STEP_POINTS: usize = 300;
+
+impl TrainConfig {
+    /// Steps per point of the loss curve, for `batches` steps an epoch.
+    pub fn loss_window(&self, batches: usize) -> usize {
+        self.loss_every
+            .unwrap_or_else(|| (self.epochs * batches).div_ceil(STEP_POINTS))
+            .max(1)
+    }
 }
 
 /// How pixel bytes become network inputs: the intent, resolved against the
@@ -141,6 +159,11 @@ pub struct EpochMetrics {
     /// weights over the epoch (the paper's Fig. 4), in forward order.
     #[serde(default)]
     pub weight_increments: Vec<(String, f64)>,
+    /// The loss curve per step: `(steps done in the run, mean training loss
+    /// of the steps since the previous point)`, every
+    /// [`TrainConfig::loss_window`] steps and at the epoch's end.
+    #[serde(default)]
+    pub step_losses: Vec<(usize, f64)>,
 }
 
 /// How a run ended.
@@ -251,6 +274,7 @@ fn train_from(
 
     let n_train = data.train.len();
     let batches = n_train.div_ceil(cfg.batch_size);
+    let window = cfg.loss_window(batches);
     let mut order: Vec<usize> = (0..n_train).collect();
     // Reused across batches: only the tensors candle makes are per batch.
     let largest = cfg.batch_size.max(cfg.eval_batch_size);
@@ -294,6 +318,8 @@ fn train_from(
         order.shuffle(&mut shuffle_rng);
         let mut loss_sum = 0.0f64;
         let mut correct = 0u64;
+        let mut step_losses = Vec::new();
+        let (mut window_sum, mut window_len) = (0.0f64, 0usize);
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
             batcher.fill(
                 &data.train,
@@ -315,6 +341,12 @@ fn train_from(
             };
             loss_sum += f64::from(step.loss);
             correct += step.correct;
+            window_sum += f64::from(step.loss);
+            window_len += 1;
+            if window_len == window || batch + 1 == batches {
+                step_losses.push((epoch * batches + batch + 1, window_sum / window_len as f64));
+                (window_sum, window_len) = (0.0, 0);
+            }
             obs.batch_end(epoch, batch, batches, step.loss);
         }
         let train_s = epoch_start.elapsed().as_secs_f64();
@@ -340,6 +372,7 @@ fn train_from(
             images_per_s: n_train as f64 / train_s.max(f64::MIN_POSITIVE),
             act_values: trainer.model().act_values()?,
             weight_increments: weights_before.increments(trainer.model())?,
+            step_losses,
         };
         obs.epoch_end(&metrics);
         history.push(metrics);

@@ -19,7 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 /// Schema version, kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS runs (
@@ -66,6 +66,14 @@ CREATE TABLE IF NOT EXISTS weight_increments (
     layer   TEXT NOT NULL,
     norm    REAL NOT NULL,
     PRIMARY KEY (run_key, epoch, layer)
+);
+-- Version 2: the per-step loss curve.
+CREATE TABLE IF NOT EXISTS step_losses (
+    run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch   INTEGER NOT NULL,
+    step    INTEGER NOT NULL,
+    loss    REAL NOT NULL,
+    PRIMARY KEY (run_key, step)
 );
 ";
 
@@ -224,6 +232,9 @@ pub struct EpochRecord {
     pub act_params: Vec<ActParam>,
     /// Per layer: norm of the change of its weights over the epoch (Fig. 4).
     pub weight_increments: Vec<(String, f64)>,
+    /// The loss curve per step within the epoch: `(steps done in the run,
+    /// mean training loss since the previous point)`.
+    pub step_losses: Vec<(usize, f64)>,
 }
 
 /// A run read back from the ledger.
@@ -434,6 +445,16 @@ impl Ledger {
                 stmt.execute(params![key, epoch, layer, norm])
                     .map_err(err)?;
             }
+            let mut stmt = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO step_losses (run_key, epoch, step, loss)
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(err)?;
+            for (step, loss) in &e.step_losses {
+                stmt.execute(params![key, epoch, *step as i64, loss])
+                    .map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
     }
@@ -533,6 +554,7 @@ impl Ledger {
                     wall_s: r.get(6)?,
                     act_params: Vec::new(),
                     weight_increments: Vec::new(),
+                    step_losses: Vec::new(),
                 })
             },
         )?;
@@ -574,6 +596,22 @@ impl Ledger {
                 e.weight_increments.push((layer, norm));
             }
         }
+        let steps = self.rows_of(
+            "SELECT epoch, step, loss FROM step_losses WHERE run_key = ?1 ORDER BY step",
+            key,
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as usize,
+                    r.get::<_, i64>(1)? as usize,
+                    r.get(2)?,
+                ))
+            },
+        )?;
+        for (epoch, step, loss) in steps {
+            if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
+                e.step_losses.push((step, loss));
+            }
+        }
         Ok(epochs)
     }
 
@@ -594,7 +632,7 @@ impl Ledger {
 
 /// Deletes the run's epochs from `from_epoch` on.
 fn delete_epochs(tx: &Transaction<'_>, key: &str, from_epoch: usize) -> rusqlite::Result<()> {
-    for table in ["epochs", "act_params", "weight_increments"] {
+    for table in ["epochs", "act_params", "weight_increments", "step_losses"] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE run_key = ?1 AND epoch >= ?2"),
             params![key, from_epoch as i64],

@@ -41,6 +41,10 @@ fn epoch(i: usize) -> EpochRecord {
             },
         ],
         weight_increments: vec![("conv0".into(), 0.5), ("linear0".into(), 0.25)],
+        step_losses: vec![
+            (i * 10 + 5, 1.2 - i as f64 / 10.0),
+            (i * 10 + 10, 1.1 - i as f64 / 10.0),
+        ],
     }
 }
 

@@ -54,6 +54,9 @@ pub struct SuiteFile {
     pub normalization: Option<String>,
     /// Augmentation: `{crop_padding: 4, hflip: true}`.
     pub augment: Option<AugmentEntry>,
+    /// Record the training loss every this many steps (default: about 300
+    /// points per run).
+    pub loss_every: Option<usize>,
     /// Activation plugin libraries, relative to the suite file.
     pub plugins: Option<Vec<Spanned<String>>>,
     /// Output directory, relative to the suite file (`--out` overrides).

@@ -4,6 +4,7 @@
 //! checked — model files parse and fit the dataset, activations and their
 //! parameters exist — so a bad suite fails before any training.
 
+use acbench_dsl::CompileOptions;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -107,6 +108,8 @@ struct Defaults {
     normalization: InputNorm,
     /// Initial values the preset gives (activation, parameter, value).
     act_inits: &'static [(&'static str, &'static str, f64)],
+    /// Running-statistics momentum of a `bn` that does not set it.
+    bn_momentum: f64,
 }
 
 fn defaults(preset: Preset) -> Defaults {
@@ -124,6 +127,8 @@ fn defaults(preset: Preset) -> Defaults {
             batch_size: 64,
             normalization: InputNorm::PerImage,
             act_inits: &[("lrelu", "s", 0.2), ("prelu", "p", 0.0)],
+            // TensorFlow's, as the authors' code.
+            bn_momentum: CompileOptions::TF_BN_MOMENTUM,
         },
         Preset::Standard => Defaults {
             optimizer: "sgd",
@@ -138,6 +143,10 @@ fn defaults(preset: Preset) -> Defaults {
             batch_size: 64,
             normalization: InputNorm::PerChannel,
             act_inits: &[],
+            // PyTorch's: 0.99 lags far behind the weights in short runs
+            // (a few hundred steps), so evaluation would use stale
+            // statistics.
+            bn_momentum: CompileOptions::TORCH_BN_MOMENTUM,
         },
     }
 }
@@ -221,7 +230,7 @@ pub fn resolve(
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| model_spec(src, &base, i, m, geometry))
+        .map(|(i, m)| model_spec(src, &base, i, m, geometry, d.bn_momentum))
         .collect::<Result<Vec<_>, _>>()?;
     let activations = file
         .activations
@@ -270,6 +279,7 @@ pub fn resolve(
                         seed: Seed(seed),
                         normalization,
                         augment,
+                        loss_every: file.loss_every,
                     };
                     train
                         .validate()
@@ -380,7 +390,9 @@ fn model_spec(
     i: usize,
     m: &Spanned<crate::file::Short<ModelEntryAlias>>,
     geometry: Option<(usize, (usize, usize, usize))>,
+    bn_momentum: f64,
 ) -> Result<(ModelSpec, Network), SuiteError> {
+    let options = CompileOptions { bn_momentum };
     let entry = &m.value.0;
     let key = format!("models[{i}]");
     let at = place(m);
@@ -438,7 +450,7 @@ fn model_spec(
         .map(|(k, v)| (k.clone(), v.to_value()))
         .collect();
     let net = module
-        .elaborate(entry.network.as_deref(), &dsl_args)
+        .elaborate_with(entry.network.as_deref(), &dsl_args, &options)
         .map_err(|d| {
             src.error_at(
                 at,
@@ -482,6 +494,7 @@ fn model_spec(
             sha256,
             network: entry.network.clone(),
             args,
+            bn_momentum,
         },
         net,
     ))

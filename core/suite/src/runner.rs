@@ -433,11 +433,19 @@ pub fn build_model(
         .iter()
         .map(|(k, v)| (k.clone(), v.to_value()))
         .collect();
-    let net = acbench_dsl::compile_file(&spec.model.file, spec.model.network.as_deref(), &args)
-        .map_err(|d| RunFailure::Model {
-            file: spec.model.file.clone(),
-            diagnostics: d.to_plain_string(),
-        })?;
+    let options = acbench_dsl::CompileOptions {
+        bn_momentum: spec.model.bn_momentum,
+    };
+    let net = acbench_dsl::compile_file_with(
+        &spec.model.file,
+        spec.model.network.as_deref(),
+        &args,
+        &options,
+    )
+    .map_err(|d| RunFailure::Model {
+        file: spec.model.file.clone(),
+        diagnostics: d.to_plain_string(),
+    })?;
     let bindings = ActBindings::parse(&spec.activation.bindings)?;
     Ok(Model::build(
         &net,
@@ -572,6 +580,7 @@ pub fn epoch_record(m: &EpochMetrics) -> EpochRecord {
         wall_s: m.wall_s,
         act_params,
         weight_increments: m.weight_increments.clone(),
+        step_losses: m.step_losses.clone(),
     }
 }
 
@@ -633,5 +642,10 @@ pub fn to_report(run: &StoredRun) -> acbench_reports::RunResult {
             .collect(),
         final_act_params,
         weight_increments,
+        step_losses: run
+            .epochs
+            .iter()
+            .flat_map(|e| e.step_losses.iter().copied())
+            .collect(),
     }
 }

@@ -44,6 +44,10 @@ pub struct ModelSpec {
     pub network: Option<String>,
     /// Network arguments (dataset-derived ones included).
     pub args: BTreeMap<String, ArgValue>,
+    /// Running-statistics momentum of every `bn` that does not set its own
+    /// (the preset's: TensorFlow's 0.99 for `paper-code`, PyTorch's 0.9
+    /// for `standard`).
+    pub bn_momentum: f64,
 }
 
 /// Activation bindings of a run.

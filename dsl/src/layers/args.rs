@@ -51,6 +51,26 @@ pub(crate) struct Spanned<T> {
     pub(crate) span: Span,
 }
 
+/// The default of an argument that the caller gives for the whole compile
+/// ([`CompileOptions`](crate::CompileOptions)), written `= Preset`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Preset;
+
+/// As a reader, `OrPreset<R>` reads as `R`; left out, it is `None`, and the
+/// layer takes the caller's value.
+pub(crate) struct OrPreset<R>(std::marker::PhantomData<R>);
+
+impl<R: ArgType> ArgType for OrPreset<R> {
+    type Out = Option<R::Out>;
+    type Lit = Preset;
+    fn read(cx: &Ctx<'_>, name: &str, value: &Value, span: Span) -> Result<Self::Out, Error> {
+        R::read(cx, name, value, span).map(Some)
+    }
+    fn default(_: Preset, _: Span) -> Self::Out {
+        None
+    }
+}
+
 /// The error for argument `name` holding `value` where it `must` be
 /// something else (`must` reads "`x` must be {must}").
 fn wrong_type(cx: &Ctx<'_>, name: &str, value: &Value, span: Span, must: &str) -> Error {

@@ -83,6 +83,8 @@ pub(crate) struct Call<'a> {
     pub(crate) slot: Option<&'a str>,
     /// One slot per argument of the layer's signature, in its order.
     pub(crate) args: &'a [Option<Given>],
+    /// The caller's defaults for arguments left out (`bn`'s momentum).
+    pub(crate) options: &'a crate::options::CompileOptions,
 }
 
 impl Call<'_> {

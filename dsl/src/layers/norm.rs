@@ -3,17 +3,18 @@
 
 use crate::error::Error;
 use crate::ir::{Op, Shape};
-use crate::layers::args::{NonNegative, Number, Spanned, layer_args};
+use crate::layers::args::{NonNegative, Number, OrPreset, Preset, Spanned, layer_args};
 use crate::layers::call::{Call, Layer};
 
 layer_args! {
-    /// Arguments of `bn(eps=1e-3, momentum=0.99)`; the defaults are
-    /// TensorFlow's.
+    /// Arguments of `bn(eps=1e-3, momentum=Preset)`; `eps` is
+    /// TensorFlow's, `momentum` left out is the caller's
+    /// ([`CompileOptions::bn_momentum`](crate::CompileOptions)).
     "bn" => struct BnArgs {
         /// Added to the variance; positive.
         eps: Spanned<Number> = 1e-3,
         /// Weight of the running statistics' old value, in [0, 1).
-        momentum: Spanned<Number> = 0.99,
+        momentum: Spanned<OrPreset<Number>> = Preset,
     }
 }
 
@@ -29,14 +30,15 @@ fn bn(call: &Call<'_>) -> Result<(Op, Shape), Error> {
     if a.eps.value <= 0.0 {
         return Err(call.value_err("eps must be positive", a.eps.span));
     }
-    if !(0.0..1.0).contains(&a.momentum.value) {
+    let momentum = a.momentum.value.unwrap_or(call.options.bn_momentum);
+    if !(0.0..1.0).contains(&momentum) {
         return Err(call.value_err("momentum must be in [0, 1)", a.momentum.span));
     }
     Ok((
         Op::BatchNorm {
             channels: call.input.channels(),
             eps: a.eps.value,
-            momentum: a.momentum.value,
+            momentum,
         },
         call.input,
     ))

@@ -269,6 +269,7 @@ fn train_config(args: &TrainArgs) -> miette::Result<TrainConfig> {
         seed: Seed(args.seed),
         normalization,
         augment,
+        loss_every: None,
     };
     config.validate().map_err(miette::Report::msg)?;
     Ok(config)

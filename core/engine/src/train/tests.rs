@@ -152,6 +152,7 @@ fn config(epochs: usize, lr: f64, seed: u64) -> TrainConfig {
             crop_padding: 1,
             hflip: false,
         },
+        loss_every: None,
     }
 }
 

@@ -196,7 +196,7 @@ fn suite_maps_have_paths_from_the_script_folder() {
         printed,
         [
             repo()
-                .join("suites/models/convnet.acnet")
+                .join("suites/models/convnet-bn.acnet")
                 .display()
                 .to_string(),
             "false 6".to_owned()

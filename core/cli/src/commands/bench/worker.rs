@@ -57,6 +57,7 @@ pub fn run_worker(args: &BenchWorkerArgs) -> miette::Result<ExitCode> {
         seed: Seed(args.seed),
         normalization: InputNorm::PerImage,
         augment: Augment::default(),
+        loss_every: None,
     };
     let mut trainer = Trainer::new(&mut model, &config).map_err(miette::Report::msg)?;
     let mut step = |i: usize| -> miette::Result<f32> {

@@ -279,7 +279,8 @@ pub fn run_tags(run: &StoredRun) -> Vec<KeyValue> {
 /// `train_acc`, `test_loss`, `test_acc`, `lr`, `wall_s`; each activation
 /// parameter as `act.SLOT.PARAM` (`act.SLOT.PARAM.I` for the I-th of a
 /// parameter with several values); each layer's weight increment as
-/// `dw.LAYER`.
+/// `dw.LAYER`; and the per-step loss curve as `train_loss_step`, at
+/// step = steps done in the run.
 pub fn epoch_metrics(epochs: &[EpochRecord], timestamp: i64) -> Vec<Metric> {
     let mut out = Vec::new();
     for e in epochs {
@@ -314,6 +315,14 @@ pub fn epoch_metrics(epochs: &[EpochRecord], timestamp: i64) -> Vec<Metric> {
         }
         for (layer, norm) in &e.weight_increments {
             push(mlflow_key(&format!("dw.{layer}")), *norm);
+        }
+        for &(step, value) in &e.step_losses {
+            out.push(Metric {
+                key: "train_loss_step".to_owned(),
+                value,
+                timestamp,
+                step: i64::try_from(step).unwrap_or(i64::MAX),
+            });
         }
     }
     out

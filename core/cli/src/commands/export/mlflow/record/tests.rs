@@ -110,13 +110,14 @@ fn epoch(i: usize) -> EpochRecord {
             },
         ],
         weight_increments: vec![("conv1".into(), 0.25)],
+        step_losses: vec![(i * 3 + 3, 0.7 - i as f64 / 10.0)],
     }
 }
 
 #[test]
 fn metrics_per_epoch_with_activation_parameters_and_increments() {
     let m = epoch_metrics(&[epoch(0), epoch(1)], 42);
-    assert_eq!(m.len(), 2 * (6 + 1 + 3 + 1));
+    assert_eq!(m.len(), 2 * (6 + 1 + 3 + 1 + 1));
     let keys: Vec<_> = m
         .iter()
         .filter(|m| m.step == 1)
@@ -141,6 +142,13 @@ fn metrics_per_epoch_with_activation_parameters_and_increments() {
     assert!(m.iter().all(|m| m.timestamp == 42));
     let loss1 = m.iter().find(|m| m.step == 1 && m.key == "train_loss");
     assert_eq!(loss1.map(|m| m.value), Some(0.5));
+    // The loss curve per step, at the run's step count.
+    let curve: Vec<(i64, f64)> = m
+        .iter()
+        .filter(|m| m.key == "train_loss_step")
+        .map(|m| (m.step, m.value))
+        .collect();
+    assert_eq!(curve, [(3, 0.7), (6, 0.6)]);
 }
 
 #[test]
