@@ -44,7 +44,8 @@ pub struct ReportSpec {
     pub layout: Option<Layout>,
     /// Export formats written to the output directory.
     pub formats: Vec<Format>,
-    /// Whether to draw the SVG plots into `OUT/plots/`.
+    /// Whether to draw the SVG plots into `OUT/plots/` (and into
+    /// `report.html`).
     pub plots: bool,
     /// Whether the returned terminal text may use ANSI bold.
     pub color: bool,
@@ -169,10 +170,14 @@ pub fn render_report(
     }
     let mut files = Vec::new();
     if let Some(dir) = out_dir {
-        files.extend(ExportManager::new(&spec.formats).write_all(&report, dir)?);
-        if spec.plots {
-            files.extend(plot::write_plots(results, &dir.join("plots"))?);
-        }
+        // Drawn once: written into `plots/` and shown inline by report.html.
+        let plots = if spec.plots {
+            plot::plots(results)?
+        } else {
+            Vec::new()
+        };
+        files.extend(ExportManager::new(&spec.formats, results, &plots).write_all(&report, dir)?);
+        files.extend(plot::write_plots(&plots, &dir.join("plots"))?);
     }
     Ok(ReportOutput { text, files })
 }

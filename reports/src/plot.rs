@@ -29,8 +29,58 @@ use crate::result::{RunResult, RunStatus};
 pub struct Plot {
     /// File name (`loss-alexnet.svg`).
     pub file_name: String,
+    /// What it shows.
+    pub kind: PlotKind,
+    /// The runs it is drawn from.
+    pub scope: PlotScope,
     /// The SVG document.
     pub svg: String,
+}
+
+/// What a plot shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlotKind {
+    /// Training loss per epoch of one model, a curve per activation.
+    Loss,
+    /// Convergence area per model and activation.
+    ConvergenceArea,
+    /// The learned activation of every act slot of one model and activation.
+    Shapes,
+    /// Weight-increment norms per layer of one model and activation.
+    Increments,
+}
+
+/// The runs a plot is drawn from: one dataset and optimizer, and one model
+/// (and activation) where the plot is about one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlotScope {
+    /// Dataset of its runs.
+    pub dataset: String,
+    /// Optimizer of its runs.
+    pub optimizer: String,
+    /// Model of its runs, for per-model plots.
+    pub model: Option<String>,
+    /// Activation of its runs, for per-activation plots.
+    pub activation: Option<String>,
+}
+
+impl PlotScope {
+    /// The scope of `run`'s plots of `kind`.
+    fn of(kind: PlotKind, run: &RunResult) -> Self {
+        let (model, activation) = match kind {
+            PlotKind::ConvergenceArea => (None, None),
+            PlotKind::Loss => (Some(run.model.clone()), None),
+            PlotKind::Shapes | PlotKind::Increments => {
+                (Some(run.model.clone()), Some(run.activation.clone()))
+            }
+        };
+        Self {
+            dataset: run.dataset.clone(),
+            optimizer: run.optimizer.clone(),
+            model,
+            activation,
+        }
+    }
 }
 
 const SIZE: (u32, u32) = (900, 560);
@@ -99,9 +149,8 @@ pub fn plots(results: &[RunResult]) -> Result<Vec<Plot>, ReportError> {
     Ok(out)
 }
 
-/// Draws every plot into `dir` (created if needed); returns the paths.
-pub fn write_plots(results: &[RunResult], dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
-    let plots = plots(results)?;
+/// Writes `plots` into `dir` (created if needed); returns the paths.
+pub fn write_plots(plots: &[Plot], dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
     if plots.is_empty() {
         return Ok(Vec::new());
     }
@@ -110,10 +159,10 @@ pub fn write_plots(results: &[RunResult], dir: &Path) -> Result<Vec<PathBuf>, Re
         source,
     })?;
     plots
-        .into_iter()
+        .iter()
         .map(|p| {
             let path = dir.join(&p.file_name);
-            std::fs::write(&path, p.svg)
+            std::fs::write(&path, &p.svg)
                 .map(|()| path.clone())
                 .map_err(|source| ReportError::Io { path, source })
         })
@@ -203,11 +252,32 @@ fn mean_curve(label: &str, series: &[Vec<f64>]) -> Option<Curve> {
 }
 
 impl Plot {
-    /// The plot `file_name` of a chart drawn as `svg`, or the error that
-    /// names the file.
-    fn drawn(file_name: String, svg: Result<String, String>) -> Result<Option<Plot>, ReportError> {
+    /// Whether `run` is drawn in this plot (a shape plot draws only
+    /// finished runs).
+    pub fn covers(&self, run: &RunResult) -> bool {
+        let s = &self.scope;
+        s.dataset == run.dataset
+            && s.optimizer == run.optimizer
+            && s.model.as_ref().is_none_or(|m| *m == run.model)
+            && s.activation.as_ref().is_none_or(|a| *a == run.activation)
+            && (self.kind != PlotKind::Shapes || run.status == RunStatus::Finished)
+    }
+
+    /// The plot `file_name` of `kind` about the runs like `run`, drawn as
+    /// `svg`, or the error that names the file.
+    fn drawn(
+        file_name: String,
+        kind: PlotKind,
+        run: &RunResult,
+        svg: Result<String, String>,
+    ) -> Result<Option<Plot>, ReportError> {
         match svg {
-            Ok(svg) => Ok(Some(Plot { file_name, svg })),
+            Ok(svg) => Ok(Some(Plot {
+                file_name,
+                kind,
+                scope: PlotScope::of(kind, run),
+                svg,
+            })),
             Err(message) => Err(ReportError::Plot {
                 file: file_name,
                 message,
@@ -359,6 +429,8 @@ fn loss_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
     );
     Plot::drawn(
         file,
+        PlotKind::Loss,
+        first,
         line_chart(&title, XAxis::Epochs, "epoch", "training loss", &curves),
     )
 }
@@ -393,7 +465,12 @@ fn area_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
         "Convergence area (area under the training loss), {}, {}",
         first.dataset, first.optimizer
     );
-    Plot::drawn(file, bar_chart(&title, &models, &bars, top))
+    Plot::drawn(
+        file,
+        PlotKind::ConvergenceArea,
+        first,
+        bar_chart(&title, &models, &bars, top),
+    )
 }
 
 fn bar_chart(
@@ -513,7 +590,12 @@ fn shape_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repo
         first.dataset,
         first.optimizer
     );
-    Plot::drawn(file, line_chart(&title, XAxis::Real, "x", "f(x)", &curves))
+    Plot::drawn(
+        file,
+        PlotKind::Shapes,
+        first,
+        line_chart(&title, XAxis::Real, "x", "f(x)", &curves),
+    )
 }
 
 fn increments_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
@@ -550,6 +632,8 @@ fn increments_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>,
     );
     Plot::drawn(
         file,
+        PlotKind::Increments,
+        first,
         line_chart(
             &title,
             XAxis::Epochs,

@@ -88,6 +88,17 @@ pub enum RunStatus {
     Failed,
 }
 
+impl std::fmt::Display for RunStatus {
+    /// `finished`, `diverged` or `failed`, as the ledger spells them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            RunStatus::Finished => "finished",
+            RunStatus::Diverged => "diverged",
+            RunStatus::Failed => "failed",
+        })
+    }
+}
+
 /// Metrics of one finished epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct EpochPoint {

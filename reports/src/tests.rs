@@ -35,6 +35,7 @@ fn render_report_writes_exports_and_plots() {
             "report.csv",
             "report.json",
             "report.tex",
+            "report.html",
             "plots/loss-convnet.svg",
             "plots/convergence-area.svg",
             "plots/shapes-convnet-arelu.svg",

@@ -80,6 +80,7 @@ fn suite_writes_ledger_exports_and_plots_and_resumes() {
         "report.csv",
         "report.json",
         "report.tex",
+        "report.html",
     ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
@@ -90,6 +91,9 @@ fn suite_writes_ledger_exports_and_plots_and_resumes() {
         plots >= 3,
         "loss, convergence-area and shape plots, found {plots}"
     );
+    // The page to browse shows the same plots inline.
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert_eq!(html.matches("<svg").count(), plots);
     let first = finished_accuracies(&out);
     assert_eq!(first.len(), 4);
 

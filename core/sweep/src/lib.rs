@@ -37,10 +37,10 @@
 //!   (`"activations_by_model"`, `"model_activations_by_optimizer"`,
 //!   `"activations_by_dataset"`).
 //! - `report(rows)`, `report(rows, options)`: writes the exports (text,
-//!   Markdown, CSV, JSON, LaTeX) and SVG plots into the output folder and
-//!   returns the written paths. Options as `table`, plus `dir` (a subfolder
-//!   of the output folder), `formats` (array of `"text"`, `"markdown"`,
-//!   `"csv"`, `"json"`, `"latex"`) and `plots` (bool).
+//!   Markdown, CSV, JSON, LaTeX, HTML) and SVG plots into the output folder
+//!   and returns the written paths. Options as `table`, plus `dir` (a
+//!   subfolder of the output folder), `formats` (array of `"text"`,
+//!   `"markdown"`, `"csv"`, `"json"`, `"latex"`, `"html"`) and `plots` (bool).
 //! - `activations()`: the names of every activation the loaded plugins
 //!   offer (a script can check for an optional plugin's activations).
 //! - `setting(name, default)`: the value of `--set name=...`, else

@@ -2,6 +2,7 @@
 //! that writes every requested format into an output directory.
 
 mod csv;
+mod html;
 mod json;
 mod latex;
 mod markdown;
@@ -12,10 +13,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use self::csv::CsvExporter;
+pub use self::html::HtmlExporter;
 pub use self::json::JsonExporter;
 pub use self::latex::LatexExporter;
 pub use self::markdown::MarkdownExporter;
 pub use self::terminal::TerminalExporter;
+use crate::plot::Plot;
+use crate::result::RunResult;
 use crate::{Report, ReportError};
 
 /// Renders a whole [`Report`] as text in one format.
@@ -41,38 +45,46 @@ pub enum Format {
     Json,
     /// booktabs tables (`report.tex`).
     Latex,
+    /// One self-contained page to browse: sortable tables, the plots
+    /// inline, the runs (`report.html`).
+    Html,
 }
 
 impl Format {
     /// Every format.
-    pub const ALL: [Format; 5] = [
+    pub const ALL: [Format; 6] = [
         Format::Text,
         Format::Markdown,
         Format::Csv,
         Format::Json,
         Format::Latex,
+        Format::Html,
     ];
 
-    /// The exporter for this format.
-    pub fn exporter(self) -> Box<dyn Exporter> {
+    /// The exporter for this format. Besides the [`Report`], a page to
+    /// browse shows the `runs` behind it and the `plots` drawn from them;
+    /// the other formats render the report alone.
+    pub fn exporter<'a>(self, runs: &'a [RunResult], plots: &'a [Plot]) -> Box<dyn Exporter + 'a> {
         match self {
             Format::Text => Box::new(TerminalExporter { color: false }),
             Format::Markdown => Box::new(MarkdownExporter),
             Format::Csv => Box::new(CsvExporter),
             Format::Json => Box::new(JsonExporter),
             Format::Latex => Box::new(LatexExporter),
+            Format::Html => Box::new(HtmlExporter { runs, plots }),
         }
     }
 }
 
 /// Writes a report in several formats.
-pub struct ExportManager {
-    exporters: Vec<Box<dyn Exporter>>,
+pub struct ExportManager<'a> {
+    exporters: Vec<Box<dyn Exporter + 'a>>,
 }
 
-impl ExportManager {
-    /// A manager for `formats` (duplicates are written once).
-    pub fn new(formats: &[Format]) -> Self {
+impl<'a> ExportManager<'a> {
+    /// A manager for `formats` (duplicates are written once) of a report of
+    /// `runs`, with `plots` drawn from them (see [`Format::exporter`]).
+    pub fn new(formats: &[Format], runs: &'a [RunResult], plots: &'a [Plot]) -> Self {
         let mut unique: Vec<Format> = Vec::new();
         for f in formats {
             if !unique.contains(f) {
@@ -80,7 +92,10 @@ impl ExportManager {
             }
         }
         Self {
-            exporters: unique.into_iter().map(Format::exporter).collect(),
+            exporters: unique
+                .into_iter()
+                .map(|f| f.exporter(runs, plots))
+                .collect(),
         }
     }
 
@@ -169,19 +184,24 @@ pub(crate) const PAIRS_HEADING: &str = "The paper's comparisons on our runs: fir
 
 /// One line per pair of rows and column of our grid.
 pub(crate) fn pair_lines(cmp: &crate::compare::Comparison) -> Vec<String> {
-    cmp.pairs
-        .iter()
-        .flat_map(|p| {
-            let scope = p
-                .first
-                .rsplit_once('/')
-                .map(|(s, _)| format!("{s}: "))
-                .unwrap_or_default();
-            p.columns
-                .iter()
-                .map(move |c| format!("{scope}{}", c.summary))
-        })
+    pair_columns(cmp)
+        .map(|(scope, c)| format!("{scope}{}", c.summary))
         .collect()
+}
+
+/// Each pair's columns with the scope their line opens with (`googlenet: `
+/// for rows `model/activation`, else empty).
+pub(crate) fn pair_columns(
+    cmp: &crate::compare::Comparison,
+) -> impl Iterator<Item = (String, &crate::compare::PairColumn)> {
+    cmp.pairs.iter().flat_map(|p| {
+        let scope = p
+            .first
+            .rsplit_once('/')
+            .map(|(s, _)| format!("{s}: "))
+            .unwrap_or_default();
+        p.columns.iter().map(move |c| (scope.clone(), c))
+    })
 }
 
 /// A claim's unit: `table1 alexnet: asigmoid vs sigmoid: +0.0500 [+0.0310,
@@ -239,9 +259,9 @@ pub(crate) mod tests {
     use crate::result::RunStatus;
     use crate::{ReportSpec, build_report};
 
-    /// Two models, three activations, one partial divergence, one dash.
-    pub(crate) fn small_report(paper_table: Option<&str>, deviations: &[&str]) -> Report {
-        let runs = [
+    /// Two models, two activations, one partial divergence, one dash.
+    pub(crate) fn small_runs() -> Vec<crate::RunResult> {
+        vec![
             run("alexnet", "relu", 0, RunStatus::Finished, 0.80),
             run("alexnet", "relu", 1, RunStatus::Finished, 0.82),
             run("alexnet", "relu", 2, RunStatus::Finished, 0.81),
@@ -251,7 +271,12 @@ pub(crate) mod tests {
             run("alexnet", "arelu", 3, RunStatus::Diverged, f64::NAN),
             run("vgg", "relu", 0, RunStatus::Finished, 0.90),
             run("vgg", "arelu", 0, RunStatus::Diverged, f64::NAN),
-        ];
+        ]
+    }
+
+    /// The report of [`small_runs`].
+    pub(crate) fn small_report(paper_table: Option<&str>, deviations: &[&str]) -> Report {
+        let runs = small_runs();
         let spec = ReportSpec {
             title: "Fixture".into(),
             paper_table: paper_table.map(str::to_owned),
@@ -270,7 +295,7 @@ pub(crate) mod tests {
             Ok(d) => d,
             Err(e) => panic!("{e}"),
         };
-        let m = ExportManager::new(&[Format::Json, Format::Csv, Format::Json]);
+        let m = ExportManager::new(&[Format::Json, Format::Csv, Format::Json], &[], &[]);
         let written = match m.write_all(&small_report(None, &[]), &dir.path().join("out")) {
             Ok(w) => w,
             Err(e) => panic!("{e}"),
