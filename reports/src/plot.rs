@@ -231,12 +231,27 @@ struct Curve {
 
 /// Per-epoch mean (and band) of `value` over runs, 1-based epochs.
 fn mean_curve(label: &str, series: &[Vec<f64>]) -> Option<Curve> {
-    let len = series.iter().map(Vec::len).max()?;
+    let indexed: Vec<Vec<(usize, f64)>> = series
+        .iter()
+        .map(|s| s.iter().enumerate().map(|(e, &v)| (e + 1, v)).collect())
+        .collect();
+    mean_curve_at(label, &indexed)
+}
+
+/// Mean (and band) of `(x, value)` series over runs at each `x` any of
+/// them has (the per-step loss curves of seeds share their steps).
+fn mean_curve_at(label: &str, series: &[Vec<(usize, f64)>]) -> Option<Curve> {
+    let mut xs: Vec<usize> = series.iter().flatten().map(|p| p.0).collect();
+    xs.sort_unstable();
+    xs.dedup();
     let mut points = Vec::new();
     let mut band = Vec::new();
-    for e in 0..len {
-        if let Some((m, s)) = mean_std(series.iter().filter_map(|v| v.get(e).copied())) {
-            let x = (e + 1) as f64;
+    for x in xs {
+        let at = series
+            .iter()
+            .filter_map(|s| s.iter().find(|p| p.0 == x).map(|p| p.1));
+        if let Some((m, s)) = mean_std(at) {
+            let x = x as f64;
             points.push((x, m));
             band.push((x, m - s, m + s));
         }
@@ -309,7 +324,7 @@ fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
         .map_err(|e| e.to_string())
 }
 
-/// Whether the x axis counts epochs (integer labels only).
+/// Whether the x axis counts epochs or steps (integer labels only).
 #[derive(Clone, Copy, PartialEq)]
 enum XAxis {
     Epochs,
@@ -409,29 +424,41 @@ fn loss_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
         return Ok(None);
     };
     let file = naming.file(&["loss", &first.model], first);
+    // Per step (the paper's Fig. 6) where every run recorded its curve.
+    let per_step = runs.iter().all(|r| !r.step_losses.is_empty());
     let curves: Vec<Curve> = distinct(runs.iter().map(|r| r.activation.as_str()))
         .into_iter()
         .filter_map(|act| {
-            let series: Vec<Vec<f64>> = runs
-                .iter()
-                .filter(|r| r.activation == act)
-                .map(|r| r.epochs.iter().map(|e| e.train_loss).collect())
-                .collect();
-            mean_curve(act, &series)
+            let of_act = runs.iter().filter(|r| r.activation == act);
+            if per_step {
+                let series: Vec<Vec<(usize, f64)>> =
+                    of_act.map(|r| r.step_losses.clone()).collect();
+                mean_curve_at(act, &series)
+            } else {
+                let series: Vec<Vec<f64>> = of_act
+                    .map(|r| r.epochs.iter().map(|e| e.train_loss).collect())
+                    .collect();
+                mean_curve(act, &series)
+            }
         })
         .collect();
     if curves.is_empty() {
         return Ok(None);
     }
+    let (per, x_desc) = if per_step {
+        ("iteration", "iteration")
+    } else {
+        ("epoch", "epoch")
+    };
     let title = format!(
-        "Training loss, {} ({}, {}), mean ± std over seeds",
+        "Training loss per {per}, {} ({}, {}), mean ± std over seeds",
         first.model, first.dataset, first.optimizer
     );
     Plot::drawn(
         file,
         PlotKind::Loss,
         first,
-        line_chart(&title, XAxis::Epochs, "epoch", "training loss", &curves),
+        line_chart(&title, XAxis::Epochs, x_desc, "training loss", &curves),
     )
 }
 

@@ -89,6 +89,13 @@ fn run(model: &str, activation: &str, seed: u64, acc: Option<f64>) -> RunResult 
                     .collect(),
             })
             .collect(),
+        step_losses: if acc.is_some() {
+            (1..=30)
+                .map(|k| (k * 10, (1.2 + shift) / (1.0 + k as f64 / 5.0) + s))
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 

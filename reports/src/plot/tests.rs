@@ -97,12 +97,47 @@ fn loss_plot_has_a_curve_and_band_per_activation() {
         assert!(t.iter().any(|x| x == label), "{label} not in {t:?}");
     }
     assert!(
-        t.iter().any(|x| x.starts_with("Training loss, alexnet")),
+        t.iter()
+            .any(|x| x.starts_with("Training loss per epoch, alexnet")),
         "{t:?}"
     );
     // One seed (vgg/arelu) gives no band.
     let d = doc(&get(&plots, "loss-vgg.svg").svg);
     assert_eq!(count(&d, "polygon"), 0);
+}
+
+#[test]
+fn loss_curves_per_step_where_every_run_recorded_them() {
+    let mut runs = fixture();
+    for r in &mut runs {
+        let s = r.seed as f64 * 0.01;
+        r.step_losses = (1..=6).map(|k| (k * 50, 1.0 / k as f64 + s)).collect();
+    }
+    let plots = plots(&runs).expect("plots");
+    let d = doc(&get(&plots, "loss-alexnet.svg").svg);
+    assert_eq!(curves(&d), 4);
+    assert_eq!(count(&d, "polygon"), 2);
+    let t = texts(&d);
+    assert!(t.iter().any(|x| x == "iteration"), "{t:?}");
+    assert!(
+        t.iter().any(|x| x == "300"),
+        "the last step on the axis: {t:?}"
+    );
+    assert!(
+        t.iter()
+            .any(|x| x.starts_with("Training loss per iteration, alexnet")),
+        "{t:?}"
+    );
+    // The convergence area comes from the same curve, in loss × epochs.
+    let r = &runs[0];
+    let epochs = r.epochs.len() as f64;
+    let points: Vec<(f64, f64)> = r
+        .step_losses
+        .iter()
+        .map(|&(k, l)| (k as f64 * epochs / 300.0, l))
+        .collect();
+    let want = crate::stats::area_under(&points);
+    assert!((r.convergence_area().expect("finished") - want).abs() < 1e-12);
 }
 
 #[test]

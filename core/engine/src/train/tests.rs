@@ -208,6 +208,37 @@ fn loss_goes_down_and_observer_sees_every_batch() {
     assert_eq!(out.act_values[0].activation, "arelu");
 }
 
+#[test]
+fn the_loss_curve_per_step_has_a_point_every_window_and_at_each_epochs_end() {
+    let data = dataset(64, 21);
+    let mut cfg = config(2, 0.05, 1);
+    cfg.loss_every = Some(3);
+    let out = train(
+        &mut model(1),
+        &data,
+        &cfg,
+        &Device::Cpu,
+        &mut Recorder::default(),
+    )
+    .expect("train");
+    // Seven batches an epoch: windows of 3, 3 and the last 1.
+    for (e, m) in out.epochs.iter().enumerate() {
+        let steps: Vec<usize> = m.step_losses.iter().map(|p| p.0).collect();
+        assert_eq!(steps, [e * 7 + 3, e * 7 + 6, e * 7 + 7]);
+        let [a, b, c] = [0, 1, 2].map(|i| m.step_losses[i].1);
+        let mean = (3.0 * a + 3.0 * b + c) / 7.0;
+        assert!(
+            (mean - m.train_loss).abs() < 1e-12,
+            "{mean} vs {}",
+            m.train_loss
+        );
+    }
+    // Left unset: about `STEP_POINTS` points over the run, at least one a step.
+    assert_eq!(config(2, 0.05, 1).loss_window(7), 1);
+    let long = config(100, 0.05, 1);
+    assert_eq!(long.loss_window(1000), 334);
+}
+
 fn losses(out: &TrainOutcome) -> Vec<(u64, u64)> {
     out.epochs
         .iter()
