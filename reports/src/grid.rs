@@ -320,6 +320,23 @@ impl Grid {
             .is_some_and(|d| d.verdict == Verdict::Supports)
     }
 
+    /// Each row's name and its cells, each with whether it is its column's
+    /// best ([`Grid::is_best`]), in display order.
+    pub fn marked_rows(&self) -> impl Iterator<Item = (&str, Vec<(&Cell, bool)>)> + '_ {
+        self.rows
+            .iter()
+            .zip(&self.cells)
+            .enumerate()
+            .map(move |(r, (name, cells))| {
+                let marked = cells
+                    .iter()
+                    .enumerate()
+                    .map(|(c, cell)| (cell, self.is_best(r, c)))
+                    .collect();
+                (name.as_str(), marked)
+            })
+    }
+
     /// The run fields of cell (`row`, `column`): dataset, model, activation
     /// and optimizer, recovered from the axes and the context.
     pub fn run_key(&self, row: &str, column: &str) -> RunKey {

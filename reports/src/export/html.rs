@@ -224,15 +224,12 @@ fn grid(o: &mut String, grid: &Grid) {
         .chain(grid.columns.iter().map(|c| (c.clone(), Some(true))))
         .collect();
     let rows = grid
-        .rows
-        .iter()
-        .zip(&grid.cells)
-        .enumerate()
-        .map(|(r, (name, cells))| {
+        .marked_rows()
+        .map(|(name, cells)| {
             let tds = std::iter::once(Td::text(name))
-                .chain(cells.iter().enumerate().map(|(c, cell)| {
+                .chain(cells.into_iter().map(|(cell, best)| {
                     let mut td = Td::num(&cell.display(), cell.mean);
-                    if grid.is_best(r, c) {
+                    if best {
                         td.class = "best";
                     }
                     td

@@ -85,18 +85,10 @@ impl Exporter for LatexExporter {
                 .chain(grid.columns.iter().cloned())
                 .collect();
             let rows: Vec<Vec<String>> = grid
-                .rows
-                .iter()
-                .zip(&grid.cells)
-                .enumerate()
-                .map(|(r, (name, cells))| {
+                .marked_rows()
+                .map(|(name, cells)| {
                     std::iter::once(escape(name))
-                        .chain(
-                            cells
-                                .iter()
-                                .enumerate()
-                                .map(|(c, cell)| cell_text(cell, grid.is_best(r, c))),
-                        )
+                        .chain(cells.into_iter().map(|(cell, best)| cell_text(cell, best)))
                         .collect()
                 })
                 .collect();

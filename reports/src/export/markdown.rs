@@ -51,14 +51,11 @@ impl Exporter for MarkdownExporter {
                 .chain(grid.columns.iter().cloned())
                 .collect();
             let rows = grid
-                .rows
-                .iter()
-                .zip(&grid.cells)
-                .enumerate()
-                .map(|(r, (name, cells))| {
-                    std::iter::once(name.clone())
-                        .chain(cells.iter().enumerate().map(|(c, cell)| {
-                            if grid.is_best(r, c) {
+                .marked_rows()
+                .map(|(name, cells)| {
+                    std::iter::once(name.to_owned())
+                        .chain(cells.into_iter().map(|(cell, best)| {
+                            if best {
                                 format!("**{}**", cell.display())
                             } else {
                                 cell.display()
