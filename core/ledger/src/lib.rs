@@ -414,48 +414,44 @@ impl Ledger {
             params![key, epoch, e.lr, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.wall_s],
         )
         .map_err(err)?;
-        {
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO act_params (run_key, epoch, slot, activation, param, idx, value)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        let act_params = e.act_params.iter().flat_map(|p| {
+            p.values.iter().enumerate().map(move |(i, &v)| {
+                (
+                    key,
+                    epoch,
+                    p.slot.as_str(),
+                    p.activation.as_str(),
+                    p.param.as_str(),
+                    i as i64,
+                    v,
                 )
-                .map_err(err)?;
-            for p in &e.act_params {
-                for (i, v) in p.values.iter().enumerate() {
-                    stmt.execute(params![
-                        key,
-                        epoch,
-                        p.slot,
-                        p.activation,
-                        p.param,
-                        i as i64,
-                        v
-                    ])
-                    .map_err(err)?;
-                }
-            }
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO weight_increments (run_key, epoch, layer, norm)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(err)?;
-            for (layer, norm) in &e.weight_increments {
-                stmt.execute(params![key, epoch, layer, norm])
-                    .map_err(err)?;
-            }
-            let mut stmt = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO step_losses (run_key, epoch, step, loss)
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(err)?;
-            for (step, loss) in &e.step_losses {
-                stmt.execute(params![key, epoch, *step as i64, loss])
-                    .map_err(err)?;
-            }
-        }
+            })
+        });
+        insert_each(
+            &tx,
+            "INSERT OR REPLACE INTO act_params (run_key, epoch, slot, activation, param, idx, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            act_params,
+        )
+        .map_err(err)?;
+        insert_each(
+            &tx,
+            "INSERT OR REPLACE INTO weight_increments (run_key, epoch, layer, norm)
+             VALUES (?1, ?2, ?3, ?4)",
+            e.weight_increments
+                .iter()
+                .map(|(layer, norm)| (key, epoch, layer.as_str(), *norm)),
+        )
+        .map_err(err)?;
+        insert_each(
+            &tx,
+            "INSERT OR REPLACE INTO step_losses (run_key, epoch, step, loss)
+             VALUES (?1, ?2, ?3, ?4)",
+            e.step_losses
+                .iter()
+                .map(|&(step, loss)| (key, epoch, step as i64, loss)),
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -628,6 +624,19 @@ impl Ledger {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql())
     }
+}
+
+/// Runs the statement `sql` once per row of `rows`.
+fn insert_each<P: rusqlite::Params>(
+    tx: &Transaction<'_>,
+    sql: &str,
+    rows: impl IntoIterator<Item = P>,
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached(sql)?;
+    for row in rows {
+        stmt.execute(row)?;
+    }
+    Ok(())
 }
 
 /// Deletes the run's epochs from `from_epoch` on.
