@@ -7,8 +7,8 @@
 #   scripts/slurm-local.sh status [DIR]         is it up? sinfo, squeue
 #
 # Needs root (the daemons run as root, SlurmUser=root, and jobs run as the
-# submitting user). When slurmctld, slurmd, sbatch, munged or mungekey is
-# missing, start installs slurm-wlm and munge with apt-get.
+# submitting user). When slurmctld, slurmd, sbatch, munged, mungekey or pgrep
+# is missing, start installs slurm-wlm, munge and procps with apt-get.
 #
 # Everything lives in DIR, nothing is written to /etc: DIR/slurm.conf (the
 # daemons get -f, the clients need SLURM_CONF=DIR/slurm.conf: source
@@ -18,7 +18,9 @@
 # slurmd). The node is "localhost" with nproc CPUs in partition "debug";
 # slurmctld and slurmd listen on free ports picked at start, so the cluster
 # can run beside another one. No accounting (sacct does not work), no
-# cgroups; AuthInfo cred_expire=10 (a requeued job starts again after ~10 s).
+# cgroups; AuthInfo cred_expire=10 (a requeued job starts again after ~11 s);
+# the scheduler runs every second (SchedulerParameters), so that dependent
+# and requeued jobs start without the default's delay of up to 30-60 s.
 #
 # start: without DIR, reuses the cluster the pointer file
 # ${TMPDIR:-/tmp}/acbench-slurm-local.dir names when it is up, else makes a
@@ -39,11 +41,15 @@
 # processes) is left, checks that no process of the cluster remains, removes
 # the pointer file if it names DIR and deletes DIR unless --keep is given.
 # Exits 1, naming the PIDs, when some process survives. Stopping a cluster
-# that is not running is not an error.
+# that is not running is not an error. The daemons' parent is PID 1 once
+# start returns; stop waits up to 5 s for it to reap them (a container's
+# init can be slow at it), so that ps shows no <defunct> daemon after stop.
 #
 # status: exit 0 and sinfo/squeue when the cluster is up, exit 3 when not.
 set -euo pipefail
 
+# The daemons and mungekey live in /usr/sbin, not always on a CI's PATH.
+PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
 pointer=${TMPDIR:-/tmp}/acbench-slurm-local.dir
 # Marks a directory made by this script, so that stop only deletes those.
 marker=.acbench-slurm-local
@@ -82,11 +88,13 @@ pointed_dir() {
     fi
 }
 
-# Whether PID $2 is alive and runs program $1 (not a reused PID).
+# Whether PID $2 is alive and runs program $1 (not a reused PID). A zombie
+# counts as dead: the daemons' parent is PID 1, which may reap them late.
 runs() {
-    local comm
-    comm=$(cat "/proc/$2/comm" 2>/dev/null) || return 1
-    [[ $comm == "$1" ]]
+    local stat
+    stat=$(cat "/proc/$2/stat" 2>/dev/null) || return 1
+    # "PID (COMM) STATE ..."
+    [[ ${stat#*\(} == "$1) "* && ${stat##*\) } != Z* ]]
 }
 
 # The recorded PID of daemon $1, or nothing.
@@ -110,7 +118,7 @@ client() {
 is_up() {
     [[ -f $dir/slurm.conf ]] &&
         daemon_alive munged && daemon_alive slurmctld && daemon_alive slurmd &&
-        client scontrol ping 2>/dev/null | grep -q 'is UP'
+        ctld_up 2>/dev/null
 }
 
 # Whether the cluster in $1 is up.
@@ -119,13 +127,19 @@ is_up_in() {
     is_up
 }
 
+# Whether PID $1 is a zombie.
+is_zombie() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    [[ ${stat##*) } == Z* ]]
+}
+
 # The PIDs of the slurmstepd processes of this cluster: a slurmstepd holds
 # its step's socket in this cluster's SlurmdSpoolDir (DIR/spool/NODE_JOB.STEP)
 # and was started with this cluster's configuration.
 cluster_stepds() {
-    local p pid
-    for p in /proc/[0-9]*; do
-        pid=${p#/proc/}
+    local pid
+    for pid in $(pgrep -x slurmstepd 2>/dev/null || true); do
         runs slurmstepd "$pid" || continue
         if stepd_owns_spool_socket "$pid" ||
             [[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$dir"/* ]]; then
@@ -205,6 +219,11 @@ drain_jobs() {
     while ((SECONDS < deadline)); do
         jobs=$(client squeue -h -o %A 2>/dev/null) || return 0
         [[ -n $jobs ]] || return 0
+        if ! daemon_alive slurmd; then
+            # No slurmd to end the jobs: their slurmstepds are killed below.
+            log "slurmd is not running; not waiting for the jobs to end"
+            return 0
+        fi
         sleep 0.5
     done
     log "jobs still in squeue after 30 s: $(echo "$jobs" | tr '\n' ' ')"
@@ -231,22 +250,34 @@ stop() {
     done
     # Steps left over (a job that did not end in time, a slurmd killed
     # under a job): the slurmstepd and its job's processes.
-    local stepd pids=()
+    local stepd stray=()
     for stepd in $(cluster_stepds); do
-        mapfile -t -O "${#pids[@]}" pids < <(tree "$stepd")
+        mapfile -t -O "${#stray[@]}" stray < <(tree "$stepd")
     done
-    if ((${#pids[@]})); then
-        log "killing leftover slurmstepd processes and their jobs: ${pids[*]}"
-        kill -KILL "${pids[@]}" 2>/dev/null || true
+    if ((${#stray[@]})); then
+        log "killing leftover slurmstepd processes and their jobs: ${stray[*]}"
+        kill -KILL "${stray[@]}" 2>/dev/null || true
         sleep 0.5
     fi
     local left
     left=$(leftovers | sort -un | tr '\n' ' ')
+    left=${left% }
     if [[ -n $left ]]; then
         log "processes of the cluster in $dir still alive: $left"
         ps -o pid,ppid,stat,args -p "${left// /,}" >&2 || true
         exit 1
     fi
+    # The dead daemons are zombies until PID 1 reaps them (a container's
+    # init may take a few seconds): wait up to 5 s, so that ps is clean.
+    local pid zombies
+    for _ in $(seq 50); do
+        zombies=0
+        for pid in $(awk '{ print $2 }' "$dir/pids" 2>/dev/null) "${stray[@]}"; do
+            is_zombie "$pid" && zombies=1
+        done
+        ((zombies)) || break
+        sleep 0.1
+    done
     [[ $(pointed_dir) != "$dir" ]] || rm -f "$pointer"
     rm -f "$dir/pids"
     if ((keep)); then
@@ -285,39 +316,47 @@ status() {
 
 ensure_installed() {
     local cmd missing=0
-    for cmd in slurmctld slurmd sbatch munged mungekey; do
+    for cmd in slurmctld slurmd sbatch munged mungekey pgrep; do
         command -v "$cmd" >/dev/null || missing=1
     done
     ((missing)) || return 0
-    ((EUID == 0)) || die "slurm-wlm and munge are not installed and we are not root"
-    log "installing slurm-wlm and munge with apt-get"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge >&2; then
+    ((EUID == 0)) || die "slurm-wlm, munge or procps is not installed and we are not root"
+    log "installing slurm-wlm, munge and procps with apt-get"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge procps >&2; then
         apt-get update >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y slurm-wlm munge procps >&2
     fi
 }
 
-# A TCP port nothing on this machine uses, other than $1.
+# A TCP port nothing on this machine uses (listening or connected, IPv4 or
+# IPv6: the local ports in /proc/net/tcp*, in hex), other than $1.
 free_port() {
     local used port
-    used=$(ss -Htan 2>/dev/null | awk '{ n = split($4, a, ":"); print a[n] }' | sort -u)
+    used=$(awk 'FNR > 1 { split($2, a, ":"); print a[2] }' /proc/net/tcp /proc/net/tcp6 2>/dev/null | sort -u)
     for _ in $(seq 200); do
         port=$((20000 + RANDOM % 30000))
         [[ $port != "${1:-}" ]] || continue
-        grep -qx "$port" <<<"$used" || { echo "$port"; return; }
+        grep -qx "$(printf %04X "$port")" <<<"$used" || { echo "$port"; return; }
     done
     die "found no free TCP port"
 }
 
-# The last lines of the logs, on stderr.
+# The last lines of the daemons' logs, on stderr.
 show_logs() {
-    local f
-    for f in "$dir"/log/*; do
-        [[ -f $f ]] || continue
+    local name f
+    for name in munged slurmctld slurmd; do
+        # The daemons' own log files; what they wrote on stderr (the same,
+        # and the only log of munged -F) when there is none.
+        f=$dir/log/$name.log
+        [[ -s $f ]] || f=$dir/log/$name.out
+        [[ -s $f ]] || continue
         echo "--- the end of $f:" >&2
-        tail -n 25 "$f" >&2
+        tail -n 15 "$f" >&2
     done
-    client sinfo -R >&2 2>/dev/null || true
+    if daemon_alive slurmctld; then
+        echo "--- sinfo -R:" >&2
+        client sinfo -R >&2 2>/dev/null || true
+    fi
 }
 
 # Start daemon $1 (the command line after it) in a session of its own.
@@ -343,6 +382,7 @@ fail() {
     log "stopping what was started"
     keep=1
     (stop) || true
+    log "the logs are in $dir/log; \`$0 stop $dir\` deletes $dir"
     exit 1
 }
 
@@ -365,6 +405,10 @@ wait_for() {
 
 munge_works() {
     munge -n -S "$dir/munge/munge.socket.2" | unmunge -S "$dir/munge/munge.socket.2"
+}
+
+ctld_up() {
+    client scontrol ping | grep -q 'is UP'
 }
 
 node_idle() {
@@ -469,7 +513,7 @@ start() {
     fi
     chmod 600 "$dir/munge/munge.key"
     write_conf
-    local t0=$SECONDS timeout=${SLURM_LOCAL_TIMEOUT:-30}
+    local t0=${EPOCHREALTIME//[.,]/} timeout=${SLURM_LOCAL_TIMEOUT:-30}
 
     spawn munged munged -F \
         --key-file="$dir/munge/munge.key" \
@@ -480,7 +524,7 @@ start() {
     wait_for "$timeout" "munged to answer" munge_works
 
     spawn slurmctld slurmctld -D -f "$dir/slurm.conf"
-    wait_for "$timeout" "slurmctld to answer" client scontrol ping
+    wait_for "$timeout" "slurmctld to answer" ctld_up
 
     spawn slurmd slurmd -D -N localhost -f "$dir/slurm.conf"
     wait_for "$timeout" "the node to be idle" node_idle
@@ -492,7 +536,8 @@ start() {
     else
         echo "$dir" >"$pointer"
     fi
-    log "up in $((SECONDS - t0)) s: $dir ($(tr '\n' ' ' <"$dir/pids"))"
+    local ms=$(((${EPOCHREALTIME//[.,]/} - t0) / 1000))
+    log "up in $((ms / 1000)).$(printf %03d $((ms % 1000))) s: $dir ($(tr '\n' ' ' <"$dir/pids"))"
     log "export SLURM_CONF=$dir/slurm.conf   (or: source $dir/env.sh)"
     echo "$dir"
 }
