@@ -1,10 +1,12 @@
-//! Our results beside the paper's: per-cell values and the paper's claims.
+//! Our results beside one of the paper's tables: per-cell values, and the
+//! pairs of rows the table compares, judged on our runs.
 //!
-//! The claims are not transcribed by hand: they are derived from the paper's
-//! numbers, as orderings between pairs of rows of the same table (each
-//! adaptive function against its fixed counterpart, AReLU against the other
-//! ReLU-like rows), so that the check covers every pair the table supports
-//! and cannot drift from the data.
+//! The pairs are derived from the table's rows (each adaptive function
+//! against its fixed counterpart, AReLU against the other ReLU-like rows),
+//! so they cover every pair the table supports. Each is judged per column
+//! of our grid with a paired difference and a [`Verdict`], beside the
+//! paper's own ordering there. The paper's claims as it states them are
+//! judged in [`crate::claims`].
 
 use serde::Serialize;
 

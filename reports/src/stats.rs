@@ -388,15 +388,6 @@ impl Verdict {
         }
     }
 
-    /// The verdict for the opposite claim, "B beats A".
-    pub fn flipped(self) -> Verdict {
-        match self {
-            Verdict::Supports => Verdict::Contradicts,
-            Verdict::Contradicts => Verdict::Supports,
-            v => v,
-        }
-    }
-
     /// One word: `supports`, `contradicts` or `inconclusive`.
     pub fn word(&self) -> &'static str {
         match self {
