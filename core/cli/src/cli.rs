@@ -37,6 +37,11 @@ pub enum Command {
     Suite(Box<SuiteArgs>),
     /// Render the tables, exports and plots of a suite's output folder.
     Report(ReportArgs),
+    /// Fold the ledgers of a suite's shards (`OUT/shards/*.sqlite`, written
+    /// by `suite --shard` or `--slurm`) into `OUT/ledger.sqlite`. Runs
+    /// already there are skipped; the same run with different results in
+    /// two files is an error naming both. Safe to run again.
+    Merge(MergeArgs),
     /// Send a suite's runs to another tool.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -279,6 +284,82 @@ pub struct SuiteArgs {
     /// Skip the SVG plots of the final report.
     #[arg(long)]
     pub no_plots: bool,
+
+    /// Run only shard I of N (`0/4`, from 0): the runs at positions I,
+    /// I+N, ... of the plan, into a ledger file of their own under
+    /// `OUT/shards/` (merge them with `acbench merge OUT`). Works under any
+    /// scheduler: a Slurm array, a Kubernetes Indexed Job, a shell loop.
+    #[arg(long, value_name = "I/N", conflicts_with_all = ["dry_run", "slurm", "rerun"])]
+    pub shard: Option<String>,
+
+    /// With `--shard`: the plan file to slice (`--slurm` writes one under
+    /// `OUT/slurm/`); default: every run of the suite, by key.
+    #[arg(long, value_name = "FILE", requires = "shard")]
+    pub plan: Option<PathBuf>,
+
+    /// With `--shard`, inside a Slurm job: after SIGUSR1 (Slurm's warning
+    /// before the time limit), requeue the job (`scontrol requeue
+    /// $SLURM_JOB_ID`) so that it resumes where it stopped.
+    #[arg(long, requires = "shard")]
+    pub requeue: bool,
+
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// `acbench suite --slurm` and its settings.
+#[derive(Debug, Args)]
+pub struct SlurmArgs {
+    /// Submit the runs not yet in the ledger to Slurm: one job array of
+    /// shards and a job that merges and reports once they all end. With
+    /// `--dry-run`, write the plan and sbatch scripts under `OUT/slurm/`
+    /// and submit nothing.
+    #[arg(long, conflicts_with = "rerun")]
+    pub slurm: bool,
+
+    /// Slurm partition (`sbatch --partition`).
+    #[arg(long, value_name = "P", requires = "slurm")]
+    pub partition: Option<String>,
+
+    /// Time limit of each shard (`sbatch --time`, e.g. `4:00:00`).
+    #[arg(long, value_name = "T", requires = "slurm")]
+    pub time: Option<String>,
+
+    /// Generic resources of each shard (`sbatch --gres`, e.g. `gpu:1` with
+    /// a CUDA build and `--device cuda`).
+    #[arg(long, value_name = "G", requires = "slurm")]
+    pub gres: Option<String>,
+
+    /// Array tasks to spread the runs over [default: one per run], capped
+    /// by the runs and by the cluster's MaxArraySize.
+    #[arg(long, value_name = "N", requires = "slurm")]
+    pub shards: Option<usize>,
+
+    /// At most K shards running at once (the array's `%K`).
+    #[arg(long, value_name = "K", requires = "slurm")]
+    pub parallel: Option<usize>,
+
+    /// Seconds before the time limit that Slurm signals a shard (USR1), so
+    /// that it stops cleanly and requeues itself.
+    #[arg(long, value_name = "S", default_value_t = 300, requires = "slurm")]
+    pub signal_before: u64,
+
+    /// Another sbatch option for the shards (repeatable), e.g.
+    /// `--sbatch-arg=--mem=8G` or `--sbatch-arg=--account=lab`.
+    #[arg(
+        long = "sbatch-arg",
+        value_name = "ARG",
+        allow_hyphen_values = true,
+        requires = "slurm"
+    )]
+    pub sbatch_args: Vec<String>,
+}
+
+/// `acbench merge`.
+#[derive(Debug, Args)]
+pub struct MergeArgs {
+    /// A suite's output folder.
+    pub dir: PathBuf,
 }
 
 /// `acbench report`.

@@ -4,8 +4,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
 
 use acbench_ledger::{Ledger, RunStatus};
 use common::{acbench, fashion_dir, model};
@@ -145,43 +143,16 @@ fn epoch_bits(out: &Path) -> Vec<(String, Vec<[u64; 5]>)> {
 /// Runs the suite with `ACBENCH_TEST_HOLD=hold` (held deterministically at
 /// a chosen batch, not by a timer) and SIGKILLs it once it is held.
 fn run_until_held_then_kill(suite: &Path, out: &Path, data: &Path, hold: &str) {
-    use std::io::BufRead;
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("acbench"))
-        .env("RAYON_NUM_THREADS", "2")
-        .env("ACBENCH_TEST_HOLD", hold)
+    let mut cmd = common::acbench_process();
+    cmd.env("ACBENCH_TEST_HOLD", hold)
         .arg("suite")
         .arg(suite)
         .arg("--out")
         .arg(out)
         .arg("--data-dir")
         .arg(data)
-        .arg("--no-plots")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn acbench");
-    let stderr = child.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let held = line.contains("held for a test");
-            if tx.send(line).is_err() || held {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(line) if line.contains("held for a test") => break,
-            Ok(line) => seen.push(line),
-            Err(e) => {
-                let _ = child.kill();
-                panic!("the suite was not held ({e}); stderr: {seen:#?}");
-            }
-        }
-    }
+        .arg("--no-plots");
+    let mut child = common::spawn_until_held(cmd);
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 }
@@ -419,4 +390,43 @@ fn failed_runs_are_kept_and_retried() {
             .iter()
             .all(|(_, attempts, _)| *attempts == 2)
     );
+}
+
+#[test]
+fn a_suite_stopped_by_sigint_records_the_run_as_interrupted_and_continues() {
+    let data = fashion_dir(192, 64);
+    let suite = write_suite(data.path(), &["relu"], 2);
+    let out = data.path().join("stopped");
+    let mut cmd = common::acbench_process();
+    cmd.env("ACBENCH_TEST_HOLD", "1:1:2")
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--no-plots");
+    let mut child = common::spawn_until_held(cmd);
+    let code = common::signal_and_wait(&mut child, "INT");
+    assert_eq!(code, Some(75), "interrupted, not failed");
+    let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
+    let statuses: Vec<(RunStatus, usize)> = ledger
+        .runs()
+        .expect("runs")
+        .into_iter()
+        .map(|r| (r.status, r.epochs.len()))
+        .collect();
+    assert!(statuses.contains(&(RunStatus::Finished, 2)), "{statuses:?}");
+    assert!(
+        statuses.contains(&(RunStatus::Interrupted, 1)),
+        "{statuses:?}"
+    );
+    drop(ledger);
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "1 runs trained, 1 already in the ledger",
+        ))
+        .stderr(predicate::str::contains("from its checkpoint at epoch 2"));
 }

@@ -180,12 +180,19 @@ pub enum RunStatus {
         /// losses were finite but the evaluation after the epoch was not.
         batch: Option<usize>,
     },
+    /// The observer asked to stop ([`Observer::stop_requested`]): the
+    /// epoch in flight was abandoned, so the last checkpoint (after the
+    /// epoch before) is where the run resumes.
+    Interrupted {
+        /// The epoch that was abandoned.
+        epoch: usize,
+    },
 }
 
 /// The result of [`train`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOutcome {
-    /// Completed or diverged.
+    /// Completed, diverged or interrupted.
     pub status: RunStatus,
     /// Metrics of every epoch that finished (evaluation included).
     pub epochs: Vec<EpochMetrics>,
@@ -211,6 +218,12 @@ pub trait Observer {
     /// An epoch finished, evaluation included.
     fn epoch_end(&mut self, metrics: &EpochMetrics) {
         let _ = metrics;
+    }
+
+    /// Asked before every epoch and after every batch: `true` stops the
+    /// run there with [`RunStatus::Interrupted`] (a signal arrived).
+    fn stop_requested(&mut self) -> bool {
+        false
     }
 }
 
@@ -311,6 +324,9 @@ fn train_from(
     }
 
     for epoch in first_epoch..cfg.epochs {
+        if obs.stop_requested() {
+            return interrupted(trainer.model(), history, epoch, run_start);
+        }
         let epoch_start = Instant::now();
         let weights_before = WeightSnapshot::take(trainer.model())?;
         let first_lr = cfg.schedule.lr(epoch, 0, batches, cfg.epochs);
@@ -348,6 +364,9 @@ fn train_from(
                 (window_sum, window_len) = (0.0, 0);
             }
             obs.batch_end(epoch, batch, batches, step.loss);
+            if obs.stop_requested() {
+                return interrupted(trainer.model(), history, epoch, run_start);
+            }
         }
         let train_s = epoch_start.elapsed().as_secs_f64();
         let (test_loss, test_acc) = evaluate(
@@ -544,6 +563,21 @@ fn evaluate(
     }
     let n = plan.indices.len().max(1) as f64;
     Ok((loss_sum / n, correct as f64 / n))
+}
+
+/// The outcome of a run stopped by its observer in `epoch`.
+fn interrupted(
+    model: &Model,
+    history: Vec<EpochMetrics>,
+    epoch: usize,
+    run_start: Instant,
+) -> Result<TrainOutcome> {
+    Ok(TrainOutcome {
+        status: RunStatus::Interrupted { epoch },
+        epochs: history,
+        act_values: model.act_values()?,
+        wall_s: run_start.elapsed().as_secs_f64(),
+    })
 }
 
 fn diverged(

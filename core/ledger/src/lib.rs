@@ -4,13 +4,19 @@
 //!
 //! Each finished epoch is committed in its own transaction, so killing
 //! acbench (SIGINT or SIGKILL) loses at most the epoch in flight. A run's
-//! status moves `running` → `finished` | `diverged` | `failed`; a run found
-//! `running` when the ledger is opened again was interrupted and is trained
-//! again from the start (training is deterministic, so it gives the same
-//! numbers), its partial epochs replaced.
+//! status moves `running` → `finished` | `diverged` | `failed` |
+//! `interrupted`. A run stopped by a signal is `interrupted`; a run found
+//! `running` when the ledger is opened again was killed. Either is trained
+//! again, from its checkpoint when it has one (training is deterministic,
+//! so it gives the same numbers), its partial epochs replaced.
 //!
 //! The ledger knows nothing of candle or of the engine: it stores numbers
 //! under names. Reports and exports read it back with [`Ledger::runs`].
+//!
+//! Runs spread over a cluster write one ledger file per shard and attempt
+//! (SQLite's WAL needs shared memory, which network file systems do not
+//! give), opened with [`Journal::Rollback`]; [`Ledger::merge_from`] folds
+//! them into one (see [`merge`]).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -18,64 +24,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
-/// Schema version, kept in SQLite's `user_version`.
-const SCHEMA_VERSION: i64 = 2;
+pub mod merge;
+mod schema;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS runs (
-    key         TEXT PRIMARY KEY,
-    suite       TEXT NOT NULL,
-    model       TEXT NOT NULL,
-    activation  TEXT NOT NULL,
-    optimizer   TEXT NOT NULL,
-    dataset     TEXT NOT NULL,
-    seed        INTEGER NOT NULL,
-    spec        TEXT NOT NULL,
-    manifest    TEXT NOT NULL,
-    status      TEXT NOT NULL CHECK (status IN ('running', 'finished', 'diverged', 'failed')),
-    error       TEXT,
-    diverged_epoch INTEGER,
-    attempts    INTEGER NOT NULL DEFAULT 1,
-    started_at  REAL NOT NULL,
-    finished_at REAL
-);
-CREATE TABLE IF NOT EXISTS epochs (
-    run_key    TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
-    epoch      INTEGER NOT NULL,
-    lr         REAL NOT NULL,
-    train_loss REAL NOT NULL,
-    train_acc  REAL NOT NULL,
-    test_loss  REAL NOT NULL,
-    test_acc   REAL NOT NULL,
-    wall_s     REAL NOT NULL,
-    PRIMARY KEY (run_key, epoch)
-);
-CREATE TABLE IF NOT EXISTS act_params (
-    run_key    TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
-    epoch      INTEGER NOT NULL,
-    slot       TEXT NOT NULL,
-    activation TEXT NOT NULL,
-    param      TEXT NOT NULL,
-    idx        INTEGER NOT NULL,
-    value      REAL NOT NULL,
-    PRIMARY KEY (run_key, epoch, slot, param, idx)
-);
-CREATE TABLE IF NOT EXISTS weight_increments (
-    run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
-    epoch   INTEGER NOT NULL,
-    layer   TEXT NOT NULL,
-    norm    REAL NOT NULL,
-    PRIMARY KEY (run_key, epoch, layer)
-);
--- Version 2: the per-step loss curve.
-CREATE TABLE IF NOT EXISTS step_losses (
-    run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
-    epoch   INTEGER NOT NULL,
-    step    INTEGER NOT NULL,
-    loss    REAL NOT NULL,
-    PRIMARY KEY (run_key, step)
-);
-";
+pub use merge::MergeReport;
+use schema::SCHEMA_VERSION;
 
 /// Everything that can go wrong with the ledger.
 #[derive(Debug, thiserror::Error)]
@@ -106,6 +59,22 @@ pub enum LedgerError {
         /// The key asked for.
         key: String,
     },
+    /// Two ledger files hold different results for one run.
+    #[error(
+        "run {key} has different results in {} and in {}: {what}; training is deterministic for one build, data and thread count, so one of those differed",
+        first.display(),
+        second.display()
+    )]
+    Conflict {
+        /// The run's key.
+        key: String,
+        /// The file its first result came from.
+        first: PathBuf,
+        /// The file with the other result.
+        second: PathBuf,
+        /// What differs.
+        what: String,
+    },
     /// A stored JSON column does not parse.
     #[error("ledger {path}: run {key}: stored {column} is not valid JSON: {message}")]
     BadJson {
@@ -120,6 +89,35 @@ pub enum LedgerError {
     },
 }
 
+/// The schema version of an open file, refused when newer than this
+/// acbench's.
+fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(|source| LedgerError::Sqlite {
+            path: path.to_owned(),
+            source,
+        })?;
+    if version > SCHEMA_VERSION {
+        return Err(LedgerError::NewerSchema {
+            path: path.to_owned(),
+            found: version,
+        });
+    }
+    Ok(version)
+}
+
+/// How SQLite keeps a ledger's transactions durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Journal {
+    /// Write-ahead log: fast, readers and one writer at once; needs the
+    /// shared memory of one machine. The output folder's ledger.
+    Wal,
+    /// Rollback journal with full syncs: what works on a network file
+    /// system for a file that one process writes. Shard ledgers.
+    Rollback,
+}
+
 /// Result alias for the ledger.
 pub type Result<T> = std::result::Result<T, LedgerError>;
 
@@ -127,7 +125,7 @@ pub type Result<T> = std::result::Result<T, LedgerError>;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunStatus {
-    /// Started and not (yet) ended; found on open, it was interrupted.
+    /// Started and not (yet) ended; found on open, its process was killed.
     Running,
     /// Every epoch ran.
     Finished,
@@ -141,12 +139,24 @@ pub enum RunStatus {
         /// The error, as shown to the user.
         error: String,
     },
+    /// A signal (SIGINT, SIGTERM, Slurm's warning before its time limit)
+    /// stopped it between two batches; its last checkpoint is kept and the
+    /// next attempt resumes it. Not a failure and not a result.
+    Interrupted,
 }
 
 impl RunStatus {
-    /// Whether the run ended (so a resumed suite skips it).
+    /// Whether the run ended: a result, or failed. Running and
+    /// interrupted runs have not ended.
     pub fn is_done(&self) -> bool {
-        !matches!(self, RunStatus::Running)
+        !matches!(self, RunStatus::Running | RunStatus::Interrupted)
+    }
+
+    /// Whether the run is a result: finished or diverged. A failed run (a
+    /// missing dataset, a broken plugin) is tried again, an interrupted
+    /// one resumed.
+    pub fn is_result(&self) -> bool {
+        matches!(self, RunStatus::Finished | RunStatus::Diverged { .. })
     }
 
     /// The status from its word (as [`fmt::Display`] writes it) and the
@@ -162,13 +172,14 @@ impl RunStatus {
             "failed" => RunStatus::Failed {
                 error: error.unwrap_or_default(),
             },
+            "interrupted" => RunStatus::Interrupted,
             _ => RunStatus::Running,
         }
     }
 }
 
 /// The status's word, as stored in the ledger and shown to users:
-/// `running`, `finished`, `diverged` or `failed`.
+/// `running`, `finished`, `diverged`, `failed` or `interrupted`.
 impl fmt::Display for RunStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
@@ -176,6 +187,7 @@ impl fmt::Display for RunStatus {
             RunStatus::Finished => "finished",
             RunStatus::Diverged { .. } => "diverged",
             RunStatus::Failed { .. } => "failed",
+            RunStatus::Interrupted => "interrupted",
         })
     }
 }
@@ -252,6 +264,10 @@ pub struct StoredRun {
     pub status: RunStatus,
     /// How many times it was started.
     pub attempts: u32,
+    /// When its last attempt started (seconds since the Unix epoch).
+    pub started_at: f64,
+    /// When it ended, if it did.
+    pub finished_at: Option<f64>,
     /// Finished epochs, in order.
     pub epochs: Vec<EpochRecord>,
 }
@@ -277,33 +293,53 @@ fn now() -> f64 {
 impl Ledger {
     /// Opens (creating if needed) the ledger at `path`, in WAL mode.
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_with(path, Journal::Wal)
+    }
+
+    /// Opens (creating if needed) the ledger at `path` with the given
+    /// journal.
+    pub fn open_with(path: &Path, journal: Journal) -> Result<Self> {
         let err = |source| LedgerError::Sqlite {
             path: path.to_owned(),
             source,
         };
-        let conn = Connection::open(path).map_err(err)?;
+        let mut conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
+        let (mode, sync) = match journal {
+            // NORMAL is durable across a killed process in WAL mode (only
+            // an OS crash can lose the last transaction), and much faster
+            // than FULL.
+            Journal::Wal => ("WAL", "NORMAL"),
+            Journal::Rollback => ("DELETE", "FULL"),
+        };
+        conn.pragma_update(None, "journal_mode", mode)
             .map_err(err)?;
-        // NORMAL is durable across a killed process in WAL mode (only an OS
-        // crash can lose the last transaction), and much faster than FULL.
-        conn.pragma_update(None, "synchronous", "NORMAL")
-            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", sync).map_err(err)?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(err)?;
-        let version: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+        let version = schema_version(&conn, path)?;
+        schema::create_or_upgrade(&mut conn, version).map_err(err)?;
+        Ok(Self {
+            conn,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Opens an existing ledger to read it only: nothing in the file
+    /// changes (not even its journal mode), so this is how another
+    /// process's file (a shard's) is read. A file of an older version is
+    /// read as it is; its columns are the same.
+    pub fn open_read_only(path: &Path) -> Result<Self> {
+        let err = |source| LedgerError::Sqlite {
+            path: path.to_owned(),
+            source,
+        };
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(LedgerError::NewerSchema {
-                path: path.to_owned(),
-                found: version,
-            });
-        }
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)
+        conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
+        schema_version(&conn, path)?;
         Ok(Self {
             conn,
             path: path.to_owned(),
@@ -407,51 +443,7 @@ impl Ledger {
                 key: key.to_owned(),
             });
         }
-        let epoch = e.epoch as i64;
-        tx.execute(
-            "INSERT OR REPLACE INTO epochs (run_key, epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![key, epoch, e.lr, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.wall_s],
-        )
-        .map_err(err)?;
-        let act_params = e.act_params.iter().flat_map(|p| {
-            p.values.iter().enumerate().map(move |(i, &v)| {
-                (
-                    key,
-                    epoch,
-                    p.slot.as_str(),
-                    p.activation.as_str(),
-                    p.param.as_str(),
-                    i as i64,
-                    v,
-                )
-            })
-        });
-        insert_each(
-            &tx,
-            "INSERT OR REPLACE INTO act_params (run_key, epoch, slot, activation, param, idx, value)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            act_params,
-        )
-        .map_err(err)?;
-        insert_each(
-            &tx,
-            "INSERT OR REPLACE INTO weight_increments (run_key, epoch, layer, norm)
-             VALUES (?1, ?2, ?3, ?4)",
-            e.weight_increments
-                .iter()
-                .map(|(layer, norm)| (key, epoch, layer.as_str(), *norm)),
-        )
-        .map_err(err)?;
-        insert_each(
-            &tx,
-            "INSERT OR REPLACE INTO step_losses (run_key, epoch, step, loss)
-             VALUES (?1, ?2, ?3, ?4)",
-            e.step_losses
-                .iter()
-                .map(|&(step, loss)| (key, epoch, step as i64, loss)),
-        )
-        .map_err(err)?;
+        write_epoch(&tx, key, e).map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -460,7 +452,7 @@ impl Ledger {
         let (error, diverged) = match status {
             RunStatus::Failed { error } => (Some(error.as_str()), None),
             RunStatus::Diverged { epoch } => (None, Some(*epoch as i64)),
-            RunStatus::Running | RunStatus::Finished => (None, None),
+            RunStatus::Running | RunStatus::Finished | RunStatus::Interrupted => (None, None),
         };
         let changed = self
             .conn
@@ -485,15 +477,15 @@ impl Ledger {
             .conn
             .prepare(
                 "SELECT key, suite, model, activation, optimizer, dataset, seed, spec, manifest,
-                        status, error, diverged_epoch, attempts
+                        status, error, diverged_epoch, attempts, started_at, finished_at
                  FROM runs ORDER BY suite, model, activation, optimizer, seed, key",
             )
             .map_err(self.sql())?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    RunLabels {
+                let run = StoredRun {
+                    key: r.get(0)?,
+                    labels: RunLabels {
                         suite: r.get(1)?,
                         model: r.get(2)?,
                         activation: r.get(3)?,
@@ -501,34 +493,33 @@ impl Ledger {
                         dataset: r.get(5)?,
                         seed: r.get::<_, i64>(6)? as u64,
                     },
-                    r.get::<_, String>(7)?,
-                    r.get::<_, String>(8)?,
-                    RunStatus::from_stored(&r.get::<_, String>(9)?, r.get(10)?, r.get(11)?),
-                    r.get::<_, i64>(12)?,
-                ))
+                    spec: serde_json::Value::Null,
+                    manifest: serde_json::Value::Null,
+                    status: RunStatus::from_stored(&r.get::<_, String>(9)?, r.get(10)?, r.get(11)?),
+                    attempts: u32::try_from(r.get::<_, i64>(12)?).unwrap_or(u32::MAX),
+                    started_at: r.get(13)?,
+                    finished_at: r.get(14)?,
+                    epochs: Vec::new(),
+                };
+                Ok((run, r.get::<_, String>(7)?, r.get::<_, String>(8)?))
             })
             .map_err(self.sql())?
             .collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql())?;
         rows.into_iter()
-            .map(|(key, labels, spec, manifest, status, attempts)| {
+            .map(|(mut run, spec, manifest)| {
                 let json = |column: &'static str, text: &str| {
                     serde_json::from_str(text).map_err(|e| LedgerError::BadJson {
                         path: self.path.clone(),
-                        key: key.clone(),
+                        key: run.key.clone(),
                         column,
                         message: e.to_string(),
                     })
                 };
-                Ok(StoredRun {
-                    spec: json("spec", &spec)?,
-                    manifest: json("manifest", &manifest)?,
-                    epochs: self.epochs(&key)?,
-                    key,
-                    labels,
-                    status,
-                    attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-                })
+                run.spec = json("spec", &spec)?;
+                run.manifest = json("manifest", &manifest)?;
+                run.epochs = self.epochs(&run.key)?;
+                Ok(run)
             })
             .collect()
     }
@@ -624,6 +615,54 @@ impl Ledger {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.sql())
     }
+}
+
+/// Writes one epoch of the run `key` (its metrics, activation parameters,
+/// weight increments and loss curve) inside `tx`.
+fn write_epoch(tx: &Transaction<'_>, key: &str, e: &EpochRecord) -> rusqlite::Result<()> {
+    let epoch = e.epoch as i64;
+    tx.execute(
+            "INSERT OR REPLACE INTO epochs (run_key, epoch, lr, train_loss, train_acc, test_loss, test_acc, wall_s)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![key, epoch, e.lr, e.train_loss, e.train_acc, e.test_loss, e.test_acc, e.wall_s],
+        )
+        ?;
+    let act_params = e.act_params.iter().flat_map(|p| {
+        p.values.iter().enumerate().map(move |(i, &v)| {
+            (
+                key,
+                epoch,
+                p.slot.as_str(),
+                p.activation.as_str(),
+                p.param.as_str(),
+                i as i64,
+                v,
+            )
+        })
+    });
+    insert_each(
+        tx,
+        "INSERT OR REPLACE INTO act_params (run_key, epoch, slot, activation, param, idx, value)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        act_params,
+    )?;
+    insert_each(
+        tx,
+        "INSERT OR REPLACE INTO weight_increments (run_key, epoch, layer, norm)
+             VALUES (?1, ?2, ?3, ?4)",
+        e.weight_increments
+            .iter()
+            .map(|(layer, norm)| (key, epoch, layer.as_str(), *norm)),
+    )?;
+    insert_each(
+        tx,
+        "INSERT OR REPLACE INTO step_losses (run_key, epoch, step, loss)
+             VALUES (?1, ?2, ?3, ?4)",
+        e.step_losses
+            .iter()
+            .map(|&(step, loss)| (key, epoch, step as i64, loss)),
+    )?;
+    Ok(())
 }
 
 /// Runs the statement `sql` once per row of `rows`.

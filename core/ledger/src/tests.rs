@@ -1,6 +1,6 @@
 use super::*;
 
-fn labels(seed: u64) -> RunLabels {
+pub(crate) fn labels(seed: u64) -> RunLabels {
     RunLabels {
         suite: "quick".into(),
         model: "convnet".into(),
@@ -11,7 +11,7 @@ fn labels(seed: u64) -> RunLabels {
     }
 }
 
-fn epoch(i: usize) -> EpochRecord {
+pub(crate) fn epoch(i: usize) -> EpochRecord {
     EpochRecord {
         epoch: i,
         lr: 0.05,

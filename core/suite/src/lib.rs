@@ -25,9 +25,11 @@ pub mod error;
 pub mod estimate;
 pub mod file;
 pub mod output;
+pub mod record;
 pub mod resolve;
 pub mod runner;
 pub mod set;
+pub mod shard;
 pub mod spec;
 
 use std::path::{Path, PathBuf};

@@ -6,6 +6,8 @@
 //!   ledger.sqlite       every run and its epochs (acbench-ledger)
 //!   suite.json          what wrote the ledger (SuiteMeta), for `acbench report OUT`
 //!   checkpoints/KEY/    the last checkpoint of each run not yet ended
+//!   shards/             one ledger per shard and attempt of a spread suite
+//!   slurm/              plans, sbatch scripts, job ids and logs of `--slurm`
 //!   report.*, plots/    the report's exports and SVG plots (acbench-reports)
 //! ```
 
@@ -25,6 +27,15 @@ pub const SUITE_META: &str = "suite.json";
 /// Folder in the output folder that holds the runs' checkpoints, one
 /// folder per run key.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// Folder in the output folder that holds the ledgers of a suite's shards
+/// ([`crate::shard`]).
+pub const SHARDS_DIR: &str = "shards";
+
+/// Where the output folder `dir` keeps its shards' ledgers.
+pub fn shards_dir(dir: &Path) -> PathBuf {
+    dir.join(SHARDS_DIR)
+}
 
 /// The ledger of the output folder `dir`.
 pub fn ledger_path(dir: &Path) -> PathBuf {
@@ -103,19 +114,32 @@ impl SuiteMeta {
 }
 
 /// Writes `value` as pretty JSON through a temporary file and a rename, so
-/// that an interrupted write never leaves a truncated file behind.
+/// that an interrupted write never leaves a truncated file behind. The
+/// temporary file has a name of its own (made by `tempfile` in the same
+/// folder), so processes that write the same file at once (the shards of a
+/// suite, on several machines of a shared file system) never rename one
+/// another's half-written file.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), OutputError> {
     let text = serde_json::to_string_pretty(value).map_err(|source| OutputError::Encode {
         path: path.to_owned(),
         source,
     })?;
-    let tmp = path.with_extension("json.tmp");
-    let write_error = |path: &Path| {
-        let path = path.to_owned();
-        move |source| OutputError::Write { path, source }
+    let write_error = |source| OutputError::Write {
+        path: path.to_owned(),
+        source,
     };
-    std::fs::write(&tmp, text + "\n").map_err(write_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(write_error(path))
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".acbench-")
+        .suffix(".json.tmp")
+        .tempfile_in(dir)
+        .map_err(write_error)?;
+    std::io::Write::write_all(&mut tmp, (text + "\n").as_bytes()).map_err(write_error)?;
+    tmp.persist(path).map_err(|e| write_error(e.error))?;
+    Ok(())
 }
 
 /// Something wrong with an output folder.
@@ -177,7 +201,33 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(SUITE_META)).expect("file");
         assert!(text.ends_with("}\n"), "{text}");
         assert_eq!(SuiteMeta::read(dir.path()).expect("reads"), meta);
-        assert!(!dir.path().join("suite.json.tmp").exists());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            [std::ffi::OsString::from(SUITE_META)],
+            "no temporary file left"
+        );
+    }
+
+    #[test]
+    fn writers_racing_on_one_file_never_fail_or_leave_it_torn() {
+        // As the shards of a suite all write suite.json when they start.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let meta = SuiteMeta::of_sweep("s", Path::new("s.rhai"), vec!["k".repeat(4000)]);
+        std::thread::scope(|scope| {
+            for _ in 0..8 {
+                scope.spawn(|| {
+                    for _ in 0..25 {
+                        meta.write(dir.path()).expect("every write succeeds");
+                    }
+                });
+            }
+        });
+        assert_eq!(SuiteMeta::read(dir.path()).expect("reads"), meta);
     }
 
     #[test]

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use acbench_data::{Dataset, LoadOptions};
@@ -18,11 +19,12 @@ use acbench_engine::activation::{ActBindings, Registry};
 use acbench_engine::checkpoint::{CheckpointStore, Loaded};
 use acbench_engine::model::Model;
 use acbench_engine::train::{self, EpochMetrics, Observer, RunStatus as TrainStatus};
-use acbench_ledger::{ActParam, EpochRecord, Ledger, LedgerError, RunLabels, RunStatus, StoredRun};
+use acbench_ledger::{Ledger, LedgerError, RunLabels, RunStatus};
 use candle_core::Device;
 use serde_json::json;
 
 use crate::output;
+use crate::record::epoch_record;
 use crate::spec::{DatasetSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
@@ -39,6 +41,14 @@ pub struct Runner {
     pub keep_checkpoints: bool,
     /// No run starts training after this ([`Runner::run_all`]).
     pub deadline: Option<Deadline>,
+    /// Set (by a signal handler) to stop: the run in training is abandoned
+    /// between two batches and recorded as interrupted, its last
+    /// checkpoint kept, and no further run starts.
+    pub stop: Option<Arc<AtomicBool>>,
+    /// Where runs keep their checkpoints; by default the `checkpoints`
+    /// folder beside the ledger. Shards of a suite share the output
+    /// folder's, so that any attempt of any shard resumes a run.
+    pub checkpoint_root: Option<PathBuf>,
     /// Datasets loaded so far, shared by the runs that use them.
     datasets: HashMap<String, Arc<Dataset>>,
 }
@@ -166,12 +176,13 @@ pub enum BatchError {
         /// The limit.
         seconds: f64,
     },
-}
-
-/// Finished and diverged runs are results; a failed run (a missing
-/// dataset, a broken plugin) is tried again.
-fn is_result(status: &RunStatus) -> bool {
-    matches!(status, RunStatus::Finished | RunStatus::Diverged { .. })
+    /// [`Runner::stop`] was set: the run named was recorded as
+    /// interrupted (or none was training).
+    #[error("stopped by a signal{}", run.as_ref().map(|r| format!(": run {r} is recorded as interrupted and resumes from its last checkpoint")).unwrap_or_default())]
+    Interrupted {
+        /// The run that was training, as `label (short key)`.
+        run: Option<String>,
+    },
 }
 
 impl Runner {
@@ -189,6 +200,8 @@ impl Runner {
             rerun,
             keep_checkpoints: false,
             deadline: None,
+            stop: None,
+            checkpoint_root: None,
             datasets: HashMap::new(),
         }
     }
@@ -227,6 +240,9 @@ impl Runner {
     ) -> Result<Outcome, BatchError> {
         let key = spec.key();
         summary.asked(&key);
+        if self.stop_requested() && self.replay(ledger, &key)?.is_none() {
+            return Err(BatchError::Interrupted { run: None });
+        }
         if let Some(deadline) = self.deadline
             && deadline.passed()
             && self.replay(ledger, &key)?.is_none()
@@ -236,9 +252,20 @@ impl Runner {
             });
         }
         let outcome = self.run(ledger, spec, obs, index, total)?;
+        if outcome.status() == &RunStatus::Interrupted {
+            return Err(BatchError::Interrupted {
+                run: Some(format!("{} ({})", spec.label(), spec.short_key())),
+            });
+        }
         summary.record(spec, &outcome);
         obs.run_end(spec, &outcome, summary);
         Ok(outcome)
+    }
+
+    fn stop_requested(&self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     /// The status the run with `key` is replayed with instead of training:
@@ -247,7 +274,7 @@ impl Runner {
         if self.rerun {
             return Ok(None);
         }
-        Ok(ledger.status(key)?.filter(is_result))
+        Ok(ledger.status(key)?.filter(RunStatus::is_result))
     }
 
     /// Runs (or replays) one spec. Errors of the run itself (a plugin kernel
@@ -273,12 +300,10 @@ impl Runner {
             return Ok(Outcome::Replayed(status));
         }
         obs.run_start(spec, index, total);
-        let out_dir = ledger.path().parent().unwrap_or_else(|| Path::new("."));
-        let store = CheckpointStore::new(
-            &output::checkpoint_root(out_dir),
-            &key,
-            self.keep_checkpoints,
-        );
+        let root = self.checkpoint_root.clone().unwrap_or_else(|| {
+            output::checkpoint_root(ledger.path().parent().unwrap_or_else(|| Path::new(".")))
+        });
+        let store = CheckpointStore::new(&root, &key, self.keep_checkpoints);
         if self.rerun
             && let Err(e) = store.remove()
         {
@@ -332,6 +357,7 @@ impl Runner {
             key: &key,
             error: None,
             hold: TestHold::from_env(index),
+            stop: self.stop.clone(),
             inner: obs,
         };
         let trained = prepared.and_then(|mut p| {
@@ -350,6 +376,7 @@ impl Runner {
             Ok(outcome) => match outcome.status {
                 TrainStatus::Completed => RunStatus::Finished,
                 TrainStatus::Diverged { epoch, .. } => RunStatus::Diverged { epoch },
+                TrainStatus::Interrupted { .. } => RunStatus::Interrupted,
             },
             Err(error) => RunStatus::Failed {
                 error: error.to_string(),
@@ -359,8 +386,9 @@ impl Runner {
             return Err(e);
         }
         ledger.end_run(&key, &status)?;
-        // A failed run keeps its checkpoint: the retry continues from it.
-        if is_result(&status)
+        // A failed or interrupted run keeps its checkpoint: the next
+        // attempt continues from it.
+        if status.is_result()
             && let Err(e) = store.finish()
         {
             obs.notice(&format!(
@@ -491,12 +519,16 @@ fn ledger_has_epochs(ledger: &Ledger, key: &str, n: usize) -> Result<bool, Ledge
 /// For tests of interrupted suites: `ACBENCH_TEST_HOLD=RUN:EPOCH:BATCH`
 /// stops the process after that training batch of the run with that index
 /// (as the suite numbers its runs, from 0), printing a line to stderr and
-/// sleeping until it is killed. A test can then kill a suite mid-epoch at a
-/// known place instead of racing a timer.
+/// sleeping until it is killed or a stop signal arrives
+/// ([`Runner::stop`]). A test can then interrupt a suite mid-epoch at a
+/// known place instead of racing a timer. With
+/// `ACBENCH_TEST_HOLD_ONCE=FILE` only the first process to get there holds
+/// (it creates FILE), so that a requeued job runs through.
 struct TestHold(Option<(usize, usize, usize)>);
 
 impl TestHold {
     const VAR: &'static str = "ACBENCH_TEST_HOLD";
+    const ONCE: &'static str = "ACBENCH_TEST_HOLD_ONCE";
 
     fn from_env(run: usize) -> Self {
         let Ok(text) = std::env::var(Self::VAR) else {
@@ -515,14 +547,23 @@ impl TestHold {
         }
     }
 
-    fn check(&self, epoch: usize, batch: usize) {
-        if let Some((run, e, b)) = self.0
-            && (e, b) == (epoch, batch)
+    fn check(&self, epoch: usize, batch: usize, stop: Option<&AtomicBool>) {
+        let Some((run, e, b)) = self.0 else { return };
+        if (e, b) != (epoch, batch) {
+            return;
+        }
+        if let Ok(once) = std::env::var(Self::ONCE)
+            && std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(once)
+                .is_err()
         {
-            eprintln!("acbench: held for a test at run {run}, epoch {e}, batch {b}");
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(1));
-            }
+            return;
+        }
+        eprintln!("acbench: held for a test at run {run}, epoch {e}, batch {b}");
+        while !stop.is_some_and(|s| s.load(Ordering::Relaxed)) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
         }
     }
 }
@@ -533,6 +574,7 @@ struct Recorder<'l, 'o> {
     key: &'l str,
     error: Option<LedgerError>,
     hold: TestHold,
+    stop: Option<Arc<AtomicBool>>,
     inner: &'o mut dyn RunObserver,
 }
 
@@ -543,7 +585,13 @@ impl Observer for Recorder<'_, '_> {
 
     fn batch_end(&mut self, epoch: usize, batch: usize, batches: usize, loss: f32) {
         self.inner.batch_end(epoch, batch, batches, loss);
-        self.hold.check(epoch, batch);
+        self.hold.check(epoch, batch, self.stop.as_deref());
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.stop
+            .as_ref()
+            .is_some_and(|s| s.load(Ordering::Relaxed))
     }
 
     fn epoch_end(&mut self, m: &EpochMetrics) {
@@ -553,99 +601,5 @@ impl Observer for Recorder<'_, '_> {
             self.error = Some(e);
         }
         self.inner.epoch_end(m);
-    }
-}
-
-/// The ledger's form of an epoch.
-pub fn epoch_record(m: &EpochMetrics) -> EpochRecord {
-    let act_params = m
-        .act_values
-        .iter()
-        .flat_map(|slot| {
-            slot.params.iter().map(move |(param, values)| ActParam {
-                slot: slot.path.clone(),
-                activation: slot.activation.clone(),
-                param: param.clone(),
-                values: values.iter().map(|&v| f64::from(v)).collect(),
-            })
-        })
-        .collect();
-    EpochRecord {
-        epoch: m.epoch,
-        lr: m.lr,
-        train_loss: m.train_loss,
-        train_acc: m.train_acc,
-        test_loss: m.test_loss,
-        test_acc: m.test_acc,
-        wall_s: m.wall_s,
-        act_params,
-        weight_increments: m.weight_increments.clone(),
-        step_losses: m.step_losses.clone(),
-    }
-}
-
-/// A ledger run in the form the report engine reads.
-pub fn to_report(run: &StoredRun) -> acbench_reports::RunResult {
-    use acbench_reports::result::{EpochPoint, LayerIncrements, RunStatus as R, SlotParams};
-    let status = match run.status {
-        RunStatus::Finished => R::Finished,
-        RunStatus::Diverged { .. } => R::Diverged,
-        RunStatus::Failed { .. } | RunStatus::Running => R::Failed,
-    };
-    let formulas = run.manifest.get("formulas").and_then(|f| f.as_object());
-    let mut final_act_params: Vec<SlotParams> = Vec::new();
-    if let Some(last) = run.epochs.last() {
-        for p in &last.act_params {
-            match final_act_params.last_mut() {
-                Some(s) if s.path == p.slot => s.params.push((p.param.clone(), p.values.clone())),
-                _ => final_act_params.push(SlotParams {
-                    path: p.slot.clone(),
-                    activation: p.activation.clone(),
-                    formula: formulas
-                        .and_then(|f| f.get(&p.activation))
-                        .and_then(|v| v.as_str())
-                        .map(str::to_owned),
-                    params: vec![(p.param.clone(), p.values.clone())],
-                }),
-            }
-        }
-    }
-    let mut weight_increments: Vec<LayerIncrements> = Vec::new();
-    for e in &run.epochs {
-        for (layer, norm) in &e.weight_increments {
-            match weight_increments.iter_mut().find(|l| &l.layer == layer) {
-                Some(l) => l.per_epoch.push(*norm),
-                None => weight_increments.push(LayerIncrements {
-                    layer: layer.clone(),
-                    per_epoch: vec![*norm],
-                }),
-            }
-        }
-    }
-    acbench_reports::RunResult {
-        model: run.labels.model.clone(),
-        activation: run.labels.activation.clone(),
-        optimizer: run.labels.optimizer.clone(),
-        dataset: run.labels.dataset.clone(),
-        seed: run.labels.seed,
-        status,
-        epochs: run
-            .epochs
-            .iter()
-            .map(|e| EpochPoint {
-                epoch: e.epoch,
-                train_loss: e.train_loss,
-                test_loss: e.test_loss,
-                test_acc: e.test_acc,
-                wall_s: e.wall_s,
-            })
-            .collect(),
-        final_act_params,
-        weight_increments,
-        step_losses: run
-            .epochs
-            .iter()
-            .flat_map(|e| e.step_losses.iter().copied())
-            .collect(),
     }
 }

@@ -412,6 +412,7 @@ impl Host {
             .map_err(|e| match e {
                 BatchError::Deadline { seconds } => CallError::Script(wall_message(seconds)),
                 BatchError::Ledger(e) => CallError::Ledger(e),
+                e @ BatchError::Interrupted { .. } => CallError::Script(e.to_string()),
             })?;
         specs
             .iter()
@@ -439,7 +440,7 @@ impl Host {
                 .iter()
                 .find(|r| r.key == key && r.status.is_done())
                 .ok_or_else(|| format!("row {i}: run {key} is not ended in the ledger"))?;
-            results.push(acbench_suite::runner::to_report(run));
+            results.push(acbench_suite::record::to_report(run));
         }
         let spec = ReportSpec {
             title: opts.title,

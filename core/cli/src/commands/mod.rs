@@ -3,10 +3,13 @@
 mod bench;
 mod data;
 mod export;
+mod merge;
 mod model;
 mod network;
 mod plugins;
 mod report;
+mod shard;
+mod slurm;
 mod suite;
 mod sweep;
 mod train;
@@ -30,6 +33,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Suite(args) => suite::run(&args),
         Command::Report(args) => report::run(&args),
+        Command::Merge(args) => merge::run(&args),
         Command::Export(cmd) => export::run(cmd),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args, threads),

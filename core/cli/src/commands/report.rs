@@ -29,7 +29,7 @@ pub fn render(dir: &Path, meta: &SuiteMeta, ledger: &Ledger, no_plots: bool) -> 
         .keys
         .iter()
         .filter_map(|k| stored.iter().find(|r| &r.key == k && r.status.is_done()))
-        .map(acbench_suite::runner::to_report)
+        .map(acbench_suite::record::to_report)
         .collect();
     if results.is_empty() {
         println!("no finished runs yet in {}", dir.display());

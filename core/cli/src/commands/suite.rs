@@ -1,5 +1,6 @@
 //! `acbench suite FILE`: run a declared study into its ledger and report it
-//! beside the paper.
+//! beside the paper; `--shard I/N` runs one shard of it ([`super::shard`]),
+//! `--slurm` submits it to a cluster ([`super::slurm`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use acbench_engine::activation::Registry;
 use acbench_ledger::{Ledger, RunStatus};
 use acbench_suite::output::{self, LEDGER_FILE, SuiteMeta};
-use acbench_suite::runner::{Runner, Summary};
+use acbench_suite::runner::{BatchError, Runner, Summary};
 use acbench_suite::{Catalog, Suite};
 use miette::IntoDiagnostic;
 use tabled::settings::Style;
@@ -18,6 +19,12 @@ use tabled::{Table, Tabled};
 use super::report;
 use crate::cli::SuiteArgs;
 use crate::progress::BatchProgress;
+use crate::signals::Stop;
+
+/// The exit status of a suite or shard stopped by a signal: its run is
+/// recorded as interrupted and resumes when the command runs again
+/// (EX_TEMPFAIL: try again later).
+pub const EXIT_INTERRUPTED: u8 = 75;
 
 /// Runs `acbench suite`.
 pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
@@ -28,6 +35,12 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
         .resolve(&catalog, args.out.as_deref())
         .map_err(miette::Report::new)?;
 
+    if args.slurm.slurm {
+        return super::slurm::submit(args, &suite);
+    }
+    if let Some(shard) = &args.shard {
+        return super::shard::run(args, shard, &suite, registry);
+    }
     if args.dry_run {
         print_matrix(&suite);
         if !args.no_estimate {
@@ -50,23 +63,18 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
         suite.runs.len(),
         suite.out_dir.display()
     );
-    let device = super::device(args.env.device)?;
-    let mut runner = Runner::new(
-        Arc::new(registry),
-        device,
-        args.env.data_dir.clone(),
-        args.rerun,
-    );
-    runner.keep_checkpoints = args.keep_checkpoints;
+    let stop = Stop::install().into_diagnostic()?;
+    let mut runner = runner(args, registry, &stop)?;
     let mut summary = Summary::default();
-    runner
-        .run_all(
-            &mut ledger,
-            &suite.runs,
-            &mut BatchProgress::default(),
-            &mut summary,
-        )
-        .map_err(miette::Report::msg)?;
+    let ran = runner.run_all(
+        &mut ledger,
+        &suite.runs,
+        &mut BatchProgress::default(),
+        &mut summary,
+    );
+    if let Some(code) = interrupted(ran)? {
+        return Ok(code);
+    }
     println!(
         "{} runs trained, {} already in the ledger",
         summary.trained, summary.replayed
@@ -79,6 +87,32 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
             eprintln!("{failures}");
             Ok(ExitCode::FAILURE)
         }
+    }
+}
+
+/// The runner of `acbench suite`, stopped by `stop`.
+pub fn runner(args: &SuiteArgs, registry: Registry, stop: &Stop) -> miette::Result<Runner> {
+    let mut runner = Runner::new(
+        Arc::new(registry),
+        super::device(args.env.device)?,
+        args.env.data_dir.clone(),
+        args.rerun,
+    );
+    runner.keep_checkpoints = args.keep_checkpoints;
+    runner.stop = Some(Arc::clone(&stop.any));
+    Ok(runner)
+}
+
+/// `None` when the batch ran through; the exit status when a signal
+/// stopped it (said on stderr); the error otherwise.
+pub fn interrupted<T>(ran: Result<T, BatchError>) -> miette::Result<Option<ExitCode>> {
+    match ran {
+        Ok(_) => Ok(None),
+        Err(e @ BatchError::Interrupted { .. }) => {
+            eprintln!("acbench: {e}; run the same command again to continue");
+            Ok(Some(ExitCode::from(EXIT_INTERRUPTED)))
+        }
+        Err(e) => Err(miette::Report::msg(e)),
     }
 }
 

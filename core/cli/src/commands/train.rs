@@ -145,6 +145,9 @@ fn print_outcome(outcome: &TrainOutcome) {
         RunStatus::Diverged { epoch, batch: None } => {
             println!("diverged: non-finite test loss after epoch {}", epoch + 1);
         }
+        RunStatus::Interrupted { epoch } => {
+            println!("interrupted in epoch {}", epoch + 1);
+        }
     }
     if let Some(last) = outcome.epochs.last() {
         println!(

@@ -482,6 +482,74 @@ fn a_resumed_run_is_bit_identical_to_an_uninterrupted_one() {
     assert!(!store.dir().exists());
 }
 
+/// Asks to stop after batch `batch` of epoch `epoch`, as a signal would.
+struct StopAt {
+    epoch: usize,
+    batch: usize,
+    now: bool,
+}
+
+impl Observer for StopAt {
+    fn batch_end(&mut self, epoch: usize, batch: usize, _: usize, _: f32) {
+        self.now |= (epoch, batch) == (self.epoch, self.batch);
+    }
+
+    fn stop_requested(&mut self) -> bool {
+        self.now
+    }
+}
+
+#[test]
+fn a_run_stopped_mid_epoch_resumes_from_its_checkpoint_bit_identically() {
+    let data = dataset(40, 9);
+    let cfg = adam_config();
+    let mut whole_model = model(8);
+    let whole = train(&mut whole_model, &data, &cfg, &Device::Cpu, &mut NoObserver).expect("train");
+
+    let root = tempfile::tempdir().expect("tmp");
+    let store = CheckpointStore::new(root.path(), "run", false);
+    let mut stop = StopAt {
+        epoch: 2,
+        batch: 1,
+        now: false,
+    };
+    let stopped = train_with_checkpoints(
+        &mut model(8),
+        &data,
+        &cfg,
+        &Device::Cpu,
+        &mut stop,
+        &store,
+        None,
+    )
+    .expect("train");
+    assert_eq!(stopped.status, RunStatus::Interrupted { epoch: 2 });
+    assert_eq!(
+        stopped.epochs.len(),
+        2,
+        "the abandoned epoch is not reported"
+    );
+
+    let mut resumed_model = model(8);
+    let Loaded::Resume(resume) = store.load(&mut resumed_model) else {
+        panic!("the checkpoint of epoch 2 is kept");
+    };
+    assert_eq!(resume.next_epoch, 2);
+    let resumed = train_with_checkpoints(
+        &mut resumed_model,
+        &data,
+        &cfg,
+        &Device::Cpu,
+        &mut NoObserver,
+        &store,
+        Some(resume),
+    )
+    .expect("resume");
+    assert_eq!(resumed.status, RunStatus::Completed);
+    assert_eq!(losses(&whole), losses(&resumed));
+    assert_eq!(params_bits(&whole_model), params_bits(&resumed_model));
+}
+
 #[test]
 fn foreign_or_damaged_checkpoints_are_refused_and_leave_the_model_alone() {
     let data = dataset(20, 5);

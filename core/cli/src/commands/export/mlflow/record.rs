@@ -238,11 +238,13 @@ pub fn run_name(run: &StoredRun) -> String {
 }
 
 /// The MLflow status of a ledger status: `FINISHED`, `FAILED` (failed and
-/// diverged runs) or `RUNNING` (a run the ledger has not seen end).
+/// diverged runs), `KILLED` (a run a signal stopped, to be resumed) or
+/// `RUNNING` (a run the ledger has not seen end).
 pub fn mlflow_status(status: &RunStatus) -> &'static str {
     match status {
         RunStatus::Finished => "FINISHED",
         RunStatus::Diverged { .. } | RunStatus::Failed { .. } => "FAILED",
+        RunStatus::Interrupted => "KILLED",
         RunStatus::Running => "RUNNING",
     }
 }
@@ -270,7 +272,7 @@ pub fn run_tags(run: &StoredRun) -> Vec<KeyValue> {
         RunStatus::Diverged { epoch } => {
             tags.push(KeyValue::tag("acbench.diverged_epoch", &epoch.to_string()));
         }
-        RunStatus::Finished | RunStatus::Running => {}
+        RunStatus::Finished | RunStatus::Running | RunStatus::Interrupted => {}
     }
     tags
 }

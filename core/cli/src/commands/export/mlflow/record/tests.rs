@@ -251,6 +251,8 @@ fn statuses_tags_and_names() {
         spec: json!({}),
         manifest: json!({}),
         status: RunStatus::Diverged { epoch: 2 },
+        started_at: 1.0,
+        finished_at: Some(2.0),
         attempts: 1,
         epochs: vec![epoch(0)],
     };
@@ -258,6 +260,7 @@ fn statuses_tags_and_names() {
     assert_eq!(mlflow_status(&run.status), "FAILED");
     assert_eq!(mlflow_status(&RunStatus::Finished), "FINISHED");
     assert_eq!(mlflow_status(&RunStatus::Running), "RUNNING");
+    assert_eq!(mlflow_status(&RunStatus::Interrupted), "KILLED");
     let tags = run_tags(&run);
     let tag = |k: &str| tags.iter().find(|t| t.key == k).map(|t| t.value.as_str());
     assert_eq!(tag(TAG_SPEC_HASH), Some("k1"));
