@@ -45,6 +45,9 @@ pub enum Command {
     /// Send a suite's runs to another tool.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Evaluate object detections.
+    #[command(subcommand)]
+    Detect(DetectCommand),
     /// Run a rhai sweep script: a study that decides as it goes which runs
     /// to train. Runs are memoized in the sweep's ledger.
     Sweep(Box<SweepArgs>),
@@ -398,6 +401,48 @@ pub struct MlflowArgs {
     /// suite name, else `acbench`].
     #[arg(long, value_name = "NAME")]
     pub experiment: Option<String>,
+}
+
+/// `acbench detect`.
+#[derive(Debug, Subcommand)]
+pub enum DetectCommand {
+    /// Score a COCO results file against a COCO ground truth: the twelve box
+    /// numbers of pycocotools' `summarize` (AP, AP50, AP75, AP_small,
+    /// AP_medium, AP_large, AR1, AR10, AR100, AR_small, AR_medium,
+    /// AR_large), printed as pycocotools prints them; -1 where nothing is
+    /// measured. With `--voc07`/`--voc12`, PASCAL VOC AP50 per class too.
+    Eval(DetectEvalArgs),
+}
+
+/// `acbench detect eval`.
+#[derive(Debug, Args)]
+pub struct DetectEvalArgs {
+    /// The ground truth: a COCO `instances_*.json` (images, annotations with
+    /// id, image_id, category_id, bbox, area and iscrowd, categories).
+    #[arg(long, value_name = "FILE")]
+    pub gt: PathBuf,
+
+    /// The detections: a COCO results file, a list of `{image_id,
+    /// category_id, bbox, score}` on the ground truth's images and
+    /// categories.
+    #[arg(long, value_name = "FILE")]
+    pub dt: PathBuf,
+
+    /// Also write the numbers as JSON: `{"ap": ..., "ap50": ..., ...,
+    /// "ar_large": ...}`, and `voc07`/`voc12` when asked for.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// Also print PASCAL VOC2007 AP50 per class (11-point rule) and their
+    /// mean. Annotations marked `difficult` (else `ignore`) or `iscrowd`
+    /// are difficult: neither positives nor false positives.
+    #[arg(long)]
+    pub voc07: bool,
+
+    /// Also print PASCAL VOC2010+ AP50 per class (all-point rule) and their
+    /// mean; difficult as for `--voc07`.
+    #[arg(long)]
+    pub voc12: bool,
 }
 
 /// Which activation plugins to load besides the shipped ones (linked in).

@@ -2,6 +2,7 @@
 
 mod bench;
 mod data;
+mod detect;
 mod export;
 mod merge;
 mod model;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Report(args) => report::run(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Export(cmd) => export::run(cmd),
+        Command::Detect(cmd) => detect::run(cmd),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args, threads),
         Command::BenchWorker(args) => bench::run_worker(&args),
