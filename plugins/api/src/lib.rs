@@ -41,6 +41,7 @@
 //! authors compile it in seconds.
 
 pub mod abi;
+pub mod detector;
 pub mod export;
 pub mod kernel;
 pub mod linked;
