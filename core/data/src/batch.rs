@@ -42,11 +42,19 @@ impl Normalization {
 /// still be divided by.
 pub fn channel_stats(
     split: &Split,
+    shape: (usize, usize, usize),
+) -> Result<(Vec<f32>, Vec<f32>), DataError> {
+    check_split(split, shape.0 * shape.1 * shape.2)?;
+    image_stats(&split.images, shape)
+}
+
+/// [`channel_stats`] of whole images of `shape` stored one after another.
+pub fn image_stats(
+    images: &[u8],
     (c, h, w): (usize, usize, usize),
 ) -> Result<(Vec<f32>, Vec<f32>), DataError> {
     let plane = h * w;
-    check_split(split, c * plane)?;
-    if split.is_empty() || plane == 0 {
+    if images.is_empty() || plane == 0 || c == 0 || images.len() % (c * plane) != 0 {
         return Err(DataError::InvalidOption(
             "channel statistics of an empty split".to_owned(),
         ));
@@ -54,7 +62,7 @@ pub fn channel_stats(
     // Integer sums are exact: 255^2 * 2^40 values still fit in a u64.
     let mut sum = vec![0u64; c];
     let mut sq = vec![0u64; c];
-    for image in split.images.chunks_exact(c * plane) {
+    for image in images.chunks_exact(c * plane) {
         for (ch, values) in image.chunks_exact(plane).enumerate() {
             for &v in values {
                 let v = u64::from(v);
@@ -63,7 +71,7 @@ pub fn channel_stats(
             }
         }
     }
-    let n = (split.len() * plane) as f64;
+    let n = (images.len() / c) as f64;
     let mut means = Vec::with_capacity(c);
     let mut stds = Vec::with_capacity(c);
     for ch in 0..c {
@@ -175,24 +183,43 @@ impl Batcher {
         &mut self,
         split: &Split,
         indices: &[usize],
-        mut rng: Option<&mut R>,
+        rng: Option<&mut R>,
         x: &mut Vec<f32>,
         y: &mut Vec<u32>,
     ) -> Result<(), DataError> {
+        check_split(split, self.scratch.len())?;
+        self.fill_pixels(&split.images, indices, rng, x)?;
+        y.clear();
+        y.extend(indices.iter().map(|&i| split.labels[i]));
+        Ok(())
+    }
+
+    /// Fills `x` with the images `indices` of `images` (whole images of
+    /// this batcher's shape, one after another), augmented with numbers
+    /// drawn from `rng` when there is one: [`fill`](Self::fill) without
+    /// labels, for sets whose targets are not one class per image.
+    pub fn fill_pixels<R: Rng + ?Sized>(
+        &mut self,
+        images: &[u8],
+        indices: &[usize],
+        mut rng: Option<&mut R>,
+        x: &mut Vec<f32>,
+    ) -> Result<(), DataError> {
         let chw = self.scratch.len();
-        check_split(split, chw)?;
-        if let Some(&index) = indices.iter().find(|&&i| i >= split.len()) {
-            return Err(DataError::IndexOutOfRange {
-                index,
-                len: split.len(),
-            });
+        let len = images.len().checked_div(chw).unwrap_or(0);
+        if chw == 0 || images.len() % chw != 0 {
+            return Err(DataError::InvalidOption(format!(
+                "{} bytes of images are not whole images of {chw} bytes",
+                images.len()
+            )));
+        }
+        if let Some(&index) = indices.iter().find(|&&i| i >= len) {
+            return Err(DataError::IndexOutOfRange { index, len });
         }
         x.clear();
         x.resize(indices.len() * chw, 0.0);
-        y.clear();
-        y.extend(indices.iter().map(|&i| split.labels[i]));
-        for (&i, out) in indices.iter().zip(x.chunks_exact_mut(chw.max(1))) {
-            let src = &split.images[i * chw..(i + 1) * chw];
+        for (&i, out) in indices.iter().zip(x.chunks_exact_mut(chw)) {
+            let src = &images[i * chw..(i + 1) * chw];
             let image = match rng.as_deref_mut() {
                 Some(rng) if !self.augment.is_identity() => {
                     augment_into(src, &mut self.scratch, self.shape, self.augment, rng);

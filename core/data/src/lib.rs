@@ -22,7 +22,7 @@ pub mod folder;
 pub mod idx;
 pub mod registry;
 
-pub use batch::{Augment, Batcher, Normalization, channel_stats};
+pub use batch::{Augment, Batcher, Normalization, channel_stats, image_stats};
 pub use error::DataError;
 pub use registry::{
     DatasetStatus, LoadOptions, default_root, geometry, list, load, locate, split_sizes,

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointStore, Resume, RngPositions, Snapshot};
-use crate::model::{ActSlotValues, Model};
+use crate::model::{ActSlotValues, Model, Objective};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::params::ParamKind;
 use crate::rng::{Seed, Stream};
@@ -458,7 +458,19 @@ impl<'m> Trainer<'m> {
     /// learning rate `lr`. `None` when the loss is not finite: nothing was
     /// updated and the run has diverged.
     pub fn step(&mut self, x: &Tensor, y: &Tensor, lr: f64) -> Result<Option<StepOutcome>> {
-        let step = self.model.train_step(x, y, &mut self.dropout_rng)?;
+        self.step_on(x, Objective::Classes(y), lr)
+    }
+
+    /// [`Trainer::step`] for any [`Objective`] (a detector's dense loss).
+    pub fn step_on(
+        &mut self,
+        x: &Tensor,
+        objective: Objective<'_>,
+        lr: f64,
+    ) -> Result<Option<StepOutcome>> {
+        let step = self
+            .model
+            .train_step_on(x, objective, &mut self.dropout_rng)?;
         let Some(grads) = step.grads().filter(|_| step.loss.is_finite()) else {
             return Ok(None);
         };

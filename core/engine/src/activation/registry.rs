@@ -8,6 +8,7 @@ use acbench_plugin_api::{ActivationDef, LinkedPlugin};
 
 use super::ActSpec;
 use crate::error::{Error, Result};
+use crate::plugin::detector::Detector;
 use crate::plugin::{
     self, Kernels, LoadedActivation, LoadedPlugin, PluginError, PluginManifest, PluginOptions,
 };
@@ -91,6 +92,7 @@ impl CompiledActivation {
 #[derive(Debug, Clone)]
 pub struct Registry {
     acts: Vec<Arc<CompiledActivation>>,
+    detectors: Vec<Detector>,
     plugins: Vec<PluginManifest>,
     fused: bool,
 }
@@ -99,6 +101,7 @@ impl Default for Registry {
     fn default() -> Self {
         Self {
             acts: Vec::new(),
+            detectors: Vec::new(),
             plugins: Vec::new(),
             fused: true,
         }
@@ -161,7 +164,9 @@ impl Registry {
             );
             return Ok(());
         }
+        self.add_detectors(&loaded.manifest.path, &loaded.detectors)?;
         self.add(&loaded.manifest.path, loaded.activations)?;
+        self.detectors.extend(loaded.detectors);
         self.plugins.push(loaded.manifest);
         Ok(())
     }
@@ -185,12 +190,50 @@ impl Registry {
         self.add(origin, acts)
     }
 
+    /// Refuses a plugin's detectors whose names are taken (before anything
+    /// of the plugin is registered).
+    fn add_detectors(&self, origin: &Path, detectors: &[Detector]) -> Result<()> {
+        for d in detectors {
+            if let Some(prev) = self.detectors.iter().find(|p| p.name() == d.name()) {
+                return Err(PluginError::Duplicate {
+                    kind: "detector",
+                    name: d.name().to_owned(),
+                    first: prev.plugin().to_path_buf(),
+                    second: origin.to_path_buf(),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The detector called `name`; the error lists the known ones.
+    pub fn detector(&self, name: &str) -> Result<&Detector> {
+        self.detectors.iter().find(|d| d.name() == name).ok_or_else(|| {
+            let known: Vec<&str> = self.detectors.iter().map(Detector::name).collect();
+            Error::Config(format!(
+                "unknown detector `{name}`; known: {}",
+                if known.is_empty() {
+                    "none (load a detector plugin with --plugin)".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ))
+        })
+    }
+
+    /// Every registered detector, in registration order.
+    pub fn detectors(&self) -> &[Detector] {
+        &self.detectors
+    }
+
     /// Checks a plugin's activations against the registry, then adds them all.
     fn add(&mut self, origin: &Path, acts: Vec<LoadedActivation>) -> Result<()> {
         let mut compiled = Vec::with_capacity(acts.len());
         for a in acts {
             if let Some(prev) = self.acts.iter().find(|p| p.def.name == a.def.name) {
                 return Err(PluginError::Duplicate {
+                    kind: "activation",
                     name: a.def.name,
                     first: prev
                         .plugin

@@ -128,6 +128,25 @@ pub struct TrainStep<'m> {
     model: PhantomData<&'m mut Model>,
 }
 
+/// What a training step minimises.
+pub enum Objective<'a> {
+    /// Mean softmax cross-entropy of the `[N, classes]` output against
+    /// class indices `[N]`.
+    Classes(&'a Tensor),
+    /// A loss of the whole output that the caller computes (a detector
+    /// plugin's), with its gradient.
+    Dense(&'a mut dyn DenseLoss),
+}
+
+/// A loss over a network's raw output, computed outside the model.
+pub trait DenseLoss {
+    /// The loss of `output` (row-major, shaped `dims`), writing
+    /// `d loss / d output` into every value of `grad` (as long as
+    /// `output`). A loss that is not finite is returned as it is: the step
+    /// then updates nothing and the run has diverged.
+    fn loss(&mut self, output: &[f32], dims: &[usize], grad: &mut [f32]) -> Result<f32>;
+}
+
 impl TrainStep<'_> {
     /// Every parameter's gradient; `None` when the loss was not finite (no
     /// backward pass ran).
@@ -160,16 +179,45 @@ impl Model {
         labels: &Tensor,
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<TrainStep<'_>> {
+        self.train_step_on(x, Objective::Classes(labels), dropout_rng)
+    }
+
+    /// [`Model::train_step`] for any [`Objective`]. With a dense objective
+    /// `correct` is 0. On candle's autograd the dense gradient `g` enters as
+    /// the loss `sum(output * g)`, whose gradient with respect to the
+    /// output is `g`: the backward pass is the same as the CPU path's.
+    pub fn train_step_on(
+        &mut self,
+        x: &Tensor,
+        objective: Objective<'_>,
+        dropout_rng: &mut ChaCha8Rng,
+    ) -> Result<TrainStep<'_>> {
         let (loss, correct, grads) = if self.cpu_path_applies() {
-            let step = self.cpu_step(x, labels, dropout_rng)?;
+            let step = self.cpu_step(x, objective, dropout_rng)?;
             (step.loss, step.correct, step.grads)
         } else {
-            let logits = self.forward_train(x, dropout_rng)?;
-            let loss = candle_nn::loss::cross_entropy(&logits, labels)?;
-            let loss_value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
-            let hits = count_correct(&logits.detach(), labels)?;
+            let output = self.forward_train(x, dropout_rng)?;
+            let (loss_value, hits, surrogate) = match objective {
+                Objective::Classes(labels) => {
+                    let loss = candle_nn::loss::cross_entropy(&output, labels)?;
+                    let value = loss.to_dtype(DType::F32)?.to_scalar::<f32>()?;
+                    (value, count_correct(&output.detach(), labels)?, loss)
+                }
+                Objective::Dense(dense) => {
+                    let values: Vec<f32> = output
+                        .detach()
+                        .to_dtype(DType::F32)?
+                        .flatten_all()?
+                        .to_vec1()?;
+                    let mut grad = vec![0f32; values.len()];
+                    let value = dense.loss(&values, output.dims(), &mut grad)?;
+                    let g = Tensor::from_vec(grad, output.dims(), output.device())?
+                        .to_dtype(output.dtype())?;
+                    (value, 0, (&output * &g)?.sum_all()?)
+                }
+            };
             let grads = if loss_value.is_finite() {
-                Some(loss.backward()?)
+                Some(surrogate.backward()?)
             } else {
                 None
             };
@@ -181,6 +229,25 @@ impl Model {
             grads,
             model: PhantomData,
         })
+    }
+
+    /// Sets the bias of the convolutions that produce the output, where
+    /// `bias` (one value per output channel) is not NaN: a detector's
+    /// initial head bias. The output must come from a convolution with a
+    /// bias, or from a `concat` of branches that each end in one.
+    pub fn set_output_bias(&mut self, bias: &[f32]) -> Result<()> {
+        if bias.iter().all(|v| v.is_nan()) {
+            return Ok(());
+        }
+        let mut offset = 0;
+        set_bias(&self.layers, bias, &mut offset)?;
+        if offset != bias.len() {
+            return Err(Error::DataMismatch(format!(
+                "the network's output has {offset} channels, the detector gave {} initial biases",
+                bias.len()
+            )));
+        }
+        Ok(())
     }
 
     /// The network this model was built from.
@@ -269,6 +336,53 @@ impl Model {
         } else {
             Ok(x.to_dtype(self.dtype)?)
         }
+    }
+}
+
+/// Sets the biases of the convolution(s) that end `layers` from `bias`,
+/// starting at channel `offset` (advanced past their channels).
+fn set_bias(layers: &[Layer], bias: &[f32], offset: &mut usize) -> Result<()> {
+    match layers.last() {
+        Some(Layer::Conv { spec, bias: b, .. }) => {
+            let n = spec.out_channels;
+            let Some(part) = bias.get(*offset..*offset + n) else {
+                return Err(Error::DataMismatch(format!(
+                    "the network's output has more channels than the detector's {} initial biases",
+                    bias.len()
+                )));
+            };
+            *offset += n;
+            if part.iter().all(|v| v.is_nan()) {
+                return Ok(());
+            }
+            let Some(b) = b else {
+                return Err(Error::DataMismatch(
+                    "the detector sets an initial bias, but the network's last convolution has \
+                     none (drop `bias=false`)"
+                        .into(),
+                ));
+            };
+            let old: Vec<f32> = b.as_tensor().to_dtype(DType::F32)?.to_vec1()?;
+            let new: Vec<f32> = part
+                .iter()
+                .zip(old)
+                .map(|(&v, o)| if v.is_nan() { o } else { v })
+                .collect();
+            let t = Tensor::from_vec(new, n, b.device())?.to_dtype(b.dtype())?;
+            b.set(&t)?;
+            Ok(())
+        }
+        Some(Layer::Concat(branches)) => {
+            for branch in branches {
+                set_bias(branch, bias, offset)?;
+            }
+            Ok(())
+        }
+        _ => Err(Error::DataMismatch(
+            "a detector's head must end in a convolution (or a `concat` of branches that each end \
+             in one), so that its initial bias can be set"
+                .into(),
+        )),
     }
 }
 

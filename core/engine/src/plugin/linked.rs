@@ -58,9 +58,11 @@ pub(crate) fn read(plugin: &LinkedPlugin) -> Result<LoadedPlugin, PluginError> {
         manifest: PluginManifest {
             sha256: identity(plugin, &activations),
             activations: activations.iter().map(|a| a.def.name.clone()).collect(),
+            detectors: Vec::new(),
             path,
         },
         activations,
+        detectors: Vec::new(),
     })
 }
 
@@ -286,6 +288,7 @@ mod tests {
             ..PluginOptions::shipped_only()
         }) {
             Err(Error::Plugin(PluginError::Duplicate {
+                kind: "activation",
                 name,
                 first,
                 second,

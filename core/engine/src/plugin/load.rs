@@ -10,6 +10,7 @@ use acbench_plugin_api::abi::{self, ActivationDesc, EntryFn, LastErrorFn, ParamD
 use acbench_plugin_api::{ActivationDef, Constraint, ParamScope, ParamSpec};
 use sha2::{Digest, Sha256};
 
+use super::detector::{Detector, read_detector_entry};
 use super::{Kernels, PluginError, PluginManifest};
 
 /// More activations or parameters than this is a corrupt table, not a plugin.
@@ -28,6 +29,7 @@ pub(crate) struct LoadedActivation {
 pub(crate) struct LoadedPlugin {
     pub manifest: PluginManifest,
     pub activations: Vec<LoadedActivation>,
+    pub detectors: Vec<Detector>,
 }
 
 /// Opens the library at `path`, calls its entry point and reads its table.
@@ -59,28 +61,35 @@ pub(crate) fn load(path: &Path) -> Result<LoadedPlugin, PluginError> {
     // Never unloaded: the table's strings and function pointers must stay
     // valid for as long as any model may call them.
     let library: &'static libloading::Library = Box::leak(Box::new(library));
+    // A library exports activations, detectors or both.
     // SAFETY: the symbol is declared by the ABI to have type `EntryFn`.
-    let entry: EntryFn = unsafe { library.get::<EntryFn>(abi::ENTRY_SYMBOL) }
-        .map(|sym| *sym)
-        .map_err(|e| PluginError::NoEntry {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-    // Optional: explains a null table (plugins built with `export_plugin!`).
-    // SAFETY: the symbol is declared by the ABI to have type `LastErrorFn`.
-    let entry_error: Option<LastErrorFn> =
-        unsafe { library.get::<LastErrorFn>(abi::LAST_ERROR_SYMBOL) }
-            .ok()
-            .map(|sym| *sym);
-    // SAFETY: `entry` is the plugin's entry point, kept loaded forever.
-    let activations = unsafe { read_entry(&path, entry, entry_error) }?;
+    let entry = unsafe { library.get::<EntryFn>(abi::ENTRY_SYMBOL) }.map(|sym| *sym);
+    let (detector_entry, entry_error) = super::detector::library_entry(library);
+    let activations = match (entry, detector_entry) {
+        // SAFETY: `entry` is the plugin's entry point, kept loaded forever.
+        (Ok(entry), _) => unsafe { read_entry(&path, entry, entry_error) }?,
+        (Err(_), Some(_)) => Vec::new(),
+        (Err(e), None) => {
+            return Err(PluginError::NoEntry {
+                path: path.clone(),
+                message: e.to_string(),
+            });
+        }
+    };
+    let detectors = match detector_entry {
+        // SAFETY: as above, for the detector entry point.
+        Some(entry) => unsafe { read_detector_entry(&path, entry, entry_error) }?,
+        None => Vec::new(),
+    };
     Ok(LoadedPlugin {
         manifest: PluginManifest {
             path,
             sha256,
             activations: activations.iter().map(|a| a.def.name.clone()).collect(),
+            detectors: detectors.iter().map(|d| d.name().to_owned()).collect(),
         },
         activations,
+        detectors,
     })
 }
 
@@ -199,7 +208,7 @@ pub(crate) unsafe fn read_entry(
 ///
 /// # Safety
 /// A non-null, aligned `ptr` must point to `len` valid `T`s that live forever.
-unsafe fn slice<T>(ptr: *const T, len: usize) -> Option<&'static [T]> {
+pub(super) unsafe fn slice<T>(ptr: *const T, len: usize) -> Option<&'static [T]> {
     if len == 0 {
         return Some(&[]);
     }
@@ -214,7 +223,7 @@ unsafe fn slice<T>(ptr: *const T, len: usize) -> Option<&'static [T]> {
 ///
 /// # Safety
 /// A non-null `ptr` must point to a NUL-terminated string.
-unsafe fn string(ptr: *const c_char, what: &str) -> Result<String, String> {
+pub(super) unsafe fn string(ptr: *const c_char, what: &str) -> Result<String, String> {
     if ptr.is_null() {
         return Err(format!("{what} is a null pointer"));
     }
@@ -227,7 +236,7 @@ unsafe fn string(ptr: *const c_char, what: &str) -> Result<String, String> {
 
 /// Names the user types in `--act` specs and formulas: a letter or `_`, then
 /// letters, digits, `_` (and `-` for activation names).
-fn valid_name(s: &str, dash: bool) -> bool {
+pub(super) fn valid_name(s: &str, dash: bool) -> bool {
     let mut chars = s.chars();
     chars
         .next()

@@ -18,6 +18,7 @@
 //! (path, sha256, activations) records what each run loaded.
 
 pub mod check;
+pub mod detector;
 pub mod linked;
 mod load;
 #[cfg(test)]
@@ -65,10 +66,12 @@ pub enum PluginError {
         /// The loader's message.
         message: String,
     },
-    /// The library does not export [`abi::ENTRY_SYMBOL`].
+    /// The library exports neither [`abi::ENTRY_SYMBOL`] nor the detector
+    /// entry point.
     #[error(
-        "plugin {}: not an acbench plugin: it does not export the symbol `{}` ({message})",
-        .path.display(), abi::ENTRY_SYMBOL
+        "plugin {}: not an acbench plugin: it exports neither `{}` nor `{}` ({message})",
+        .path.display(), abi::ENTRY_SYMBOL,
+        acbench_plugin_api::detector::abi::DETECTOR_ENTRY_SYMBOL
     )]
     NoEntry {
         /// The file.
@@ -134,12 +137,34 @@ pub enum PluginError {
         /// What is wrong.
         message: String,
     },
-    /// Two plugins define the same activation name.
+    /// A detector's function returned a non-zero status.
     #[error(
-        "activation `{name}` is defined twice: by {} and by {}; remove one of the plugins",
+        "plugin {}, detector `{detector}`: `{function}` {}: {message}",
+        .path.display(),
+        if *.panicked { "panicked".to_owned() } else { format!("failed (status {})", .status) }
+    )]
+    DetectorCall {
+        /// The file.
+        path: PathBuf,
+        /// The detector.
+        detector: String,
+        /// `layout`, `init_bias`, `assign`, `loss` or `decode`.
+        function: &'static str,
+        /// Whether the status says the function panicked.
+        panicked: bool,
+        /// The status it returned.
+        status: i32,
+        /// The plugin's message (`last_error`).
+        message: String,
+    },
+    /// Two plugins define the same activation or detector name.
+    #[error(
+        "{kind} `{name}` is defined twice: by {} and by {}; remove one of the plugins",
         .first.display(), .second.display()
     )]
     Duplicate {
+        /// `activation` or `detector`.
+        kind: &'static str,
         /// The name.
         name: String,
         /// The plugin loaded first.
@@ -179,6 +204,10 @@ pub struct PluginManifest {
     pub sha256: String,
     /// Names of the activations it defines.
     pub activations: Vec<String>,
+    /// Names of the detectors it defines (left out of the record when
+    /// there are none, so activation-only manifests read as before).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub detectors: Vec<String>,
 }
 
 /// Where to look for plugins.

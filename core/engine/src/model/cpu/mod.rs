@@ -28,7 +28,7 @@ use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, DType, Device, Storage, Tensor, TensorId};
 use rand_chacha::ChaCha8Rng;
 
-use super::Model;
+use super::{Model, Objective};
 use crate::error::{Error, Result};
 use crate::ops::scratch::Scratch;
 
@@ -135,22 +135,29 @@ impl Model {
         y.tensor()
     }
 
-    /// Forward in train mode, softmax cross-entropy against `labels`, and
-    /// (when the loss is finite) the backward pass: every parameter's
-    /// gradient in a [`GradStore`] keyed like candle's.
+    /// Forward in train mode, the objective's loss (softmax cross-entropy
+    /// against labels, or the caller's dense loss) and, when the loss is
+    /// finite, the backward pass: every parameter's gradient in a
+    /// [`GradStore`] keyed like candle's.
     pub(crate) fn cpu_step(
         &mut self,
         x: &Tensor,
-        labels: &Tensor,
+        objective: Objective<'_>,
         dropout_rng: &mut ChaCha8Rng,
     ) -> Result<CpuStep> {
         let input = Arc::new(Buf::from_tensor(x)?);
-        let labels: Vec<u32> = labels.to_vec1()?;
         let mut tape = Vec::with_capacity(self.layers.len());
         let mut rng = Some(dropout_rng);
         let logits = self.seq_forward(&self.layers, input, &mut rng, Some(&mut tape))?;
         let logits = Buf::unwrap(logits);
-        let (loss, correct, dlogits) = softmax_cross_entropy(&logits, &labels)?;
+        let (loss, correct, dlogits) = match objective {
+            Objective::Classes(labels) => softmax_cross_entropy(&logits, &labels.to_vec1()?)?,
+            Objective::Dense(dense) => {
+                let mut grad = Buf::new(&logits.dims);
+                let loss = dense.loss(&logits.data, &logits.dims, &mut grad.data)?;
+                (loss, 0, grad)
+            }
+        };
         drop(logits);
         if !loss.is_finite() {
             return Ok(CpuStep {
