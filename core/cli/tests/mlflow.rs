@@ -234,6 +234,8 @@ fn epoch(i: usize) -> EpochRecord {
             (i * 4 + 2, 2.1 - 0.5 * i as f64),
             (i * 4 + 4, 1.9 - 0.5 * i as f64),
         ],
+        detection: Vec::new(),
+        pr_curve: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod checkpoint;
+pub mod detection;
 pub mod error;
 pub mod model;
 pub mod ops;

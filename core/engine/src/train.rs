@@ -6,13 +6,14 @@
 
 use std::time::Instant;
 
-use acbench_data::{Augment, Batcher, Dataset, Normalization, Split};
+use acbench_data::{Augment, Dataset, Normalization};
 use candle_core::{DType, Device, Tensor};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointStore, Resume, RngPositions, Snapshot};
+use crate::detection::DetectionMetrics;
 use crate::model::{ActSlotValues, Model, Objective};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::params::ParamKind;
@@ -143,11 +144,14 @@ pub struct EpochMetrics {
     /// Mean of the per-batch mean losses.
     pub train_loss: f64,
     /// Fraction of training examples classified correctly while training
-    /// (with dropout and augmentation active).
+    /// (with dropout and augmentation active); 0 for a detector, which
+    /// does not classify images.
     pub train_acc: f64,
     /// Mean loss per example over the whole test split.
     pub test_loss: f64,
-    /// Fraction of the whole test split classified correctly.
+    /// Fraction of the whole test split classified correctly; for a
+    /// detector, COCO's AP at IoU 0.5 on the test split (its primary score,
+    /// so that grids and rankings work for both).
     pub test_acc: f64,
     /// Seconds for the epoch, evaluation included.
     pub wall_s: f64,
@@ -164,6 +168,10 @@ pub struct EpochMetrics {
     /// [`TrainConfig::loss_window`] steps and at the epoch's end.
     #[serde(default)]
     pub step_losses: Vec<(usize, f64)>,
+    /// A detector's scores on the test split (COCO's twelve numbers, VOC
+    /// APs, the precision-recall curve); `None` for a classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionMetrics>,
 }
 
 /// How a run ended.
@@ -246,7 +254,8 @@ pub fn train(
     device: &Device,
     obs: &mut dyn Observer,
 ) -> Result<TrainOutcome> {
-    train_from(model, data, cfg, device, obs, None, None)
+    let mut task = Classify::new(model, data, cfg, device)?;
+    train_from(model, &mut task, cfg, obs, None, None)
 }
 
 /// [`train`] with a checkpoint in `store` after every finished epoch (see
@@ -262,44 +271,60 @@ pub fn train_with_checkpoints(
     store: &CheckpointStore,
     resume: Option<Resume>,
 ) -> Result<TrainOutcome> {
-    train_from(model, data, cfg, device, obs, Some(store), resume)
+    let mut task = Classify::new(model, data, cfg, device)?;
+    train_from(model, &mut task, cfg, obs, Some(store), resume)
 }
 
-fn train_from(
+/// What differs between training a classifier and a detector: how a batch
+/// of the training split becomes an optimiser step, and how the test split
+/// is scored. [`train_from`] owns everything else (the epochs, shuffling,
+/// checkpoints, resuming, stopping, divergence).
+pub(crate) trait Task {
+    /// Examples in the training split.
+    fn train_len(&self) -> usize;
+
+    /// One optimiser step on the training examples `indices`.
+    fn step(
+        &mut self,
+        trainer: &mut Trainer<'_>,
+        indices: &[usize],
+        augment_rng: &mut ChaCha8Rng,
+        lr: f64,
+    ) -> Result<Option<StepOutcome>>;
+
+    /// Scores the model on the whole test split.
+    fn evaluate(&mut self, model: &Model) -> Result<Scores>;
+}
+
+/// What [`Task::evaluate`] measured on the test split.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Scores {
+    pub test_loss: f64,
+    pub test_acc: f64,
+    pub detection: Option<DetectionMetrics>,
+}
+
+/// The training loop over any [`Task`].
+pub(crate) fn train_from(
     model: &mut Model,
-    data: &Dataset,
+    task: &mut dyn Task,
     cfg: &TrainConfig,
-    device: &Device,
     obs: &mut dyn Observer,
     store: Option<&CheckpointStore>,
     resume: Option<Resume>,
 ) -> Result<TrainOutcome> {
     cfg.validate()?;
-    check_fit(model, data)?;
     let run_start = Instant::now();
-    let (c, h, w) = data.shape;
     let mut trainer = Trainer::new(model, cfg)?;
-    let mut batcher = Batcher::new(data.shape, cfg.normalization.resolve(data)?, cfg.augment)?;
     // One stream per purpose for the whole run (see `rng`), so that e.g.
     // turning on augmentation leaves the shuffling order unchanged.
     let mut shuffle_rng = cfg.seed.stream(Stream::Shuffle);
     let mut augment_rng = cfg.seed.stream(Stream::Augment);
 
-    let n_train = data.train.len();
+    let n_train = task.train_len();
     let batches = n_train.div_ceil(cfg.batch_size);
     let window = cfg.loss_window(batches);
     let mut order: Vec<usize> = (0..n_train).collect();
-    // Reused across batches: only the tensors candle makes are per batch.
-    let largest = cfg.batch_size.max(cfg.eval_batch_size);
-    let mut buffers = Buffers {
-        pixels: Vec::with_capacity(largest * c * h * w),
-        labels: Vec::with_capacity(largest),
-    };
-    let eval_plan = EvalPlan {
-        split: &data.test,
-        indices: (0..data.test.len()).collect(),
-        batch_size: cfg.eval_batch_size,
-    };
     let mut history = Vec::with_capacity(cfg.epochs);
     let mut first_epoch = 0;
     if let Some(r) = resume {
@@ -337,16 +362,8 @@ fn train_from(
         let mut step_losses = Vec::new();
         let (mut window_sum, mut window_len) = (0.0f64, 0usize);
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
-            batcher.fill(
-                &data.train,
-                chunk,
-                &mut augment_rng,
-                &mut buffers.pixels,
-                &mut buffers.labels,
-            )?;
-            let (x, y) = buffers.tensors(data.shape, trainer.model(), device)?;
             let lr = cfg.schedule.lr(epoch, batch, batches, cfg.epochs);
-            let Some(step) = trainer.step(&x, &y, lr)? else {
+            let Some(step) = task.step(&mut trainer, chunk, &mut augment_rng, lr)? else {
                 return Ok(diverged(
                     trainer.model(),
                     history,
@@ -369,14 +386,11 @@ fn train_from(
             }
         }
         let train_s = epoch_start.elapsed().as_secs_f64();
-        let (test_loss, test_acc) = evaluate(
-            trainer.model(),
-            &eval_plan,
-            data.shape,
-            &mut batcher,
-            &mut buffers,
-            device,
-        )?;
+        let Scores {
+            test_loss,
+            test_acc,
+            detection,
+        } = task.evaluate(trainer.model())?;
         if !test_loss.is_finite() {
             return Ok(diverged(trainer.model(), history, epoch, None, run_start));
         }
@@ -392,6 +406,7 @@ fn train_from(
             act_values: trainer.model().act_values()?,
             weight_increments: weights_before.increments(trainer.model())?,
             step_losses,
+            detection,
         };
         obs.epoch_end(&metrics);
         history.push(metrics);
@@ -521,62 +536,6 @@ impl WeightSnapshot {
     }
 }
 
-/// Batch buffers reused for the whole run: only the tensors candle makes
-/// from them are allocated per batch.
-struct Buffers {
-    pixels: Vec<f32>,
-    labels: Vec<u32>,
-}
-
-impl Buffers {
-    /// The filled batch as `[N, C, H, W]` inputs in the model's dtype and
-    /// `[N]` labels.
-    fn tensors(
-        &self,
-        (c, h, w): (usize, usize, usize),
-        model: &Model,
-        device: &Device,
-    ) -> Result<(Tensor, Tensor)> {
-        let n = self.labels.len();
-        let x = Tensor::from_slice(&self.pixels, (n, c, h, w), device)?.to_dtype(model.dtype())?;
-        let y = Tensor::from_slice(&self.labels, n, device)?;
-        Ok((x, y))
-    }
-}
-
-/// The whole test split, and how to walk it.
-struct EvalPlan<'a> {
-    split: &'a Split,
-    indices: Vec<usize>,
-    batch_size: usize,
-}
-
-/// Mean loss per example and accuracy over the whole split, in Eval mode
-/// and without augmentation.
-fn evaluate(
-    model: &Model,
-    plan: &EvalPlan<'_>,
-    shape: (usize, usize, usize),
-    batcher: &mut Batcher,
-    buffers: &mut Buffers,
-    device: &Device,
-) -> Result<(f64, f64)> {
-    let mut loss_sum = 0.0f64;
-    let mut correct = 0u64;
-    for chunk in plan.indices.chunks(plan.batch_size) {
-        batcher.fill_eval(plan.split, chunk, &mut buffers.pixels, &mut buffers.labels)?;
-        let (x, y) = buffers.tensors(shape, model, device)?;
-        let logits = model.forward_eval(&x)?.detach();
-        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
-        // The batch mean times its size, so that a smaller last batch
-        // weighs by its examples, not as a whole batch.
-        loss_sum += f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?) * chunk.len() as f64;
-        correct += crate::model::count_correct(&logits, &y)?;
-    }
-    let n = plan.indices.len().max(1) as f64;
-    Ok((loss_sum / n, correct as f64 / n))
-}
-
 /// The outcome of a run stopped by its observer in `epoch`.
 fn interrupted(
     model: &Model,
@@ -610,36 +569,9 @@ fn diverged(
     }
 }
 
-fn check_fit(model: &Model, data: &Dataset) -> Result<()> {
-    use acbench_dsl::ir::Shape;
-    let net = model.network();
-    let (c, h, w) = data.shape;
-    if net.input != (Shape::Image { c, h, w }) {
-        return Err(Error::DataMismatch(format!(
-            "network `{}` takes {} inputs, dataset `{}` has {c}x{h}x{w} images",
-            net.name, net.input, data.name
-        )));
-    }
-    if net.output != Shape::Flat(data.classes) {
-        return Err(Error::DataMismatch(format!(
-            "network `{}` outputs {}, dataset `{}` has {} classes",
-            net.name, net.output, data.name, data.classes
-        )));
-    }
-    if data.train.is_empty() {
-        return Err(Error::DataMismatch(format!(
-            "dataset `{}` has an empty training split",
-            data.name
-        )));
-    }
-    if data.test.is_empty() {
-        return Err(Error::DataMismatch(format!(
-            "dataset `{}` has an empty test split",
-            data.name
-        )));
-    }
-    Ok(())
-}
-
+mod classify;
 #[cfg(test)]
 mod tests;
+
+use classify::Classify;
+pub(crate) use classify::check_input;

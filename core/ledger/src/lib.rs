@@ -247,6 +247,25 @@ pub struct EpochRecord {
     /// The loss curve per step within the epoch: `(steps done in the run,
     /// mean training loss since the previous point)`.
     pub step_losses: Vec<(usize, f64)>,
+    /// A detector's scores on the test split, `(metric, value)` in the
+    /// order written (`coco.ap`, ..., `coco.ar_large`, `voc07.map`,
+    /// `voc12.map`, `voc07.class.NAME`, ...); empty for a classifier.
+    #[serde(default)]
+    pub detection: Vec<(String, f64)>,
+    /// A detector's precision at COCO's 101 recall points at IoU 0.5;
+    /// empty for a classifier.
+    #[serde(default)]
+    pub pr_curve: Vec<f64>,
+}
+
+impl EpochRecord {
+    /// The detection metric named `name` (`coco.ap50`), if recorded.
+    pub fn detection_metric(&self, name: &str) -> Option<f64> {
+        self.detection
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|&(_, v)| v)
+    }
 }
 
 /// A run read back from the ledger.
@@ -542,6 +561,8 @@ impl Ledger {
                     act_params: Vec::new(),
                     weight_increments: Vec::new(),
                     step_losses: Vec::new(),
+                    detection: Vec::new(),
+                    pr_curve: Vec::new(),
                 })
             },
         )?;
@@ -597,6 +618,28 @@ impl Ledger {
         for (epoch, step, loss) in steps {
             if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
                 e.step_losses.push((step, loss));
+            }
+        }
+        // `rowid` keeps the order the metrics were written in.
+        let metrics = self.rows_of(
+            "SELECT epoch, metric, value FROM detection_metrics WHERE run_key = ?1
+             ORDER BY epoch, rowid",
+            key,
+            |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get(2)?)),
+        )?;
+        for (epoch, metric, value) in metrics {
+            if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
+                e.detection.push((metric, value));
+            }
+        }
+        let curve = self.rows_of(
+            "SELECT epoch, precision FROM pr_curves WHERE run_key = ?1 ORDER BY epoch, idx",
+            key,
+            |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)),
+        )?;
+        for (epoch, precision) in curve {
+            if let Some(e) = epochs.iter_mut().find(|e| e.epoch == epoch) {
+                e.pr_curve.push(precision);
             }
         }
         Ok(epochs)
@@ -662,6 +705,23 @@ fn write_epoch(tx: &Transaction<'_>, key: &str, e: &EpochRecord) -> rusqlite::Re
             .iter()
             .map(|&(step, loss)| (key, epoch, step as i64, loss)),
     )?;
+    insert_each(
+        tx,
+        "INSERT OR REPLACE INTO detection_metrics (run_key, epoch, metric, value)
+             VALUES (?1, ?2, ?3, ?4)",
+        e.detection
+            .iter()
+            .map(|(metric, value)| (key, epoch, metric.as_str(), *value)),
+    )?;
+    insert_each(
+        tx,
+        "INSERT OR REPLACE INTO pr_curves (run_key, epoch, idx, precision)
+             VALUES (?1, ?2, ?3, ?4)",
+        e.pr_curve
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| (key, epoch, i as i64, p)),
+    )?;
     Ok(())
 }
 
@@ -680,7 +740,14 @@ fn insert_each<P: rusqlite::Params>(
 
 /// Deletes the run's epochs from `from_epoch` on.
 fn delete_epochs(tx: &Transaction<'_>, key: &str, from_epoch: usize) -> rusqlite::Result<()> {
-    for table in ["epochs", "act_params", "weight_increments", "step_losses"] {
+    for table in [
+        "epochs",
+        "act_params",
+        "weight_increments",
+        "step_losses",
+        "detection_metrics",
+        "pr_curves",
+    ] {
         tx.execute(
             &format!("DELETE FROM {table} WHERE run_key = ?1 AND epoch >= ?2"),
             params![key, from_epoch as i64],

@@ -190,7 +190,15 @@ fn epoch_differs(a: &EpochRecord, b: &EpochRecord) -> Option<String> {
             .map(|&(s, l)| (s, l.to_bits()))
             .collect::<Vec<_>>()
     };
-    (steps(a) != steps(b)).then(|| at("loss curves differ"))
+    if steps(a) != steps(b) {
+        return Some(at("loss curves differ"));
+    }
+    let detection = |e: &EpochRecord| {
+        let metrics = e.detection.iter().map(|(m, v)| (m.clone(), v.to_bits()));
+        let curve = e.pr_curve.iter().map(|p| (String::new(), p.to_bits()));
+        metrics.chain(curve).collect::<Vec<_>>()
+    };
+    (detection(a) != detection(b)).then(|| at("detection scores differ"))
 }
 
 /// Writes `run` as it is, epochs and all, in place of any run with its key.

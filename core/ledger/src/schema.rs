@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// Schema version, kept in SQLite's `user_version`.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// The columns of the `runs` table (version 3: `interrupted` is a status).
 const RUNS_COLUMNS: &str = "(
@@ -63,6 +63,23 @@ CREATE TABLE IF NOT EXISTS step_losses (
     loss    REAL NOT NULL,
     PRIMARY KEY (run_key, step)
 );
+-- Version 4: a detector's scores per epoch (COCO's twelve numbers as
+-- `coco.ap`, ..., VOC mAPs and per-class APs as `voc07.map`,
+-- `voc07.class.NAME`, ...) and its precision-recall curve.
+CREATE TABLE IF NOT EXISTS detection_metrics (
+    run_key TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch   INTEGER NOT NULL,
+    metric  TEXT NOT NULL,
+    value   REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch, metric)
+);
+CREATE TABLE IF NOT EXISTS pr_curves (
+    run_key   TEXT NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+    epoch     INTEGER NOT NULL,
+    idx       INTEGER NOT NULL,
+    precision REAL NOT NULL,
+    PRIMARY KEY (run_key, epoch, idx)
+);
 ";
 
 /// Creates the tables a new file lacks and upgrades those of an older
@@ -92,6 +109,31 @@ pub(crate) fn create_or_upgrade(conn: &mut Connection, found: i64) -> rusqlite::
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_version_3_file_gets_the_detection_tables() {
+        let mut conn = Connection::open_in_memory().expect("open");
+        let v3 = TABLES
+            .split("-- Version 4")
+            .next()
+            .expect("the version 3 tables");
+        conn.execute_batch(&format!(
+            "CREATE TABLE runs {RUNS_COLUMNS};{v3} PRAGMA user_version = 3;"
+        ))
+        .expect("v3 file");
+        let tables = |conn: &Connection| -> i64 {
+            conn.query_row(
+                "SELECT count(*) FROM sqlite_master
+                 WHERE name IN ('detection_metrics', 'pr_curves')",
+                [],
+                |r| r.get(0),
+            )
+            .expect("count")
+        };
+        assert_eq!(tables(&conn), 0);
+        create_or_upgrade(&mut conn, 3).expect("upgrade");
+        assert_eq!(tables(&conn), 2);
+    }
 
     #[test]
     fn a_version_2_file_is_upgraded_with_its_runs_and_epochs() {
@@ -125,7 +167,7 @@ mod tests {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .expect("version");
-        assert_eq!(version, 3);
+        assert_eq!(version, SCHEMA_VERSION);
         let check: String = conn
             .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
             .unwrap_or_default();

@@ -45,6 +45,12 @@ pub(crate) fn epoch(i: usize) -> EpochRecord {
             (i * 10 + 5, 1.2 - i as f64 / 10.0),
             (i * 10 + 10, 1.1 - i as f64 / 10.0),
         ],
+        detection: vec![
+            ("coco.ap".into(), 0.25 + i as f64 / 8.0),
+            ("voc07.map".into(), 0.5),
+            ("voc07.class.bag".into(), 0.75),
+        ],
+        pr_curve: vec![1.0, 0.5 + i as f64 / 4.0, 0.0],
     }
 }
 

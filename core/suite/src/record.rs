@@ -2,6 +2,7 @@
 //! ([`epoch_record`]), and a ledger run in the report engine's form
 //! ([`to_report`]).
 
+use acbench_engine::detection::DetectionMetrics;
 use acbench_engine::train::EpochMetrics;
 use acbench_ledger::{ActParam, EpochRecord, RunStatus, StoredRun};
 
@@ -30,7 +31,34 @@ pub fn epoch_record(m: &EpochMetrics) -> EpochRecord {
         act_params,
         weight_increments: m.weight_increments.clone(),
         step_losses: m.step_losses.clone(),
+        detection: m.detection.as_ref().map(detection_record).unwrap_or_default(),
+        pr_curve: m
+            .detection
+            .as_ref()
+            .map(|d| d.pr_curve.clone())
+            .unwrap_or_default(),
     }
+}
+
+/// A detector's scores as the ledger's named metrics: `coco.KEY` for
+/// COCO's twelve numbers, `voc07.map` and `voc12.map`, then
+/// `voc07.class.NAME` and `voc12.class.NAME` per class, and `detections`.
+fn detection_record(d: &DetectionMetrics) -> Vec<(String, f64)> {
+    let coco = d.coco.iter().map(|(k, v)| (format!("coco.{k}"), *v));
+    let maps = [
+        ("voc07.map".to_owned(), d.voc07_map),
+        ("voc12.map".to_owned(), d.voc12_map),
+    ];
+    let classes = |rule: &'static str, aps: &[(String, f64)]| {
+        aps.iter()
+            .map(move |(c, v)| (format!("{rule}.class.{c}"), *v))
+            .collect::<Vec<_>>()
+    };
+    coco.chain(maps)
+        .chain(classes("voc07", &d.voc07))
+        .chain(classes("voc12", &d.voc12))
+        .chain([("detections".to_owned(), d.detections as f64)])
+        .collect()
 }
 
 /// A ledger run in the form the report engine reads.

@@ -111,6 +111,8 @@ fn epoch(i: usize) -> EpochRecord {
         ],
         weight_increments: vec![("conv1".into(), 0.25)],
         step_losses: vec![(i * 3 + 3, 0.7 - i as f64 / 10.0)],
+        detection: Vec::new(),
+        pr_curve: Vec::new(),
     }
 }
 
