@@ -54,7 +54,7 @@ pub fn image_stats(
     (c, h, w): (usize, usize, usize),
 ) -> Result<(Vec<f32>, Vec<f32>), DataError> {
     let plane = h * w;
-    if images.is_empty() || plane == 0 || c == 0 || images.len() % (c * plane) != 0 {
+    if images.is_empty() || plane == 0 || c == 0 || !images.len().is_multiple_of(c * plane) {
         return Err(DataError::InvalidOption(
             "channel statistics of an empty split".to_owned(),
         ));
@@ -207,7 +207,7 @@ impl Batcher {
     ) -> Result<(), DataError> {
         let chw = self.scratch.len();
         let len = images.len().checked_div(chw).unwrap_or(0);
-        if chw == 0 || images.len() % chw != 0 {
+        if chw == 0 || !images.len().is_multiple_of(chw) {
             return Err(DataError::InvalidOption(format!(
                 "{} bytes of images are not whole images of {chw} bytes",
                 images.len()

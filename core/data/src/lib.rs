@@ -15,6 +15,7 @@
 
 pub mod batch;
 pub mod cifar;
+pub mod detection;
 mod error;
 pub mod fetch;
 pub mod fit;

@@ -90,9 +90,22 @@ pub enum InputNorm {
 impl InputNorm {
     /// The data crate's normalisation for `data`.
     pub fn resolve(self, data: &Dataset) -> Result<Normalization> {
+        self.resolve_images(&data.train.images, data.shape)
+    }
+
+    /// The data crate's normalisation for training images of `shape`
+    /// stored one after another.
+    pub fn resolve_images(
+        self,
+        images: &[u8],
+        shape: (usize, usize, usize),
+    ) -> Result<Normalization> {
         Ok(match self {
             Self::PerImage => Normalization::PerImage,
-            Self::PerChannel => Normalization::per_channel(&data.train, data.shape)?,
+            Self::PerChannel => {
+                let (mean, std) = acbench_data::image_stats(images, shape)?;
+                Normalization::PerChannel { mean, std }
+            }
             Self::Unit => Normalization::Unit,
         })
     }

@@ -31,7 +31,11 @@ pub fn epoch_record(m: &EpochMetrics) -> EpochRecord {
         act_params,
         weight_increments: m.weight_increments.clone(),
         step_losses: m.step_losses.clone(),
-        detection: m.detection.as_ref().map(detection_record).unwrap_or_default(),
+        detection: m
+            .detection
+            .as_ref()
+            .map(detection_record)
+            .unwrap_or_default(),
         pr_curve: m
             .detection
             .as_ref()

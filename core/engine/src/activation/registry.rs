@@ -209,17 +209,20 @@ impl Registry {
 
     /// The detector called `name`; the error lists the known ones.
     pub fn detector(&self, name: &str) -> Result<&Detector> {
-        self.detectors.iter().find(|d| d.name() == name).ok_or_else(|| {
-            let known: Vec<&str> = self.detectors.iter().map(Detector::name).collect();
-            Error::Config(format!(
-                "unknown detector `{name}`; known: {}",
-                if known.is_empty() {
-                    "none (load a detector plugin with --plugin)".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ))
-        })
+        self.detectors
+            .iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = self.detectors.iter().map(Detector::name).collect();
+                Error::Config(format!(
+                    "unknown detector `{name}`; known: {}",
+                    if known.is_empty() {
+                        "none (load a detector plugin with --plugin)".to_owned()
+                    } else {
+                        known.join(", ")
+                    }
+                ))
+            })
     }
 
     /// Every registered detector, in registration order.

@@ -227,7 +227,11 @@ impl Detector {
 
     /// The initial bias of the head's last convolution: `channels` values,
     /// NaN where the host keeps its own initialisation.
-    pub fn init_bias(&self, cfg: &DetectorConfig, channels: usize) -> Result<Vec<f32>, PluginError> {
+    pub fn init_bias(
+        &self,
+        cfg: &DetectorConfig,
+        channels: usize,
+    ) -> Result<Vec<f32>, PluginError> {
         let raw = cfg.raw();
         let mut bias = vec![f32::NAN; channels];
         // SAFETY: `bias` holds the `channels` values the layout asked for.
@@ -526,8 +530,8 @@ pub(crate) unsafe fn read_detector_entry(
             .cast::<Option<LastErrorFn>>()
             .read()
     };
-    let last_error =
-        last_error.ok_or_else(|| invalid("its detector table has no last_error function".into()))?;
+    let last_error = last_error
+        .ok_or_else(|| invalid("its detector table has no last_error function".into()))?;
     if t.detector_count == 0 {
         return Err(invalid("its detector table lists no detectors".into()));
     }
@@ -581,8 +585,9 @@ unsafe fn read_detector(
             d.setting_count, d.term_count
         ));
     }
-    let descs = unsafe { slice(d.settings, d.setting_count) }
-        .ok_or_else(|| format!("the settings of detector `{name}` are a null or misaligned pointer"))?;
+    let descs = unsafe { slice(d.settings, d.setting_count) }.ok_or_else(|| {
+        format!("the settings of detector `{name}` are a null or misaligned pointer")
+    })?;
     let mut settings: Vec<Setting> = Vec::with_capacity(descs.len());
     for (j, s) in descs.iter().enumerate() {
         let sname = unsafe { string(s.name, &format!("setting #{j} of detector `{name}`")) }?;
@@ -612,8 +617,9 @@ unsafe fn read_detector(
     if d.term_count == 0 {
         return Err(format!("detector `{name}` names no loss terms"));
     }
-    let term_ptrs: &[*const c_char] = unsafe { slice(d.terms, d.term_count) }
-        .ok_or_else(|| format!("the terms of detector `{name}` are a null or misaligned pointer"))?;
+    let term_ptrs: &[*const c_char] = unsafe { slice(d.terms, d.term_count) }.ok_or_else(|| {
+        format!("the terms of detector `{name}` are a null or misaligned pointer")
+    })?;
     let mut terms: Vec<String> = Vec::with_capacity(term_ptrs.len());
     for (j, &p) in term_ptrs.iter().enumerate() {
         let term = unsafe { string(p, &format!("loss term #{j} of detector `{name}`")) }?;

@@ -147,7 +147,11 @@ fn evaluate(
 
 /// Checks that `model` takes images of `shape` (C, H, W) from the set
 /// `name`.
-pub(crate) fn check_input(model: &Model, name: &str, (c, h, w): (usize, usize, usize)) -> Result<()> {
+pub(crate) fn check_input(
+    model: &Model,
+    name: &str,
+    (c, h, w): (usize, usize, usize),
+) -> Result<()> {
     let net = model.network();
     if net.input != (acbench_dsl::ir::Shape::Image { c, h, w }) {
         return Err(Error::DataMismatch(format!(
@@ -182,4 +186,3 @@ fn check_fit(model: &Model, data: &Dataset) -> Result<()> {
     }
     Ok(())
 }
-

@@ -1,0 +1,227 @@
+//! Detection datasets: images with boxes.
+//!
+//! Every set is stored at the network's input size ([`DetectionSet::shape`]);
+//! each image keeps its original size and how it was fitted
+//! ([`ImageInfo`]), so that detections are scored in the original image's
+//! pixels, as COCO and VOC score them. Boxes are `[x, y, w, h]` in
+//! continuous pixel coordinates: the top-left pixel covers `[0, 1) x [0, 1)`.
+//!
+//! - [`synthetic`]: seeded canvases of real Fashion-MNIST items, for this
+//!   machine and for tests;
+//! - [`load`]: a set by name.
+
+pub mod synthetic;
+
+use std::path::PathBuf;
+
+use acbench_detect::{Annotation, BBox, Category, GroundTruth};
+
+use crate::DataError;
+use crate::registry::LoadOptions;
+
+/// A detection dataset: train and test splits of images of one shape.
+#[derive(Debug, Clone)]
+pub struct DetectionSet {
+    /// Registry name (`fashion-mnist-boxes`, `voc2007`, ...).
+    pub name: String,
+    /// Object classes (not counting background).
+    pub classes: usize,
+    /// The classes' names; their order is the class index.
+    pub class_names: Vec<String>,
+    /// Shape of every stored image (channels, height, width): the
+    /// network's input.
+    pub shape: (usize, usize, usize),
+    /// Training split.
+    pub train: DetSplit,
+    /// Test split.
+    pub test: DetSplit,
+}
+
+/// One split: images of the set's shape, their objects and where they came
+/// from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DetSplit {
+    /// Pixel values, image after image, CHW.
+    pub images: Vec<u8>,
+    /// The objects of each image.
+    pub objects: Vec<Vec<Object>>,
+    /// Each image's id and original geometry.
+    pub info: Vec<ImageInfo>,
+}
+
+/// One annotated object.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Object {
+    /// `[x, y, w, h]` in the stored image's pixels.
+    pub bbox: [f32; 4],
+    /// Class index.
+    pub class: u32,
+    /// A crowd region (COCO's `iscrowd`).
+    pub crowd: bool,
+    /// A difficult object (PASCAL VOC).
+    pub difficult: bool,
+    /// Area in the original image's pixels, for COCO's area ranges (COCO's
+    /// own `area` field where the set has one, else the box's).
+    pub area: f64,
+}
+
+/// An image's identity and how it was fitted to the stored shape: a stored
+/// coordinate is `original * scale + pad`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageInfo {
+    /// Image id, from 1 (COCO's own ids for COCO).
+    pub id: i64,
+    /// The file it was read from, for generated sets `None`.
+    pub file: Option<PathBuf>,
+    /// Original width in pixels.
+    pub width: usize,
+    /// Original height in pixels.
+    pub height: usize,
+    /// Scale from original to stored pixels.
+    pub scale: f64,
+    /// Horizontal padding added on the left, in stored pixels.
+    pub pad_x: f64,
+    /// Vertical padding added on top, in stored pixels.
+    pub pad_y: f64,
+}
+
+impl ImageInfo {
+    /// An image stored at its own size.
+    pub fn native(id: i64, width: usize, height: usize) -> Self {
+        Self {
+            id,
+            file: None,
+            width,
+            height,
+            scale: 1.0,
+            pad_x: 0.0,
+            pad_y: 0.0,
+        }
+    }
+
+    /// A box in stored pixels, in the original image's pixels.
+    pub fn to_original(&self, [x, y, w, h]: [f32; 4]) -> [f64; 4] {
+        [
+            (f64::from(x) - self.pad_x) / self.scale,
+            (f64::from(y) - self.pad_y) / self.scale,
+            f64::from(w) / self.scale,
+            f64::from(h) / self.scale,
+        ]
+    }
+
+    /// A box in original pixels, in the stored image's pixels.
+    pub fn to_stored(&self, [x, y, w, h]: [f64; 4]) -> [f32; 4] {
+        [
+            (x * self.scale + self.pad_x) as f32,
+            (y * self.scale + self.pad_y) as f32,
+            (w * self.scale) as f32,
+            (h * self.scale) as f32,
+        ]
+    }
+}
+
+impl DetSplit {
+    /// Number of images.
+    pub fn len(&self) -> usize {
+        self.info.len()
+    }
+
+    /// Whether there are no images.
+    pub fn is_empty(&self) -> bool {
+        self.info.is_empty()
+    }
+
+    /// Boxes in the split.
+    pub fn boxes(&self) -> usize {
+        self.objects.iter().map(Vec::len).sum()
+    }
+
+    /// Keeps the first `n` images of `chw` bytes each.
+    pub fn truncate(&mut self, n: usize, chw: usize) {
+        self.info.truncate(n);
+        self.objects.truncate(n);
+        self.images.truncate(self.info.len().saturating_mul(chw));
+    }
+
+    /// The split's ground truth in the original images' pixels, as COCO's
+    /// evaluation reads it: category id = class + 1, annotation ids from 1
+    /// (id 0 confuses pycocotools' matching), crowd and difficult flags
+    /// kept (VOC's evaluation leaves difficult boxes out).
+    pub fn ground_truth(&self, class_names: &[String]) -> Result<GroundTruth, DataError> {
+        let categories = class_names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| Category {
+                id: i as i64 + 1,
+                name: name.clone(),
+            })
+            .collect();
+        let mut annotations = Vec::with_capacity(self.boxes());
+        for (info, objects) in self.info.iter().zip(&self.objects) {
+            for o in objects {
+                let [x, y, w, h] = info.to_original(o.bbox);
+                annotations.push(Annotation {
+                    id: annotations.len() as i64 + 1,
+                    image_id: info.id,
+                    category_id: i64::from(o.class) + 1,
+                    bbox: BBox::new(x, y, w, h),
+                    area: o.area,
+                    iscrowd: o.crowd,
+                    difficult: o.difficult,
+                });
+            }
+        }
+        let images = self.info.iter().map(|i| i.id).collect();
+        GroundTruth::new(images, categories, annotations)
+            .map_err(|e| DataError::InvalidOption(format!("ground truth: {e}")))
+    }
+}
+
+impl DetectionSet {
+    /// Bytes per stored image.
+    pub fn image_len(&self) -> usize {
+        self.shape.0 * self.shape.1 * self.shape.2
+    }
+}
+
+/// The detection sets acbench knows, with one line each.
+pub const NAMES: &[(&str, &str)] = &[(
+    synthetic::NAME,
+    "Fashion-MNIST items pasted on 96x96 canvases (seeded; built from fashion-mnist)",
+)];
+
+/// Whether `name` is a detection set.
+pub fn is_detection(name: &str) -> bool {
+    NAMES.iter().any(|(n, _)| *n == name)
+}
+
+/// Classes and stored shape of the set `name` without loading it.
+pub fn geometry(name: &str) -> Option<(usize, (usize, usize, usize))> {
+    match name {
+        synthetic::NAME => Some((10, (1, synthetic::CANVAS, synthetic::CANVAS))),
+        _ => None,
+    }
+}
+
+/// Loads the detection set `name`; `limit_train`/`limit_test` of `opts`
+/// cap (for generated sets: give) the number of images, and `seed` picks
+/// a generated set.
+pub fn load(name: &str, opts: &LoadOptions, seed: u64) -> Result<DetectionSet, DataError> {
+    for (what, limit) in [
+        ("--limit-train", opts.limit_train),
+        ("--limit-test", opts.limit_test),
+    ] {
+        if limit == Some(0) {
+            return Err(DataError::InvalidOption(format!(
+                "{what} must be at least 1"
+            )));
+        }
+    }
+    match name {
+        synthetic::NAME => synthetic::load(opts, seed),
+        _ => Err(DataError::UnknownDataset {
+            name: name.to_owned(),
+            known: NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
