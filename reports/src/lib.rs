@@ -8,6 +8,7 @@
 
 pub mod claims;
 pub mod compare;
+pub mod detection;
 mod error;
 pub mod export;
 pub mod grid;
@@ -123,6 +124,9 @@ const METRIC: &str = "Final test accuracy: mean ± std over seeds [95% Student's
 
 /// Aggregates `results` and compares them with the paper as `spec` asks.
 pub fn build_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, ReportError> {
+    if detection::any(results) {
+        return build_detection_report(results, spec);
+    }
     let tables = PaperTables::load()?;
     let table = spec
         .paper_table
@@ -153,6 +157,41 @@ pub fn build_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, 
         metric: METRIC.to_owned(),
         sections,
         claims,
+    })
+}
+
+/// [`build_report`] for detection runs: the grid has Table 7's columns
+/// (detector, dataset, metric; see [`detection`]), and the comparison
+/// carries the ways the study differs from the paper's.
+fn build_detection_report(results: &[RunResult], spec: &ReportSpec) -> Result<Report, ReportError> {
+    let tables = PaperTables::load()?;
+    let table = spec
+        .paper_table
+        .as_deref()
+        .map(|id| tables.get(id))
+        .transpose()?;
+    let columns = detection::table_columns(results);
+    let (rows, cols) = match table {
+        Some(t) => (
+            t.rows.iter().map(|r| r.name.clone()).collect(),
+            t.columns.clone(),
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let mut deviations = spec.deviations.clone();
+    deviations.extend(detection::deviations(results));
+    let sections = Grid::build(&columns, Layout::ActivationsByModel, &rows, &cols)
+        .into_iter()
+        .map(|grid| Section {
+            comparison: table.map(|t| compare::compare(&grid, t, &deviations)),
+            grid,
+        })
+        .collect();
+    Ok(Report {
+        title: spec.title.clone(),
+        metric: detection::METRIC_TEXT.to_owned(),
+        sections,
+        claims: Vec::new(),
     })
 }
 
@@ -244,6 +283,9 @@ pub(crate) mod fixtures {
                 },
             ],
             step_losses: Vec::new(),
+            detector: None,
+            detection: Vec::new(),
+            pr_curve: Vec::new(),
         }
     }
 }

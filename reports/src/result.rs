@@ -34,9 +34,28 @@ pub struct RunResult {
     /// before acbench kept it.
     #[serde(default)]
     pub step_losses: Vec<(usize, f64)>,
+    /// The detector of a detection run (`fcos`); `None` for a classifier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
+    /// A detection run's scores after its last epoch, `(metric, value)` as
+    /// the ledger names them (`coco.ap50`, `voc07.map`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub detection: Vec<(String, f64)>,
+    /// A detection run's precision at COCO's 101 recall points at IoU 0.5
+    /// after its last epoch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pr_curve: Vec<f64>,
 }
 
 impl RunResult {
+    /// The detection metric `name` after the last epoch (`coco.ap50`).
+    pub fn detection_metric(&self, name: &str) -> Option<f64> {
+        self.detection
+            .iter()
+            .find(|(m, _)| m == name)
+            .map(|&(_, v)| v)
+    }
+
     /// The run's convergence area: the area under its training-loss curve,
     /// per step where the run recorded one (in loss × epochs, steps scaled
     /// by the run's steps per epoch), else per epoch; `None` unless the run

@@ -96,6 +96,9 @@ fn run(model: &str, activation: &str, seed: u64, acc: Option<f64>) -> RunResult 
         } else {
             Vec::new()
         },
+        detector: None,
+        detection: Vec::new(),
+        pr_curve: Vec::new(),
     }
 }
 

@@ -581,6 +581,18 @@ pub struct TrainArgs {
     /// Write the result (config, per-epoch metrics, activation parameters) as JSON.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+
+    /// The detector that reads the network's output, for a detection
+    /// dataset (`fashion-mnist-boxes`): its name, optionally with settings,
+    /// `fcos` or `fcos:radius=2,prior=0.02` (`acbench plugins list` shows
+    /// them).
+    #[arg(long, value_name = "SPEC")]
+    pub detector: Option<String>,
+
+    /// Seed of a generated detection set (the runs' `--seed` stays apart,
+    /// so that every run sees the same data).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub data_seed: u64,
 }
 
 /// Optimisers of the paper.

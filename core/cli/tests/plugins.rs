@@ -283,7 +283,9 @@ fn broken_plugins_give_clear_errors_and_never_crash() {
         ),
         (
             lib("no_entry"),
-            "not an acbench plugin: it does not export the symbol `acbench_plugin_entry`".into(),
+            "not an acbench plugin: it exports neither `acbench_plugin_entry` nor \
+             `acbench_detector_entry`"
+                .into(),
         ),
         (
             lib("wrong_abi"),

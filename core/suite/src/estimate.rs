@@ -23,7 +23,7 @@ use std::time::Instant;
 
 use acbench_dsl::ir::Shape;
 use acbench_engine::activation::Registry;
-use acbench_engine::model::Model;
+use acbench_engine::model::{DenseLoss, Model, Objective};
 use acbench_engine::params::ParamKind;
 use acbench_engine::rng::{Seed, Stream};
 use acbench_engine::train::Trainer;
@@ -264,6 +264,19 @@ fn calibration_key(run: &RunSpec, device: &Device) -> String {
 
 /// (training, test) examples per epoch, `None` when unknown.
 fn dataset_sizes(run: &RunSpec) -> Option<(usize, usize)> {
+    if let Some((train, test)) = acbench_data::detection::split_sizes(&run.dataset.name) {
+        // A generated set's limits are its sizes; a read one's cap them.
+        let generated = acbench_data::detection::is_generated(&run.dataset.name);
+        let size = |limit: Option<usize>, n: usize| match limit {
+            Some(l) if generated => l,
+            Some(l) => l.min(n),
+            None => n,
+        };
+        return Some((
+            size(run.dataset.limit_train, train),
+            size(run.dataset.limit_test, test),
+        ));
+    }
     let (train, test) = acbench_data::split_sizes(&run.dataset.name)?;
     Some((
         run.dataset.limit_train.map_or(train, |l| l.min(train)),
@@ -282,8 +295,12 @@ fn calibrate(
         Shape::Image { c, h, w } => vec![c, h, w],
         Shape::Flat(n) => vec![n],
     };
+    // A detector's head is timed with a stand-in dense loss: the forward
+    // and backward passes cost the same whatever the loss; the plugin's
+    // own loss (small beside them) is left out of the estimate.
     let classes = match model.network().output {
         Shape::Flat(n) => n,
+        Shape::Image { .. } if run.model.detector.is_some() => 1,
         Shape::Image { .. } => {
             return Err(acbench_engine::Error::DataMismatch(
                 "the network does not end in class scores".into(),
@@ -311,7 +328,11 @@ fn calibrate(
     let mut times = Vec::with_capacity(opts.steps);
     for i in 0..=opts.steps.max(1) {
         let start = Instant::now();
-        trainer.step(&x, &y, 1e-6)?;
+        if run.model.detector.is_some() {
+            trainer.step_on(&x, Objective::Dense(&mut HalfSquare), 1e-6)?;
+        } else {
+            trainer.step(&x, &y, 1e-6)?;
+        }
         if i > 0 {
             times.push(start.elapsed().as_secs_f64());
         }
@@ -329,6 +350,22 @@ fn calibrate(
         train_batch_s: median(times),
         eval_batch_s: median(eval),
     })
+}
+
+/// `sum(x^2) / 2`, whose gradient is the output itself: the stand-in loss
+/// a detector's head is timed with.
+struct HalfSquare;
+
+impl DenseLoss for HalfSquare {
+    fn loss(
+        &mut self,
+        output: &[f32],
+        _dims: &[usize],
+        grad: &mut [f32],
+    ) -> acbench_engine::Result<f32> {
+        grad.copy_from_slice(output);
+        Ok(output.iter().map(|v| v * v).sum::<f32>() / 2.0)
+    }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

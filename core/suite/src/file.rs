@@ -99,6 +99,9 @@ pub struct DatasetEntry {
     pub limit_test: Option<usize>,
     /// `HxW` for image-folder datasets.
     pub image_size: Option<String>,
+    /// Seed of a generated set (`fashion-mnist-boxes`; default 0), apart
+    /// from the runs' seeds so that every run sees the same data.
+    pub seed: Option<u64>,
 }
 
 /// One model.
@@ -114,6 +117,43 @@ pub struct ModelEntry {
     /// Network arguments (`classes` and input size default to the dataset's).
     #[serde(default)]
     pub args: BTreeMap<String, ArgValue>,
+    /// For a detection dataset: the detector plugin that reads the
+    /// network's output (`fcos`, or a map with its settings).
+    pub detector: Option<Short<DetectorEntry>>,
+}
+
+/// A detector and its settings: the plugin's own (`settings`) and the
+/// host's post-processing (`nms_iou`, ...; defaults in
+/// [`acbench_engine::detection::PostProcess`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectorEntry {
+    /// The detector's name, as a plugin registers it.
+    pub name: String,
+    /// Overrides of the detector's settings.
+    #[serde(default)]
+    pub settings: BTreeMap<String, f64>,
+    /// IoU of non-maximum suppression.
+    pub nms_iou: Option<f64>,
+    /// Minimum score of a kept box.
+    pub score_threshold: Option<f32>,
+    /// Candidates decoded per image.
+    pub candidates: Option<usize>,
+    /// Boxes per image after suppression.
+    pub max_detections: Option<usize>,
+}
+
+impl FromShort for DetectorEntry {
+    fn from_short(s: &str) -> Self {
+        Self {
+            name: s.to_owned(),
+            settings: BTreeMap::new(),
+            nms_iou: None,
+            score_threshold: None,
+            candidates: None,
+            max_detections: None,
+        }
+    }
 }
 
 /// A network argument value as YAML gives it.
@@ -214,6 +254,7 @@ impl FromShort for DatasetEntry {
             limit_train: None,
             limit_test: None,
             image_size: None,
+            seed: None,
         }
     }
 }
@@ -225,6 +266,7 @@ impl FromShort for ModelEntry {
             name: None,
             network: None,
             args: BTreeMap::new(),
+            detector: None,
         }
     }
 }

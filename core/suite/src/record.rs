@@ -128,5 +128,20 @@ pub fn to_report(run: &StoredRun) -> acbench_reports::RunResult {
             .iter()
             .flat_map(|e| e.step_losses.iter().copied())
             .collect(),
+        detector: run
+            .spec
+            .pointer("/model/detector/name")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+        detection: run
+            .epochs
+            .last()
+            .map(|e| e.detection.clone())
+            .unwrap_or_default(),
+        pr_curve: run
+            .epochs
+            .last()
+            .map(|e| e.pr_curve.clone())
+            .unwrap_or_default(),
     }
 }

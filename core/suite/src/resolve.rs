@@ -25,7 +25,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Place, SourceFile, SuiteError};
 use crate::file::{ArgValue, OptimizerEntry, Preset, ScheduleEntry, SuiteFile};
-use crate::spec::{ActivationSpec, DatasetSpec, ModelSpec, PluginRef, RunSpec};
+use crate::spec::{ActivationSpec, DatasetSpec, DetectorSpec, ModelSpec, PluginRef, RunSpec};
+use acbench_engine::detection::PostProcess;
+use acbench_engine::plugin::detector::Detector;
 
 /// What the host offers, for checking a suite: activation names with their
 /// parameter names, and the plugin libraries they come from. A suite's
@@ -37,6 +39,9 @@ pub struct Catalog {
     pub activations: BTreeMap<String, Vec<String>>,
     /// Every loaded plugin library (they are part of each run's key).
     pub plugins: Vec<PluginRef>,
+    /// The detectors the plugins register, for the models of detection
+    /// suites.
+    pub detectors: Vec<Detector>,
 }
 
 impl KnownActivations for Catalog {
@@ -74,6 +79,7 @@ impl Catalog {
         Self {
             activations,
             plugins,
+            detectors: registry.detectors().to_vec(),
         }
     }
 }
@@ -188,7 +194,19 @@ pub fn resolve(
     }
 
     let dataset = dataset_spec(src, file)?;
-    let geometry = acbench_data::geometry(&dataset.name, dataset.image_size);
+    let detection = acbench_data::detection::is_detection(&dataset.name);
+    let geometry = acbench_data::geometry(&dataset.name, dataset.image_size)
+        .or_else(|| acbench_data::detection::geometry(&dataset.name));
+    if dataset.seed.is_some() && !detection {
+        return Err(src.error_at(
+            place(&file.dataset),
+            "dataset.seed",
+            format!(
+                "`{}` is not a generated set: it takes no seed",
+                dataset.name
+            ),
+        ));
+    }
     if geometry.is_none() && !dataset.name.starts_with("folder:") {
         return Err(src
             .error_at(
@@ -198,7 +216,11 @@ pub fn resolve(
             )
             .with_help(format!(
                 "known: {} (or folder:PATH)",
-                acbench_data::registry::names().join(", ")
+                acbench_data::registry::names()
+                    .into_iter()
+                    .chain(acbench_data::detection::NAMES.iter().map(|(n, _)| *n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
     }
 
@@ -230,7 +252,13 @@ pub fn resolve(
         .models
         .iter()
         .enumerate()
-        .map(|(i, m)| model_spec(src, &base, i, m, geometry, d.bn_momentum))
+        .map(|(i, m)| {
+            let data = DataShape {
+                geometry,
+                detection,
+            };
+            model_spec(src, &base, i, m, data, catalog, d.bn_momentum)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let activations = file
         .activations
@@ -381,7 +409,68 @@ fn dataset_spec(src: &SourceFile, file: &SuiteFile) -> Result<DatasetSpec, Suite
         limit_train: e.limit_train,
         limit_test: e.limit_test,
         image_size,
+        seed: e.seed,
     })
+}
+
+/// What a model must fit: the dataset's classes and image shape, when
+/// known before loading, and whether it is a detection set.
+#[derive(Debug, Clone, Copy)]
+struct DataShape {
+    geometry: Option<(usize, (usize, usize, usize))>,
+    detection: bool,
+}
+
+/// The detector of model `key`, resolved against the catalog: its
+/// settings checked and written out, and the head's channels it needs.
+fn detector_spec(
+    src: &SourceFile,
+    at: Place,
+    key: &str,
+    entry: &crate::file::DetectorEntry,
+    classes: usize,
+    catalog: &Catalog,
+) -> Result<(DetectorSpec, usize), SuiteError> {
+    let key = format!("{key}.detector");
+    let Some(detector) = catalog.detectors.iter().find(|d| d.name() == entry.name) else {
+        let known: Vec<&str> = catalog.detectors.iter().map(|d| d.name()).collect();
+        return Err(src
+            .error_at(at, &key, format!("unknown detector `{}`", entry.name))
+            .with_help(if known.is_empty() {
+                "no detector plugin is loaded".to_owned()
+            } else {
+                format!("known detectors: {}", known.join(", "))
+            }));
+    };
+    let config = detector
+        .config(classes, &entry.settings)
+        .map_err(|e| src.error_at(at, &key, e.to_string()))?;
+    let layout = detector
+        .layout(&config)
+        .map_err(|e| src.error_at(at, &key, e.to_string()))?;
+    let defaults = PostProcess::default();
+    let post = PostProcess {
+        nms_iou: entry.nms_iou.unwrap_or(defaults.nms_iou),
+        score_threshold: entry.score_threshold.unwrap_or(defaults.score_threshold),
+        candidates: entry.candidates.unwrap_or(defaults.candidates),
+        max_detections: entry.max_detections.unwrap_or(defaults.max_detections),
+    };
+    post.validate()
+        .map_err(|e| src.error_at(at, &key, e.to_string()))?;
+    let settings = detector
+        .settings()
+        .iter()
+        .map(|s| s.name.clone())
+        .zip(config.values)
+        .collect();
+    Ok((
+        DetectorSpec {
+            name: entry.name.clone(),
+            settings,
+            post,
+        },
+        layout.channels,
+    ))
 }
 
 fn model_spec(
@@ -389,9 +478,11 @@ fn model_spec(
     base: &Path,
     i: usize,
     m: &Spanned<crate::file::Short<ModelEntryAlias>>,
-    geometry: Option<(usize, (usize, usize, usize))>,
+    data: DataShape,
+    catalog: &Catalog,
     bn_momentum: f64,
 ) -> Result<(ModelSpec, Network), SuiteError> {
+    let geometry = data.geometry;
     let options = CompileOptions { bn_momentum };
     let entry = &m.value.0;
     let key = format!("models[{i}]");
@@ -459,7 +550,7 @@ fn model_spec(
             )
             .caused_by(d)
         })?;
-    if let Some((classes, (c, h, w))) = geometry {
+    if let Some((_, (c, h, w))) = geometry {
         let want_in = acbench_dsl::ir::Shape::Image { c, h, w };
         if net.input != want_in {
             return Err(src.error_at(
@@ -471,6 +562,44 @@ fn model_spec(
                 ),
             ));
         }
+    }
+    let detector = match (&entry.detector, data.detection) {
+        (Some(d), true) => {
+            let classes = geometry.map_or(0, |(classes, _)| classes);
+            Some(detector_spec(src, at, &key, &d.0, classes, catalog)?)
+        }
+        (None, true) => {
+            return Err(src
+                .error_at(
+                    at,
+                    &key,
+                    "a detection dataset needs a detector for each model",
+                )
+                .with_help("add `detector: fcos` (or another detector) to the model's entry"));
+        }
+        (Some(_), false) => {
+            return Err(src.error_at(
+                at,
+                &format!("{key}.detector"),
+                "the dataset is not a detection set: its models take no detector",
+            ));
+        }
+        (None, false) => None,
+    };
+    if let Some((_, channels)) = &detector {
+        let ok = matches!(net.output, acbench_dsl::ir::Shape::Image { c, .. } if c == *channels);
+        if !ok {
+            return Err(src.error_at(
+                at,
+                &key,
+                format!(
+                    "network `{}` outputs {}; its detector needs a map of {channels} channels \
+                     per location",
+                    net.name, net.output
+                ),
+            ));
+        }
+    } else if let Some((classes, _)) = geometry {
         if net.output != acbench_dsl::ir::Shape::Flat(classes) {
             return Err(src.error_at(
                 at,
@@ -495,6 +624,7 @@ fn model_spec(
             network: entry.network.clone(),
             args,
             bn_momentum,
+            detector: detector.map(|(spec, _)| spec),
         },
         net,
     ))

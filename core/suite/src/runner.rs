@@ -13,10 +13,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use acbench_data::detection::DetectionSet;
 use acbench_data::{Dataset, LoadOptions};
 use acbench_dsl::ir::Value;
 use acbench_engine::activation::{ActBindings, Registry};
 use acbench_engine::checkpoint::{CheckpointStore, Loaded};
+use acbench_engine::detection::{self, DetectorRun};
 use acbench_engine::model::Model;
 use acbench_engine::train::{self, EpochMetrics, Observer, RunStatus as TrainStatus};
 use acbench_ledger::{Ledger, LedgerError, RunLabels, RunStatus};
@@ -25,7 +27,7 @@ use serde_json::json;
 
 use crate::output;
 use crate::record::epoch_record;
-use crate::spec::{DatasetSpec, RunSpec};
+use crate::spec::{DatasetSpec, DetectorSpec, RunSpec};
 
 /// Everything a run needs besides its spec.
 pub struct Runner {
@@ -50,7 +52,7 @@ pub struct Runner {
     /// folder's, so that any attempt of any shard resumes a run.
     pub checkpoint_root: Option<PathBuf>,
     /// Datasets loaded so far, shared by the runs that use them.
-    datasets: HashMap<String, Arc<Dataset>>,
+    datasets: HashMap<String, Data>,
 }
 
 /// What [`Runner::run`] did with a spec.
@@ -361,15 +363,29 @@ impl Runner {
             inner: obs,
         };
         let trained = prepared.and_then(|mut p| {
-            train::train_with_checkpoints(
-                &mut p.model,
-                &p.data,
-                &spec.train,
-                &self.device,
-                &mut recorder,
-                &store,
-                resume,
-            )
+            match (&p.data, &p.detector) {
+                (Data::Detection(data), Some(run)) => detection::train_detector(
+                    &mut p.model,
+                    data,
+                    run,
+                    &spec.train,
+                    &self.device,
+                    &mut recorder,
+                    Some((&store, resume)),
+                ),
+                (Data::Classes(data), None) => train::train_with_checkpoints(
+                    &mut p.model,
+                    data,
+                    &spec.train,
+                    &self.device,
+                    &mut recorder,
+                    &store,
+                    resume,
+                ),
+                _ => Err(acbench_engine::Error::Config(
+                    "a detection set needs a detector, and a detector a detection set".into(),
+                )),
+            }
             .map_err(RunFailure::from)
         });
         let status = match trained {
@@ -420,10 +436,10 @@ impl Runner {
         })
     }
 
-    fn dataset(&mut self, d: &DatasetSpec) -> Result<Arc<Dataset>, RunFailure> {
+    fn dataset(&mut self, d: &DatasetSpec) -> Result<Data, RunFailure> {
         let key = format!(
-            "{}|{:?}|{:?}|{:?}",
-            d.name, d.limit_train, d.limit_test, d.image_size
+            "{}|{:?}|{:?}|{:?}|{:?}",
+            d.name, d.limit_train, d.limit_test, d.image_size, d.seed
         );
         if let Some(data) = self.datasets.get(&key) {
             return Ok(data.clone());
@@ -434,17 +450,51 @@ impl Runner {
             limit_train: d.limit_train,
             limit_test: d.limit_test,
         };
-        let data = Arc::new(acbench_data::load(&d.name, &opts)?);
+        let data = if acbench_data::detection::is_detection(&d.name) {
+            Data::Detection(Arc::new(acbench_data::detection::load(
+                &d.name,
+                &opts,
+                d.seed.unwrap_or(0),
+            )?))
+        } else {
+            Data::Classes(Arc::new(acbench_data::load(&d.name, &opts)?))
+        };
         self.datasets.insert(key, data.clone());
         Ok(data)
     }
 
-    /// The run's data and freshly built model.
+    /// The run's data and freshly built model (with its detector's head
+    /// initialised, for a detector).
     fn prepare(&mut self, spec: &RunSpec) -> Result<Prepared, RunFailure> {
         let data = self.dataset(&spec.dataset)?;
-        let model = build_model(spec, &self.registry, &self.device)?;
-        Ok(Prepared { data, model })
+        let mut model = build_model(spec, &self.registry, &self.device)?;
+        let detector = match (&spec.model.detector, &data) {
+            (Some(d), Data::Detection(set)) => {
+                let run = detector_run(d, set.classes, &self.registry)?;
+                detection::init_head(&mut model, &run)?;
+                Some(run)
+            }
+            _ => None,
+        };
+        Ok(Prepared {
+            data,
+            model,
+            detector,
+        })
     }
+}
+
+/// The spec's detector from `registry`, with its settings, for `classes`.
+pub fn detector_run(
+    d: &DetectorSpec,
+    classes: usize,
+    registry: &Registry,
+) -> Result<DetectorRun, RunFailure> {
+    let detector = registry.detector(&d.name)?.clone();
+    let config = detector
+        .config(classes, &d.settings)
+        .map_err(acbench_engine::Error::from)?;
+    Ok(DetectorRun::new(detector, config, &d.post)?)
 }
 
 /// The spec's network, compiled from its model file with its arguments,
@@ -505,8 +555,16 @@ pub enum RunFailure {
 
 /// A run ready to train.
 struct Prepared {
-    data: Arc<Dataset>,
+    data: Data,
     model: Model,
+    detector: Option<DetectorRun>,
+}
+
+/// A loaded dataset, shared by the runs that use it.
+#[derive(Debug, Clone)]
+enum Data {
+    Classes(Arc<Dataset>),
+    Detection(Arc<DetectionSet>),
 }
 
 /// Whether the ledger holds the run's epochs `0..n` (what a checkpoint at

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use acbench_engine::detection::PostProcess;
 use acbench_engine::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -48,6 +49,23 @@ pub struct ModelSpec {
     /// (the preset's: TensorFlow's 0.99 for `paper-code`, PyTorch's 0.9
     /// for `standard`).
     pub bn_momentum: f64,
+    /// The detector that reads the network's output, for a detection
+    /// dataset (left out of a classifier's spec, and so of its key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<DetectorSpec>,
+}
+
+/// A detector of a run: its name, every one of its settings (defaults
+/// written out, so that a changed default changes the key) and the host's
+/// post-processing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DetectorSpec {
+    /// The detector's name.
+    pub name: String,
+    /// Every setting's value.
+    pub settings: BTreeMap<String, f64>,
+    /// Suppression, thresholds and limits.
+    pub post: PostProcess,
 }
 
 /// Activation bindings of a run.
@@ -71,6 +89,9 @@ pub struct DatasetSpec {
     pub limit_test: Option<usize>,
     /// Resize for image-folder datasets.
     pub image_size: Option<(usize, usize)>,
+    /// Seed of a generated detection set (left out when not given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 /// A plugin library, identified by its contents.

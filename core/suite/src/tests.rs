@@ -26,6 +26,7 @@ fn catalog() -> Catalog {
             path: "/x/libp.so".into(),
             sha256: "ab".repeat(32),
         }],
+        detectors: Vec::new(),
     }
 }
 
@@ -421,6 +422,7 @@ fn shipped_suites_resolve() {
     let catalog = Catalog {
         activations,
         plugins: Vec::new(),
+        detectors: Vec::new(),
     };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
     let mut seen = 0;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use acbench_engine::activation::{CompiledActivation, Registry};
 use acbench_engine::plugin::check::{CheckRow, check_activation};
+use acbench_engine::plugin::detector_check::check_detector;
 use acbench_engine::plugin::{PluginOptions, linked};
 use acbench_plugin_api::{Constraint, ParamScope};
 use tabled::settings::{Alignment, Style, object::Columns};
@@ -83,9 +84,14 @@ fn describe_param(p: &acbench_plugin_api::ParamSpec) -> String {
 /// Where an activation comes from: its plugin's file name, or the crate
 /// name of a plugin linked into acbench.
 fn plugin_name(a: &CompiledActivation) -> String {
-    let Some(path) = a.plugin.as_deref() else {
-        return "-".to_owned();
-    };
+    match a.plugin.as_deref() {
+        Some(path) => source_name(path),
+        None => "-".to_owned(),
+    }
+}
+
+/// A plugin's file name, or the crate name of a plugin linked into acbench.
+fn source_name(path: &std::path::Path) -> String {
     match linked::linked_name(path) {
         Some(name) => format!("{name} (linked)"),
         None => path
@@ -122,6 +128,29 @@ fn render_list(registry: &Registry) -> String {
         table.with(Style::sharp());
         format!("{table}\n")
     };
+    if !registry.detectors().is_empty() {
+        let rows: Vec<DetectorRow> = registry
+            .detectors()
+            .iter()
+            .map(|d| DetectorRow {
+                name: d.name().to_owned(),
+                settings: if d.settings().is_empty() {
+                    "-".into()
+                } else {
+                    d.settings()
+                        .iter()
+                        .map(|s| format!("{}={}", s.name, s.default))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                terms: d.terms().join(", "),
+                plugin: source_name(d.plugin()),
+            })
+            .collect();
+        let mut table = Table::new(rows);
+        table.with(Style::sharp());
+        out.push_str(&format!("detectors:\n{table}\n"));
+    }
     for p in registry.plugins() {
         let from = match linked::linked_name(&p.path) {
             Some(name) => format!("{name}, linked into acbench"),
@@ -133,8 +162,20 @@ fn render_list(registry: &Registry) -> String {
 }
 
 #[derive(Tabled)]
+struct DetectorRow {
+    #[tabled(rename = "detector")]
+    name: String,
+    #[tabled(rename = "settings (default)")]
+    settings: String,
+    #[tabled(rename = "loss terms")]
+    terms: String,
+    #[tabled(rename = "plugin")]
+    plugin: String,
+}
+
+#[derive(Tabled)]
 struct CheckLine {
-    #[tabled(rename = "activation")]
+    #[tabled(rename = "activation / detector")]
     activation: String,
     #[tabled(rename = "check")]
     check: String,
@@ -147,19 +188,31 @@ struct CheckLine {
 /// `plugins check [NAME]`: a table of every comparison, then a loud summary
 /// of what failed (exit code 1) or a one-line pass.
 fn check(registry: &Registry, name: Option<&str>, seed: u64) -> miette::Result<ExitCode> {
-    let names: Vec<String> = match name {
-        Some(n) => vec![
+    let is_detector = |n: &str| registry.detectors().iter().any(|d| d.name() == n);
+    let (names, detectors): (Vec<String>, Vec<String>) = match name {
+        Some(n) if is_detector(n) => (Vec::new(), vec![n.to_owned()]),
+        Some(n) => (
+            vec![
+                registry
+                    .get(n)
+                    .map_err(miette::Report::msg)?
+                    .def
+                    .name
+                    .clone(),
+            ],
+            Vec::new(),
+        ),
+        None => (
+            registry.names().map(str::to_owned).collect(),
             registry
-                .get(n)
-                .map_err(miette::Report::msg)?
-                .def
-                .name
-                .clone(),
-        ],
-        None => registry.names().map(str::to_owned).collect(),
+                .detectors()
+                .iter()
+                .map(|d| d.name().to_owned())
+                .collect(),
+        ),
     };
-    if names.is_empty() {
-        miette::bail!("no activation plugins found; give --plugin or $ACBENCH_PLUGIN_PATH");
+    if names.is_empty() && detectors.is_empty() {
+        miette::bail!("no plugins found; give --plugin or $ACBENCH_PLUGIN_PATH");
     }
     let mut lines = Vec::new();
     let mut failed: Vec<String> = Vec::new();
@@ -192,16 +245,41 @@ fn check(registry: &Registry, name: Option<&str>, seed: u64) -> miette::Result<E
             }
         }
     }
+    for n in &detectors {
+        let detector = registry.detector(n).map_err(miette::Report::msg)?;
+        match check_detector(detector, seed) {
+            Ok(rows) => {
+                for row in rows {
+                    if !row.passed() {
+                        failed.push(format!("{n}: {} ({})", row.check, row.case));
+                    }
+                    lines.push(line(row));
+                }
+            }
+            Err(e) => {
+                failed.push(format!("{n}: {e}"));
+                lines.push(CheckLine {
+                    activation: n.clone(),
+                    check: "functions run".into(),
+                    max_abs_err: "-".into(),
+                    result: "FAIL (error)".into(),
+                });
+            }
+        }
+    }
     let mut table = Table::new(lines);
     table
         .with(Style::sharp())
         .modify(Columns::new(2..3), Alignment::right());
     println!("{table}");
     if failed.is_empty() {
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
         println!(
-            "all checks passed ({} activation{})",
+            "all checks passed ({} activation{}, {} detector{})",
             names.len(),
-            if names.len() == 1 { "" } else { "s" }
+            plural(names.len()),
+            detectors.len(),
+            plural(detectors.len())
         );
         Ok(ExitCode::SUCCESS)
     } else {

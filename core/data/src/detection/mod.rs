@@ -203,6 +203,21 @@ pub fn geometry(name: &str) -> Option<(usize, (usize, usize, usize))> {
     }
 }
 
+/// Images in the (training, test) splits of the set `name` as it is
+/// distributed (a generated set's default sizes), for cost estimates.
+pub fn split_sizes(name: &str) -> Option<(usize, usize)> {
+    match name {
+        synthetic::NAME => Some(synthetic::DEFAULT_SIZES),
+        _ => None,
+    }
+}
+
+/// Whether `name` is generated, so that its limits are its sizes rather
+/// than caps.
+pub fn is_generated(name: &str) -> bool {
+    name == synthetic::NAME
+}
+
 /// Loads the detection set `name`; `limit_train`/`limit_test` of `opts`
 /// cap (for generated sets: give) the number of images, and `seed` picks
 /// a generated set.

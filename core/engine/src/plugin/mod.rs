@@ -19,6 +19,7 @@
 
 pub mod check;
 pub mod detector;
+pub mod detector_check;
 pub mod linked;
 mod load;
 #[cfg(test)]

@@ -13,6 +13,8 @@ use acbench_engine::train::{self, InputNorm, RunStatus, TrainConfig, TrainOutcom
 use serde::Serialize;
 
 use super::network::{load_network, parse_net_args};
+
+mod detector;
 use crate::cli::{NormName, OptimizerName, TrainArgs};
 use crate::progress::TrainProgress;
 
@@ -24,6 +26,9 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
     let registry = super::plugins::training_registry(&args.activations, Vec::new())?;
     let config = train_config(args)?;
     let device = super::device(args.device)?;
+    if acbench_data::detection::is_detection(&args.dataset) || args.detector.is_some() {
+        return detector::run(args, &net_args, &bindings, &registry, &config, &device);
+    }
 
     let load = acbench_data::LoadOptions {
         data_dir: args.data_dir.clone(),
@@ -122,14 +127,14 @@ struct RunRecord<'a> {
     outcome: &'a TrainOutcome,
 }
 
-fn rayon_threads() -> usize {
+pub(super) fn rayon_threads() -> usize {
     std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
 }
 
-fn print_outcome(outcome: &TrainOutcome) {
+pub(super) fn print_outcome(outcome: &TrainOutcome) {
     match &outcome.status {
         RunStatus::Completed => {}
         RunStatus::Diverged {
@@ -149,11 +154,13 @@ fn print_outcome(outcome: &TrainOutcome) {
             println!("interrupted in epoch {}", epoch + 1);
         }
     }
-    if let Some(last) = outcome.epochs.last() {
-        println!(
+    match outcome.epochs.last() {
+        Some(last) if last.detection.is_some() => {}
+        Some(last) => println!(
             "final test accuracy {:.4}, test loss {:.4}",
             last.test_acc, last.test_loss
-        );
+        ),
+        None => {}
     }
     let mut lines = Vec::new();
     for slot in &outcome.act_values {
@@ -211,7 +218,7 @@ fn check_fits(net: &Network, data: &acbench_data::Dataset) -> miette::Result<()>
     Ok(())
 }
 
-fn parse_size(s: &str) -> miette::Result<(usize, usize)> {
+pub(super) fn parse_size(s: &str) -> miette::Result<(usize, usize)> {
     let bad = || miette::miette!("--image-size `{s}`: expected HxW such as 84x84");
     let (h, w) = s.split_once('x').ok_or_else(bad)?;
     let h: usize = h.trim().parse().map_err(|_| bad())?;
