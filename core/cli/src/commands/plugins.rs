@@ -274,13 +274,15 @@ fn check(registry: &Registry, name: Option<&str>, seed: u64) -> miette::Result<E
     println!("{table}");
     if failed.is_empty() {
         let plural = |n: usize| if n == 1 { "" } else { "s" };
-        println!(
-            "all checks passed ({} activation{}, {} detector{})",
-            names.len(),
-            plural(names.len()),
-            detectors.len(),
-            plural(detectors.len())
-        );
+        let mut counted = format!("{} activation{}", names.len(), plural(names.len()));
+        if !detectors.is_empty() {
+            counted.push_str(&format!(
+                ", {} detector{}",
+                detectors.len(),
+                plural(detectors.len())
+            ));
+        }
+        println!("all checks passed ({counted})");
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("PLUGIN CHECK FAILED: {} problem(s)", failed.len());
