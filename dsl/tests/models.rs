@@ -110,13 +110,15 @@ fn every_model_file_is_covered_and_takes_the_common_arguments() {
             "convnet-bn.acnet",
             "convnet.acnet",
             "densenet.acnet",
+            "fcos-tiny.acnet",
             "googlenet.acnet",
             "resnet.acnet",
             "resnet20.acnet",
             "resnet50.acnet",
             "vgg-small.acnet",
             "vgg-v.acnet",
-            "vgg.acnet"
+            "vgg.acnet",
+            "yolo-tiny.acnet"
         ]
     );
     for f in &files {

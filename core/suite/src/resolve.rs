@@ -599,17 +599,17 @@ fn model_spec(
                 ),
             ));
         }
-    } else if let Some((classes, _)) = geometry {
-        if net.output != acbench_dsl::ir::Shape::Flat(classes) {
-            return Err(src.error_at(
-                at,
-                &key,
-                format!(
-                    "network `{}` outputs {} values but the dataset has {classes} classes",
-                    net.name, net.output
-                ),
-            ));
-        }
+    } else if let Some((classes, _)) = geometry
+        && net.output != acbench_dsl::ir::Shape::Flat(classes)
+    {
+        return Err(src.error_at(
+            at,
+            &key,
+            format!(
+                "network `{}` outputs {} values but the dataset has {classes} classes",
+                net.name, net.output
+            ),
+        ));
     }
     let label = entry.name.clone().unwrap_or_else(|| {
         path.file_stem()
