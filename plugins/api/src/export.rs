@@ -57,7 +57,7 @@ impl Activation {
 }
 
 /// A NUL-terminated copy of `s` that lives for the rest of the process.
-fn leak_c_string(s: &str, what: &str) -> Result<*const c_char, String> {
+pub(crate) fn leak_c_string(s: &str, what: &str) -> Result<*const c_char, String> {
     let c = CString::new(s).map_err(|_| format!("{what} {s:?} contains a NUL byte"))?;
     Ok(c.into_raw().cast_const())
 }

@@ -340,7 +340,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// Runs a kernel call: `Ok` → [`STATUS_OK`], `Err` → [`STATUS_ERROR`],
 /// panic → [`STATUS_PANIC`], the message of either failure kept for
 /// [`last_error`].
-fn guarded(kernel: &str, call: impl FnOnce() -> Result<(), String>) -> i32 {
+pub(crate) fn guarded(kernel: &str, call: impl FnOnce() -> Result<(), String>) -> i32 {
     // Unwind safety: after a panic the host discards every output buffer of
     // the call, and the kernel holds no state, so nothing half-written is
     // observed.

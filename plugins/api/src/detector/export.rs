@@ -1,0 +1,340 @@
+//! Building a detector library's [`DetectorTable`] from safe Rust: the
+//! [`Detector`] handle of a [`DetectorKernel`], the
+//! [`export_detectors!`](crate::export_detectors) macro for a `cdylib`, and
+//! [`LinkedDetectors`] with [`linked_detectors!`](crate::linked_detectors)
+//! for a detector crate linked into the host.
+
+use std::ffi::c_char;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
+
+use super::abi::{
+    AssignFn, DETECTOR_ABI_VERSION, DecodeFn, DetectorDesc, DetectorEntryFn, DetectorTable,
+    InitBiasFn, LayoutFn, LossFn, SettingDesc,
+};
+use super::kernel::{
+    DetectorDef, DetectorKernel, assign_shim, decode_shim, init_bias_shim, layout_shim, loss_shim,
+};
+use crate::abi::LastErrorFn;
+use crate::export::leak_c_string;
+use crate::kernel::{self, panic_message};
+
+/// One detector a library exports: its definition and the shims of its
+/// [`DetectorKernel`].
+#[derive(Debug, Clone)]
+pub struct Detector {
+    def: DetectorDef,
+    layout: LayoutFn,
+    init_bias: InitBiasFn,
+    assign: AssignFn,
+    loss: LossFn,
+    decode: DecodeFn,
+}
+
+impl Detector {
+    /// The detector `K` implements.
+    pub fn of<K: DetectorKernel>() -> Self {
+        Self {
+            def: K::def(),
+            layout: layout_shim::<K>,
+            init_bias: init_bias_shim::<K>,
+            assign: assign_shim::<K>,
+            loss: loss_shim::<K>,
+            decode: decode_shim::<K>,
+        }
+    }
+
+    /// The definition.
+    pub fn def(&self) -> &DetectorDef {
+        &self.def
+    }
+}
+
+/// Checks one detector and turns it into its raw descriptor, leaking every
+/// string and array it points to (the host never unloads a plugin).
+fn describe(d: &Detector) -> Result<DetectorDesc, String> {
+    let def = &d.def;
+    if def.name.is_empty() {
+        return Err("a detector has an empty name".into());
+    }
+    if def.terms.is_empty() {
+        return Err(format!("detector `{}` names no loss terms", def.name));
+    }
+    let what = |field: &str| format!("detector `{}`: {field}", def.name);
+    let settings = def
+        .settings
+        .iter()
+        .map(|s| {
+            Ok(SettingDesc {
+                name: leak_c_string(&s.name, &what("setting name"))?,
+                summary: leak_c_string(&s.summary, &what("setting summary"))?,
+                default: s.default,
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let terms = def
+        .terms
+        .iter()
+        .map(|t| leak_c_string(t, &what("loss term")))
+        .collect::<Result<Vec<*const c_char>, String>>()?;
+    Ok(DetectorDesc {
+        name: leak_c_string(&def.name, "detector name")?,
+        summary: leak_c_string(&def.summary, &what("summary"))?,
+        setting_count: settings.len(),
+        settings: Box::leak(settings.into_boxed_slice()).as_ptr(),
+        term_count: terms.len(),
+        terms: Box::leak(terms.into_boxed_slice()).as_ptr(),
+        layout: d.layout,
+        init_bias: d.init_bias,
+        assign: d.assign,
+        loss: d.loss,
+        decode: d.decode,
+    })
+}
+
+/// Builds the table for `detectors`, refusing duplicate names.
+fn build_table(detectors: &[Detector]) -> Result<&'static DetectorTable, String> {
+    for (i, a) in detectors.iter().enumerate() {
+        if detectors[..i].iter().any(|b| b.def.name == a.def.name) {
+            return Err(format!("detector `{}` is exported twice", a.def.name));
+        }
+    }
+    let descs = detectors
+        .iter()
+        .map(describe)
+        .collect::<Result<Vec<_>, _>>()?;
+    let size = |n: usize| u32::try_from(n).map_err(|_| "descriptor larger than 4 GiB".to_owned());
+    Ok(Box::leak(Box::new(DetectorTable {
+        abi_version: DETECTOR_ABI_VERSION,
+        struct_size: size(size_of::<DetectorTable>())?,
+        detector_desc_size: size(size_of::<DetectorDesc>())?,
+        setting_desc_size: size(size_of::<SettingDesc>())?,
+        detector_count: descs.len(),
+        detectors: Box::leak(descs.into_boxed_slice()).as_ptr(),
+        last_error: kernel::last_error,
+    })))
+}
+
+/// A leaked table shared between threads.
+#[derive(Debug, Clone, Copy)]
+struct TableRef(&'static DetectorTable);
+
+// SAFETY: the table and everything it points to are leaked and never written
+// after `build_table` returns, so reading them from any thread is sound.
+unsafe impl Send for TableRef {}
+// SAFETY: as above: immutable for the rest of the process.
+unsafe impl Sync for TableRef {}
+
+/// The once-built table behind a detector library's entry point; one static
+/// per [`export_detectors!`](crate::export_detectors) or
+/// [`linked_detectors!`](crate::linked_detectors) expansion.
+#[derive(Debug)]
+pub struct DetectorTableCell(OnceLock<Result<TableRef, String>>);
+
+impl DetectorTableCell {
+    /// An empty cell, for a `static`.
+    pub const fn new() -> Self {
+        Self(OnceLock::new())
+    }
+
+    /// The table, built on first use from `detectors()`. Null when building
+    /// failed or panicked, with the reason for `last_error`; the failure is
+    /// remembered, so every call agrees.
+    pub fn get_or_build(&self, detectors: fn() -> Vec<Detector>) -> *const DetectorTable {
+        let built = self.0.get_or_init(|| {
+            // Unwind safety: a panic leaves at most some leaked strings behind.
+            panic::catch_unwind(AssertUnwindSafe(|| build_table(&detectors())))
+                .unwrap_or_else(|payload| {
+                    Err(format!(
+                        "building the detector table panicked: {}",
+                        panic_message(payload.as_ref())
+                    ))
+                })
+                .map(TableRef)
+        });
+        match built {
+            Ok(table) => table.0,
+            Err(message) => {
+                kernel::set_last_error(message.clone());
+                std::ptr::null()
+            }
+        }
+    }
+}
+
+impl Default for DetectorTableCell {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Exports detectors from a `cdylib`: takes a function `fn() -> Vec<Detector>`
+/// and generates the entry point `acbench_detector_entry`
+/// ([`DETECTOR_ENTRY_SYMBOL`](super::abi::DETECTOR_ENTRY_SYMBOL)) and, unless
+/// the library also calls [`export_plugin!`](crate::export_plugin) (which
+/// defines it), the `acbench_plugin_last_error` that explains a null table.
+///
+/// ```standalone_crate
+/// use acbench_plugin_api::detector::{Detector, DetectorKernel};
+/// # use acbench_plugin_api::detector::{Candidate, DetectorDef, ImageTruth, Settings};
+/// # use acbench_plugin_api::detector::abi::{Grid, HeadLayout};
+/// # struct Mine;
+/// # impl DetectorKernel for Mine {
+/// #     fn def() -> DetectorDef { DetectorDef { name: "mine".into(), summary: String::new(),
+/// #         settings: vec![], terms: vec!["l2".into()] } }
+/// #     fn layout(s: Settings<'_>) -> Result<HeadLayout, String> {
+/// #         Ok(HeadLayout { channels: s.classes, target_channels: s.classes }) }
+/// #     fn assign(_: Settings<'_>, _: Grid, _: ImageTruth<'_>, t: &mut [f32]) -> Result<(), String> {
+/// #         t.fill(0.0); Ok(()) }
+/// #     fn loss(_: Settings<'_>, _: Grid, h: &[f32], t: &[f32], terms: &mut [f32],
+/// #         grad: Option<&mut [f32]>) -> Result<(), String> {
+/// #         terms[0] = h.iter().zip(t).map(|(a, b)| (a - b) * (a - b) / 2.0).sum();
+/// #         if let Some(g) = grad { for ((g, a), b) in g.iter_mut().zip(h).zip(t) { *g = a - b; } }
+/// #         Ok(()) }
+/// #     fn decode(_: Settings<'_>, _: Grid, _: &[f32], _: f32, _: &mut Vec<Candidate>)
+/// #         -> Result<(), String> { Ok(()) }
+/// # }
+///
+/// fn detectors() -> Vec<Detector> {
+///     vec![Detector::of::<Mine>()]
+/// }
+///
+/// acbench_plugin_api::export_detectors!(detectors);
+/// ```
+#[macro_export]
+macro_rules! export_detectors {
+    ($detectors:path) => {
+        $crate::export_detectors!(@entry $detectors);
+
+        /// The plugin's `last_error` outside the table, for when
+        /// `acbench_detector_entry` returned null.
+        ///
+        /// # Safety
+        /// `buf` must be null or valid for writing `cap` bytes.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn acbench_plugin_last_error(
+            buf: *mut ::std::ffi::c_char,
+            cap: usize,
+        ) -> usize {
+            // SAFETY: the caller upholds `last_error`'s contract (above).
+            unsafe { $crate::kernel::last_error(buf, cap) }
+        }
+    };
+    (@entry $detectors:path) => {
+        /// The acbench detector entry point: returns this library's detector
+        /// table, or null when it cannot be built (the reason is then served
+        /// by `acbench_plugin_last_error` on the calling thread).
+        ///
+        /// # Safety
+        /// Always safe to call; `unsafe` only to match the ABI's entry type.
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C" fn acbench_detector_entry()
+        -> *const $crate::detector::abi::DetectorTable {
+            static TABLE: $crate::detector::export::DetectorTableCell =
+                $crate::detector::export::DetectorTableCell::new();
+            TABLE.get_or_build($detectors)
+        }
+    };
+}
+
+/// The entry points of a detector crate linked into the host, with the
+/// name, version and source of the crate (its identity, since it has no
+/// file). The detector counterpart of [`LinkedPlugin`](crate::LinkedPlugin).
+#[derive(Debug, Clone, Copy)]
+pub struct LinkedDetectors {
+    name: &'static str,
+    version: &'static str,
+    source: &'static [u8],
+    entry: DetectorEntryFn,
+    last_error: LastErrorFn,
+}
+
+impl LinkedDetectors {
+    /// Linked detectors; [`linked_detectors!`](crate::linked_detectors) is
+    /// the safe way to make them.
+    ///
+    /// # Safety
+    /// `entry` must follow [`DetectorEntryFn`]'s contract and `last_error`
+    /// [`LastErrorFn`]'s; `last_error` must explain a null table on the
+    /// thread that called `entry`.
+    pub const unsafe fn new(
+        name: &'static str,
+        version: &'static str,
+        source: &'static [u8],
+        entry: DetectorEntryFn,
+        last_error: LastErrorFn,
+    ) -> Self {
+        Self {
+            name,
+            version,
+            source,
+            entry,
+            last_error,
+        }
+    }
+
+    /// The defining crate's name (`acbench-fcos`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The defining crate's version.
+    pub fn version(&self) -> &'static str {
+        self.version
+    }
+
+    /// The defining crate's `src/lib.rs`, where its detector is.
+    pub fn source(&self) -> &'static [u8] {
+        self.source
+    }
+
+    /// The entry point, as `acbench_detector_entry` would be in a library.
+    pub fn entry(&self) -> DetectorEntryFn {
+        self.entry
+    }
+
+    /// The `last_error` outside the table.
+    pub fn last_error(&self) -> LastErrorFn {
+        self.last_error
+    }
+
+    /// The table, or `None` when it could not be built (the reason is then
+    /// [`kernel::last_error_message`](crate::kernel::last_error_message)).
+    pub fn table(&self) -> Option<&'static DetectorTable> {
+        // SAFETY: `new`'s contract: the entry never unwinds and its table
+        // lives for the rest of the process.
+        unsafe { (self.entry)().as_ref() }
+    }
+}
+
+/// The source of the API modules whose code runs inside every detector
+/// call (the shims): a change there changes results as much as a change in
+/// a detector does.
+pub const DETECTOR_SOURCES: [&[u8]; 1] = [include_bytes!("kernel.rs")];
+
+/// Makes the [`LinkedDetectors`] of a function `fn() -> Vec<Detector>`, as
+/// [`export_detectors!`](crate::export_detectors) would export it but without
+/// exported symbols. The name, version and `src/lib.rs` are the expanding
+/// crate's (it must keep its detectors there).
+#[macro_export]
+macro_rules! linked_detectors {
+    ($detectors:path) => {{
+        unsafe extern "C" fn entry() -> *const $crate::detector::abi::DetectorTable {
+            static TABLE: $crate::detector::export::DetectorTableCell =
+                $crate::detector::export::DetectorTableCell::new();
+            TABLE.get_or_build($detectors)
+        }
+        // SAFETY: `entry` returns a table built by `DetectorTableCell`, which
+        // catches panics and leaks the table; `kernel::last_error` is the
+        // message the cell records for a null table, on the calling thread.
+        unsafe {
+            $crate::detector::LinkedDetectors::new(
+                env!("CARGO_PKG_NAME"),
+                env!("CARGO_PKG_VERSION"),
+                include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/src/lib.rs")),
+                entry,
+                $crate::kernel::last_error,
+            )
+        }
+    }};
+}
