@@ -114,8 +114,9 @@ impl Registry {
         Self::default()
     }
 
-    /// The activations of the plugins shipped with acbench (the adaptive
-    /// ones, the baselines, the per-channel variants), linked into it;
+    /// The activations and detectors of the plugins shipped with acbench
+    /// (the adaptive ones, the baselines, the per-channel variants; `fcos`
+    /// and `yolo`), linked into it;
     /// ignores `$ACBENCH_PLUGIN_PATH`, so it is the same everywhere.
     pub fn builtin() -> Result<Self> {
         Self::discover(&PluginOptions::shipped_only())
@@ -127,6 +128,9 @@ impl Registry {
         if options.shipped {
             for linked in &plugin::linked::SHIPPED {
                 r.load_linked(linked)?;
+            }
+            for linked in &plugin::linked::SHIPPED_DETECTORS {
+                r.load_linked_detectors(linked)?;
             }
         }
         for path in options.resolve()? {
@@ -147,6 +151,15 @@ impl Registry {
     /// of its own ([`plugin::linked`]). Registering it again is a no-op.
     pub fn load_linked(&mut self, linked: &LinkedPlugin) -> Result<()> {
         self.add_plugin(plugin::linked::read(linked)?)
+    }
+
+    /// Registers detectors linked into this process, as
+    /// [`Registry::load_linked`] registers activations.
+    pub fn load_linked_detectors(
+        &mut self,
+        linked: &acbench_plugin_api::detector::LinkedDetectors,
+    ) -> Result<()> {
+        self.add_plugin(plugin::linked::read_detectors(linked)?)
     }
 
     /// Adds a plugin's activations and its manifest entry, unless a plugin

@@ -1,4 +1,4 @@
-//! The plugins linked into acbench: the shipped activations.
+//! The plugins linked into acbench: the shipped activations and detectors.
 //!
 //! acbench links its shipped plugin crates instead of looking for their
 //! libraries on disk, so a binary copied anywhere (`cargo install`) has
@@ -16,14 +16,23 @@
 //!   and constraint, and whether fused kernels are attached). It changes
 //!   when a definition or a kernel's code changes, and not when the binary
 //!   is merely rebuilt (another compiler, other flags) or moved.
+//!
+//! Linked detectors ([`SHIPPED_DETECTORS`]) are read the same way, by
+//! `read_detector_entry`; their hash covers the crate, its source and the
+//! API's detector shims and losses
+//! (`acbench_plugin_api::detector::export::DETECTOR_SOURCES`), and every
+//! detector's name, summary, settings with their defaults, and loss terms.
 
 use std::path::{Path, PathBuf};
 
 use acbench_plugin_api::LinkedPlugin;
 use acbench_plugin_api::ParamScope;
+use acbench_plugin_api::detector::LinkedDetectors;
+use acbench_plugin_api::detector::export::DETECTOR_SOURCES;
 use acbench_plugin_api::linked::KERNEL_SOURCES;
 use sha2::{Digest, Sha256};
 
+use super::detector::{Detector, read_detector_entry};
 use super::load::{LoadedActivation, LoadedPlugin, read_entry};
 use super::{PluginError, PluginManifest};
 
@@ -34,13 +43,20 @@ pub const SHIPPED: [LinkedPlugin; 3] = [
     acbench_per_channel::PLUGIN,
 ];
 
+/// The detector plugins shipped with acbench, in registration order.
+pub const SHIPPED_DETECTORS: [LinkedDetectors; 2] = [acbench_fcos::DETECTORS, acbench_yolo::DETECTORS];
+
 /// The first component of a linked plugin's `path` in its manifest.
 const LINKED_ROOT: &str = "<linked>";
 
 /// The name a linked plugin goes by in manifests and messages:
 /// `<linked>/CRATE`.
 pub fn origin(plugin: &LinkedPlugin) -> PathBuf {
-    Path::new(LINKED_ROOT).join(plugin.name())
+    origin_of(plugin.name())
+}
+
+fn origin_of(krate: &str) -> PathBuf {
+    Path::new(LINKED_ROOT).join(krate)
 }
 
 /// The crate name when `path` is a linked plugin's [`origin`] (`None` for
@@ -64,6 +80,54 @@ pub(crate) fn read(plugin: &LinkedPlugin) -> Result<LoadedPlugin, PluginError> {
         activations,
         detectors: Vec::new(),
     })
+}
+
+/// Reads linked detectors' table through the same checks as a library's.
+pub(crate) fn read_detectors(linked: &LinkedDetectors) -> Result<LoadedPlugin, PluginError> {
+    let path = origin_of(linked.name());
+    // SAFETY: `LinkedDetectors::new`'s contract is `read_detector_entry`'s.
+    let detectors =
+        unsafe { read_detector_entry(&path, linked.entry(), Some(linked.last_error())) }?;
+    Ok(LoadedPlugin {
+        manifest: PluginManifest {
+            sha256: detector_identity(linked, &detectors),
+            activations: Vec::new(),
+            detectors: detectors.iter().map(|d| d.name().to_owned()).collect(),
+            path,
+        },
+        activations: Vec::new(),
+        detectors,
+    })
+}
+
+/// The hash that stands for linked detectors' file hash (module docs).
+fn detector_identity(linked: &LinkedDetectors, detectors: &[Detector]) -> String {
+    let mut h = Sha256::new();
+    let mut text = |s: &str| {
+        h.update(s.as_bytes());
+        h.update([0]);
+    };
+    text("acbench linked detectors");
+    text(linked.name());
+    text(linked.version());
+    for source in std::iter::once(linked.source()).chain(DETECTOR_SOURCES) {
+        text(&String::from_utf8_lossy(source));
+    }
+    for d in detectors {
+        text(d.name());
+        text(d.summary());
+        text(&d.settings().len().to_string());
+        for s in d.settings() {
+            text(&s.name);
+            text(&s.summary);
+            text(&format!("{:016x}", s.default.to_bits()));
+        }
+        text(&d.terms().len().to_string());
+        for t in d.terms() {
+            text(t);
+        }
+    }
+    hex::encode(h.finalize())
 }
 
 /// The hash that stands for a linked plugin's file hash (module docs).
@@ -211,9 +275,15 @@ mod tests {
             [
                 Some("acbench-adaptive"),
                 Some("acbench-baselines"),
-                Some("acbench-per-channel")
+                Some("acbench-per-channel"),
+                Some("acbench-fcos"),
+                Some("acbench-yolo"),
             ]
         );
+        let detectors: Vec<&str> = reg.detectors().iter().map(Detector::name).collect();
+        assert_eq!(detectors, ["fcos", "yolo"]);
+        assert_eq!(reg.plugins()[3].detectors, ["fcos"]);
+        assert!(reg.plugins()[3].activations.is_empty());
         for p in reg.plugins() {
             assert_eq!(p.sha256.len(), 64);
         }
@@ -243,6 +313,49 @@ mod tests {
                 ))
             })
             .collect())
+    }
+
+    #[test]
+    fn shipped_detector_libraries_load_as_their_linked_detectors() -> Result<()> {
+        let exe = std::env::current_exe().map_err(io)?;
+        let dir = exe.parent().unwrap_or(Path::new("."));
+        let libs: Vec<PathBuf> = ["fcos", "yolo"]
+            .into_iter()
+            .map(|n| {
+                dir.join(format!(
+                    "{}acbench_detector_{n}{}",
+                    std::env::consts::DLL_PREFIX,
+                    std::env::consts::DLL_SUFFIX
+                ))
+            })
+            .collect();
+        let loaded = Registry::discover(&PluginOptions {
+            files: libs.clone(),
+            shipped: false,
+            ..PluginOptions::default()
+        })?;
+        let linked = Registry::builtin()?;
+        let describe = |r: &Registry| -> Vec<(String, Vec<String>, usize)> {
+            r.detectors()
+                .iter()
+                .map(|d| (d.name().to_owned(), d.terms().to_vec(), d.settings().len()))
+                .collect()
+        };
+        assert_eq!(describe(&loaded), describe(&linked));
+        for (p, lib) in loaded.plugins().iter().zip(&libs) {
+            assert_eq!(p.path, lib.canonicalize().map_err(io)?);
+        }
+        // A library beside the linked copy of its detector clashes.
+        match Registry::discover(&PluginOptions {
+            files: vec![libs[0].clone()],
+            ..PluginOptions::shipped_only()
+        }) {
+            Err(Error::Plugin(PluginError::Duplicate { kind, name, .. })) => {
+                assert_eq!((kind, name.as_str()), ("detector", "fcos"));
+            }
+            other => panic!("{other:?}"),
+        }
+        Ok(())
     }
 
     #[test]

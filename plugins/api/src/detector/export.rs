@@ -310,7 +310,7 @@ impl LinkedDetectors {
 /// The source of the API modules whose code runs inside every detector
 /// call (the shims): a change there changes results as much as a change in
 /// a detector does.
-pub const DETECTOR_SOURCES: [&[u8]; 1] = [include_bytes!("kernel.rs")];
+pub const DETECTOR_SOURCES: [&[u8]; 2] = [include_bytes!("kernel.rs"), include_bytes!("losses.rs")];
 
 /// Makes the [`LinkedDetectors`] of a function `fn() -> Vec<Detector>`, as
 /// [`export_detectors!`](crate::export_detectors) would export it but without
