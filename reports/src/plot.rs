@@ -13,7 +13,10 @@
 //! - `shapes-MODEL-ACTIVATION.svg`: the learned activation of every act
 //!   slot, from its final parameters (Fig. 3);
 //! - `increments-MODEL-ACTIVATION.svg`: weight-increment norms per layer and
-//!   epoch (Fig. 4).
+//!   epoch (Fig. 4);
+//! - `pr-MODEL.svg`: for a detector, the precision-recall curve at IoU 0.5
+//!   after the last epoch (COCO's 101 recall points, the mean over classes),
+//!   one curve per activation, mean ± std over seeds.
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +51,9 @@ pub enum PlotKind {
     Shapes,
     /// Weight-increment norms per layer of one model and activation.
     Increments,
+    /// Precision-recall curves of one detection model, a curve per
+    /// activation.
+    PrCurve,
 }
 
 /// The runs a plot is drawn from: one dataset and optimizer, and one model
@@ -69,7 +75,7 @@ impl PlotScope {
     fn of(kind: PlotKind, run: &RunResult) -> Self {
         let (model, activation) = match kind {
             PlotKind::ConvergenceArea => (None, None),
-            PlotKind::Loss => (Some(run.model.clone()), None),
+            PlotKind::Loss | PlotKind::PrCurve => (Some(run.model.clone()), None),
             PlotKind::Shapes | PlotKind::Increments => {
                 (Some(run.model.clone()), Some(run.activation.clone()))
             }
@@ -111,6 +117,9 @@ pub fn plots(results: &[RunResult]) -> Result<Vec<Plot>, ReportError> {
             .filter(|r| r.dataset == dataset && r.optimizer == optimizer && r.model == model)
             .collect();
         if let Some(p) = loss_plot(&naming, &runs)? {
+            out.push(p);
+        }
+        if let Some(p) = pr_plot(&naming, &runs)? {
             out.push(p);
         }
     }
@@ -459,6 +468,68 @@ fn loss_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, Repor
         PlotKind::Loss,
         first,
         line_chart(&title, XAxis::Epochs, x_desc, "training loss", &curves),
+    )
+}
+
+/// Recall at COCO's point `i` of `n` (numpy's `linspace(0, 1, n)`).
+fn recall_at(i: usize, n: usize) -> f64 {
+    if n < 2 {
+        0.0
+    } else {
+        i as f64 / (n - 1) as f64
+    }
+}
+
+fn pr_plot(naming: &Naming, runs: &[&RunResult]) -> Result<Option<Plot>, ReportError> {
+    let runs: Vec<&RunResult> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.status == RunStatus::Finished && !r.pr_curve.is_empty())
+        .collect();
+    let Some(first) = runs.first() else {
+        return Ok(None);
+    };
+    let file = naming.file(&["pr", &first.model], first);
+    let curves: Vec<Curve> = distinct(runs.iter().map(|r| r.activation.as_str()))
+        .into_iter()
+        .filter_map(|act| {
+            let of_act: Vec<&RunResult> = runs
+                .iter()
+                .copied()
+                .filter(|r| r.activation == act)
+                .collect();
+            let n = of_act.iter().map(|r| r.pr_curve.len()).max()?;
+            let mut points = Vec::with_capacity(n);
+            let mut band = Vec::with_capacity(n);
+            for i in 0..n {
+                let at = of_act
+                    .iter()
+                    .filter_map(|r| r.pr_curve.get(i).copied().filter(|p| *p >= 0.0));
+                if let Some((m, s)) = mean_std(at) {
+                    let x = recall_at(i, n);
+                    points.push((x, m));
+                    band.push((x, (m - s).max(0.0), (m + s).min(1.0)));
+                }
+            }
+            (!points.is_empty()).then(|| Curve {
+                label: act.to_owned(),
+                points,
+                band,
+            })
+        })
+        .collect();
+    if curves.is_empty() {
+        return Ok(None);
+    }
+    let title = format!(
+        "Precision-recall at IoU 0.5, {} ({}, {}), mean ± std over seeds",
+        first.model, first.dataset, first.optimizer
+    );
+    Plot::drawn(
+        file,
+        PlotKind::PrCurve,
+        first,
+        line_chart(&title, XAxis::Real, "recall", "precision", &curves),
     )
 }
 

@@ -110,6 +110,21 @@ pub enum DataError {
         expected: (usize, usize, usize),
     },
 
+    /// A detection annotation file is malformed or names something that
+    /// is not there (an unknown class, a box outside its image, a missing
+    /// image): the file, the line where known, and the element.
+    #[error("{}{}: {element}: {message}", path.display(), line.map_or_else(String::new, |l| format!(":{l}")))]
+    Annotation {
+        /// The annotation file.
+        path: PathBuf,
+        /// 1-based line of the element, where the parser knows it.
+        line: Option<usize>,
+        /// The element (`object[2]/bndbox/xmax`, `annotations[17] (id 42)`).
+        element: String,
+        /// What is wrong.
+        message: String,
+    },
+
     /// An image in an image folder could not be decoded.
     #[error("{}: cannot decode image: {source}", path.display())]
     Image {

@@ -269,6 +269,13 @@ impl Roots {
     }
 }
 
+/// The data roots searched for a dataset, in order: `--data-dir`,
+/// `$ACBENCH_DATA`, the cache (`~/.cache/acbench`).
+pub(crate) fn search_roots(opts: &LoadOptions) -> Vec<PathBuf> {
+    let r = Roots::from_process(opts);
+    [r.data_dir, r.env, r.cache].into_iter().flatten().collect()
+}
+
 /// Finds the folder a registered dataset would be loaded from.
 pub fn locate(name: &str, opts: &LoadOptions) -> Result<PathBuf, DataError> {
     Roots::from_process(opts).locate(entry(name)?)

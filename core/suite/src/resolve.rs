@@ -196,8 +196,8 @@ pub fn resolve(
     let dataset = dataset_spec(src, file)?;
     let detection = acbench_data::detection::is_detection(&dataset.name);
     let geometry = acbench_data::geometry(&dataset.name, dataset.image_size)
-        .or_else(|| acbench_data::detection::geometry(&dataset.name));
-    if dataset.seed.is_some() && !detection {
+        .or_else(|| acbench_data::detection::geometry(&dataset.name, dataset.image_size));
+    if dataset.seed.is_some() && !acbench_data::detection::is_generated(&dataset.name) {
         return Err(src.error_at(
             place(&file.dataset),
             "dataset.seed",
@@ -207,7 +207,7 @@ pub fn resolve(
             ),
         ));
     }
-    if geometry.is_none() && !dataset.name.starts_with("folder:") {
+    if geometry.is_none() && !dataset.name.starts_with("folder:") && !detection {
         return Err(src
             .error_at(
                 place(&file.dataset),

@@ -432,6 +432,7 @@ impl HtmlExporter<'_> {
                         let label = match p.kind {
                             PlotKind::Loss => "loss",
                             PlotKind::Shapes => "shapes",
+                            PlotKind::PrCurve => "precision-recall",
                             _ => "increments",
                         };
                         format!("<a href=\"#{}\">{label}</a>", esc(&plot_id(p)))

@@ -214,3 +214,37 @@ fn increments_one_curve_per_layer() {
         "{t:?}"
     );
 }
+
+#[test]
+fn detection_runs_get_a_precision_recall_plot_per_model() {
+    let mut runs = fixture();
+    for (k, r) in runs.iter_mut().enumerate() {
+        if r.model == "alexnet" {
+            r.detector = Some("fcos".into());
+            // A falling curve, a little different per seed.
+            r.pr_curve = (0..101)
+                .map(|i| (1.0 - i as f64 / 100.0) * (0.9 + 0.01 * k as f64))
+                .collect();
+        }
+    }
+    let plots = match plots(&runs) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    let names: Vec<&str> = plots.iter().map(|p| p.file_name.as_str()).collect();
+    assert_eq!(
+        names[..3],
+        ["loss-alexnet.svg", "pr-alexnet.svg", "loss-vgg.svg"]
+    );
+    let pr = get(&plots, "pr-alexnet.svg");
+    assert_eq!(pr.kind, PlotKind::PrCurve);
+    assert!(pr.covers(&runs[0]) && !pr.covers(&runs[5]));
+    let d = doc(&pr.svg);
+    // A curve per activation and its legend mark, a band each (two seeds).
+    assert_eq!(curves(&d), 4);
+    assert_eq!(count(&d, "polygon"), 2);
+    let t = texts(&d);
+    for label in ["recall", "precision", "relu", "arelu"] {
+        assert!(t.iter().any(|x| x == label), "{label} not in {t:?}");
+    }
+}

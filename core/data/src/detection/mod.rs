@@ -8,9 +8,15 @@
 //!
 //! - [`synthetic`]: seeded canvases of real Fashion-MNIST items, for this
 //!   machine and for tests;
+//! - [`voc`]: PASCAL VOC folders (`voc2007`, `voc2012`, or `voc:PATH`);
+//! - [`coco`]: COCO folders (`coco2017`, or `coco:PATH`);
+//! - [`letterbox`]: photos fitted to the stored shape;
 //! - [`load`]: a set by name.
 
+pub mod coco;
+pub mod letterbox;
 pub mod synthetic;
+pub mod voc;
 
 use std::path::PathBuf;
 
@@ -185,20 +191,49 @@ impl DetectionSet {
 }
 
 /// The detection sets acbench knows, with one line each.
-pub const NAMES: &[(&str, &str)] = &[(
-    synthetic::NAME,
-    "Fashion-MNIST items pasted on 96x96 canvases (seeded; built from fashion-mnist)",
-)];
+pub const NAMES: &[(&str, &str)] = &[
+    (
+        synthetic::NAME,
+        "Fashion-MNIST items pasted on 96x96 canvases (seeded; built from fashion-mnist)",
+    ),
+    (
+        "voc2007",
+        "PASCAL VOC 2007 (trainval / test), 20 classes, VOCdevkit/VOC2007 under a data root",
+    ),
+    (
+        "voc2012",
+        "PASCAL VOC 2012 (train / val), 20 classes, VOCdevkit/VOC2012 under a data root",
+    ),
+    (
+        "coco2017",
+        "COCO 2017 (train2017 / val2017), 80 classes, coco/ under a data root",
+    ),
+];
+
+/// The prefix of a VOC folder given by path (`voc:PATH`).
+pub const VOC_PREFIX: &str = "voc:";
+/// The prefix of a COCO folder given by path (`coco:PATH`).
+pub const COCO_PREFIX: &str = "coco:";
 
 /// Whether `name` is a detection set.
 pub fn is_detection(name: &str) -> bool {
     NAMES.iter().any(|(n, _)| *n == name)
+        || name.starts_with(VOC_PREFIX)
+        || name.starts_with(COCO_PREFIX)
 }
 
-/// Classes and stored shape of the set `name` without loading it.
-pub fn geometry(name: &str) -> Option<(usize, (usize, usize, usize))> {
+/// Classes and stored shape of the set `name` without loading it (`None`
+/// for a folder given by path, whose classes are in its files);
+/// `image_size` is the stored size photos are fitted to.
+pub fn geometry(
+    name: &str,
+    image_size: Option<(usize, usize)>,
+) -> Option<(usize, (usize, usize, usize))> {
+    let (h, w) = image_size.unwrap_or((letterbox::DEFAULT_SIDE, letterbox::DEFAULT_SIDE));
     match name {
         synthetic::NAME => Some((10, (1, synthetic::CANVAS, synthetic::CANVAS))),
+        "voc2007" | "voc2012" => Some((voc::VOC_CLASSES.len(), (3, h, w))),
+        "coco2017" => Some((80, (3, h, w))),
         _ => None,
     }
 }
@@ -208,6 +243,9 @@ pub fn geometry(name: &str) -> Option<(usize, (usize, usize, usize))> {
 pub fn split_sizes(name: &str) -> Option<(usize, usize)> {
     match name {
         synthetic::NAME => Some(synthetic::DEFAULT_SIZES),
+        "voc2007" => Some((5011, 4952)),
+        "voc2012" => Some((5717, 5823)),
+        "coco2017" => Some((118_287, 5000)),
         _ => None,
     }
 }
@@ -216,6 +254,31 @@ pub fn split_sizes(name: &str) -> Option<(usize, usize)> {
 /// than caps.
 pub fn is_generated(name: &str) -> bool {
     name == synthetic::NAME
+}
+
+/// The registered folder of `name` (`VOCdevkit/VOC2007`, `coco`) under the
+/// first data root that has it.
+fn locate(
+    name: &str,
+    sub: &str,
+    present: fn(&std::path::Path) -> bool,
+    opts: &LoadOptions,
+) -> Result<PathBuf, DataError> {
+    let looked: Vec<PathBuf> = crate::registry::search_roots(opts)
+        .into_iter()
+        .map(|r| r.join(sub))
+        .collect();
+    looked
+        .iter()
+        .find(|d| present(d))
+        .cloned()
+        .ok_or_else(|| DataError::NotFound {
+            name: name.to_owned(),
+            looked,
+            hint: format!(
+                "{name} cannot be downloaded here: place it as DIR/{sub} and pass --data-dir DIR"
+            ),
+        })
 }
 
 /// Loads the detection set `name`; `limit_train`/`limit_test` of `opts`
@@ -232,8 +295,38 @@ pub fn load(name: &str, opts: &LoadOptions, seed: u64) -> Result<DetectionSet, D
             )));
         }
     }
+    if let Some(path) = name.strip_prefix(VOC_PREFIX) {
+        let root = std::path::Path::new(path);
+        let splits = if root.join("ImageSets/Main/test.txt").is_file() {
+            ("trainval", "test")
+        } else {
+            ("train", "val")
+        };
+        return voc::load(name, root, splits, None, opts);
+    }
+    if let Some(path) = name.strip_prefix(COCO_PREFIX) {
+        return coco::load(
+            name,
+            std::path::Path::new(path),
+            ("train2017", "val2017"),
+            opts,
+        );
+    }
+    let voc_classes = || Some(voc::VOC_CLASSES.iter().map(|c| (*c).to_owned()).collect());
     match name {
         synthetic::NAME => synthetic::load(opts, seed),
+        "voc2007" => {
+            let root = locate(name, "VOCdevkit/VOC2007", voc::present, opts)?;
+            voc::load(name, &root, ("trainval", "test"), voc_classes(), opts)
+        }
+        "voc2012" => {
+            let root = locate(name, "VOCdevkit/VOC2012", voc::present, opts)?;
+            voc::load(name, &root, ("train", "val"), voc_classes(), opts)
+        }
+        "coco2017" => {
+            let root = locate(name, "coco", coco::present, opts)?;
+            coco::load(name, &root, ("train2017", "val2017"), opts)
+        }
         _ => Err(DataError::UnknownDataset {
             name: name.to_owned(),
             known: NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),

@@ -44,7 +44,8 @@ pub const SHIPPED: [LinkedPlugin; 3] = [
 ];
 
 /// The detector plugins shipped with acbench, in registration order.
-pub const SHIPPED_DETECTORS: [LinkedDetectors; 2] = [acbench_fcos::DETECTORS, acbench_yolo::DETECTORS];
+pub const SHIPPED_DETECTORS: [LinkedDetectors; 2] =
+    [acbench_fcos::DETECTORS, acbench_yolo::DETECTORS];
 
 /// The first component of a linked plugin's `path` in its manifest.
 const LINKED_ROOT: &str = "<linked>";
