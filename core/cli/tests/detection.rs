@@ -171,3 +171,54 @@ fn a_detection_suite_records_every_stat_reports_table7_and_is_reproducible() {
     run_suite(&suite, &again, data.path()).success();
     assert_same_ledgers(&out.join("ledger.sqlite"), &again.join("ledger.sqlite"));
 }
+
+/// Real photos: the deepforest wheel's aerial tree crowns as a VOC folder
+/// (`scripts/deepforest-voc.sh`, which downloads the wheel from PyPI), read
+/// with the VOC reader and trained on for a few epochs. Three training
+/// photos teach the detector little; this checks the pipeline on real
+/// files (decoding, letterboxing, custom classes, scoring), not accuracy.
+#[test]
+#[ignore = "downloads the deepforest wheel from PyPI"]
+fn deepforest_photos_train_through_the_voc_reader() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let voc = dir.path().join("deepforest");
+    let status = std::process::Command::new("bash")
+        .arg(common::repo_root().join("scripts/deepforest-voc.sh"))
+        .arg(&voc)
+        .status()
+        .expect("script runs");
+    assert!(status.success(), "scripts/deepforest-voc.sh failed");
+    let out = dir.path().join("run.json");
+    acbench()
+        .arg("train")
+        .arg("--model")
+        .arg(model("fcos-tiny.acnet"))
+        .args([
+            "--act",
+            "relu",
+            "--detector",
+            "fcos",
+            "--image-size",
+            "384x384",
+        ])
+        .arg("--dataset")
+        .arg(format!("voc:{}", voc.display()))
+        .args([
+            "--epochs",
+            "3",
+            "--batch",
+            "3",
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.003",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "(3 train / 1 test images, 914 / 37 boxes, 3 classes)",
+        ))
+        .stdout(predicate::str::contains("VOC AP50"));
+}

@@ -277,15 +277,17 @@ fn read_annotation(path: &Path) -> Result<VocAnnotation, DataError> {
     parse_annotation(path, &text)
 }
 
-/// The classes of a VOC folder: VOC's 20 when every name in the training
-/// split is one of them, else the names found there, sorted (a custom set
-/// in VOC's format, such as a one-class tree set).
-pub fn classes_of(root: &Path, train_split: &str) -> Result<Vec<String>, DataError> {
+/// The classes of a VOC folder: VOC's 20 when every name in `splits` is
+/// one of them, else the names found there, sorted (a custom set in VOC's
+/// format, such as a set of tree crowns).
+pub fn classes_of(root: &Path, splits: &[&str]) -> Result<Vec<String>, DataError> {
     let mut names: Vec<String> = Vec::new();
-    for id in split_ids(root, train_split)? {
-        for o in read_annotation(&annotation_path(root, &id))?.objects {
-            if !names.contains(&o.name) {
-                names.push(o.name);
+    for split in splits {
+        for id in split_ids(root, split)? {
+            for o in read_annotation(&annotation_path(root, &id))?.objects {
+                if !names.contains(&o.name) {
+                    names.push(o.name);
+                }
             }
         }
     }
@@ -309,7 +311,7 @@ pub fn load(
 ) -> Result<DetectionSet, DataError> {
     let classes = match classes {
         Some(c) => c,
-        None => classes_of(root, train_split)?,
+        None => classes_of(root, &[train_split, test_split])?,
     };
     let (h, w) = opts.image_size.unwrap_or((DEFAULT_SIDE, DEFAULT_SIDE));
     let shape = (3, h, w);

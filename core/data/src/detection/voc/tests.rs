@@ -159,8 +159,10 @@ fn unknown_classes_and_missing_images_are_named() {
         )
         .expect("write");
     }
-    let classes = classes_of(dir.path(), "trainval").expect("classes");
+    let classes = classes_of(dir.path(), &["trainval"]).expect("classes");
     assert_eq!(classes, ["Tree", "person"]);
+    let classes = classes_of(dir.path(), &["trainval", "test"]).expect("classes");
+    assert_eq!(classes, ["Tree", "person", "wolf"]);
 }
 
 #[test]
