@@ -117,6 +117,10 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
     assert!(text.contains("a=1, b=1, c=0, d=0"), "{text}");
     assert!(text.contains("acbench-adaptive (linked)"), "{text}");
     assert!(
+        text.contains("acbench-fcos (linked)") && text.contains("acbench-yolo (linked)"),
+        "{text}"
+    );
+    assert!(
         text.contains("acbench-per-channel, linked into acbench  sha256 "),
         "{text}"
     );
@@ -125,7 +129,7 @@ fn shipped_plugins_are_listed_and_pass_their_check() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "all checks passed (14 activations)",
+            "all checks passed (14 activations, 2 detectors)",
         ))
         .stdout(predicate::str::contains("finite diff a"))
         .stdout(predicate::str::contains("FAIL").not());
@@ -190,7 +194,9 @@ fn the_binary_alone_in_an_empty_folder_lists_every_shipped_activation_and_trains
         [
             "<linked>/acbench-adaptive",
             "<linked>/acbench-baselines",
-            "<linked>/acbench-per-channel"
+            "<linked>/acbench-per-channel",
+            "<linked>/acbench-fcos",
+            "<linked>/acbench-yolo"
         ]
     );
 }
@@ -256,7 +262,7 @@ fn out_of_tree_plugin_from_the_template_is_checked_and_trained() {
         Some(lib.canonicalize().expect("lib path"))
     );
     assert_eq!(ours["sha256"].as_str().map(str::len), Some(64));
-    assert_eq!(plugins.len(), 4, "three shipped plugins and the template");
+    assert_eq!(plugins.len(), 6, "five shipped plugins and the template");
     assert_eq!(plugins[0]["path"], "<linked>/acbench-adaptive");
     assert_eq!(v["fused"], true);
     let slots = v["outcome"]["act_values"].as_array().expect("act values");
@@ -296,6 +302,10 @@ fn broken_plugins_give_clear_errors_and_never_crash() {
             "activation `bad_formula`: formula error at column 11".into(),
         ),
         (lib("dup_relu"), "activation `relu` is defined twice".into()),
+        (
+            lib("wrong_detector_abi"),
+            "built for plugin ABI version 999, but this acbench speaks version 1".into(),
+        ),
     ];
     for (path, expect) in &load_errors {
         acbench()
@@ -370,4 +380,130 @@ fn broken_plugins_give_clear_errors_and_never_crash() {
         ))
         .stderr(predicate::str::contains("FAIL bad_fails"))
         .stderr(predicate::str::contains("FAIL bad_panics"));
+}
+
+/// A network for detectors whose head has `classes + extra` channels per
+/// cell of a 12x12 grid (96x96 input), small enough for tests.
+fn write_head_model(dir: &Path, extra: usize) -> PathBuf {
+    let path = dir.join(format!("head{extra}.acnet"));
+    let text = format!(
+        "network head(classes=10, channels=1, size=96) {{\n\
+         input(channels, size, size)\n\
+         conv(4, 3, stride=2, pad=same) bn act\n\
+         conv(4, 3, stride=2, pad=same) bn act\n\
+         conv(4, 3, stride=2, pad=same) bn act\n\
+         conv(classes + {extra}, 1)\n}}\n"
+    );
+    std::fs::write(&path, text).expect("model");
+    path
+}
+
+fn train_detector(model: &Path, detector: &str, lib: &Path, data: &Path) -> assert_cmd::Command {
+    let mut cmd = acbench();
+    cmd.env("RUST_BACKTRACE", "0")
+        .args(["train", "--model"])
+        .arg(model)
+        .args([
+            "--act",
+            "relu",
+            "--dataset",
+            "fashion-mnist-boxes",
+            "--detector",
+            detector,
+        ])
+        .args([
+            "--limit-train",
+            "16",
+            "--limit-test",
+            "8",
+            "--batch",
+            "8",
+            "--data-dir",
+        ])
+        .arg(data)
+        .arg("--plugin")
+        .arg(lib);
+    cmd
+}
+
+#[test]
+fn broken_detector_plugins_give_clear_errors_and_never_crash() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let fixtures = work.path().join("bad_plugins");
+    copy_tree(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bad_plugins"),
+        &fixtures,
+    );
+    point_api_at_repo(&fixtures.join("Cargo.toml"), "../../../../../plugins/api");
+    let lib = cargo_build(&fixtures).join(dylib("bad_detectors"));
+    let shown = lib.canonicalize().expect("lib").display().to_string();
+    let data = fashion_dir(32, 16);
+    let model = write_head_model(work.path(), 0);
+    for (detector, expect) in [
+        (
+            "det_panics",
+            "detector `det_panics`: `loss` panicked: kernel `loss` panicked: the loss panics on purpose",
+        ),
+        (
+            "det_fails",
+            "detector `det_fails`: `loss` failed (status 1): the loss fails on purpose",
+        ),
+        ("det_huge", "detector `det_huge`: its layout asks for"),
+    ] {
+        train_detector(&model, detector, &lib, data.path())
+            .assert()
+            .code(1)
+            .stderr(predicate::str::contains(expect))
+            .stderr(predicate::str::contains(shown.as_str()));
+    }
+    train_detector(&model, "det_nan", &lib, data.path())
+        .assert()
+        .stdout(predicate::str::contains("diverged"));
+    acbench()
+        .env("RUST_BACKTRACE", "0")
+        .args(["plugins", "check", "--plugin"])
+        .arg(&lib)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("FAIL det_panics"))
+        .stderr(predicate::str::contains("FAIL det_fails"));
+}
+
+#[test]
+fn out_of_tree_detector_from_the_template_is_checked_and_trained() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let krate = work.path().join("centers");
+    copy_tree(&repo_root().join("plugins/detector-template"), &krate);
+    point_api_at_repo(&krate.join("Cargo.toml"), "../api");
+    let lib = cargo_build(&krate).join(dylib("centers"));
+    assert!(lib.is_file(), "{} was not built", lib.display());
+
+    acbench()
+        .args(["plugins", "check", "centers", "--plugin"])
+        .arg(&lib)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "all checks passed (0 activations, 1 detector)",
+        ));
+    // Found on $ACBENCH_PLUGIN_PATH, listed beside the shipped detectors.
+    let dir = work.path().join("plugins");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::copy(&lib, dir.join(dylib("centers"))).expect("copy");
+    acbench()
+        .env("ACBENCH_PLUGIN_PATH", &dir)
+        .args(["plugins", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("centers"))
+        .stdout(predicate::str::contains("size_weight=1"));
+
+    let data = fashion_dir(32, 16);
+    let model = write_head_model(work.path(), 4);
+    train_detector(&model, "centers:size_weight=2", &lib, data.path())
+        .args(["--epochs", "2", "--optimizer", "adam", "--lr", "0.01"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("with detector centers"))
+        .stdout(predicate::str::contains("VOC AP50"));
 }

@@ -37,8 +37,13 @@ use acbench_engine::plugin::detector::Detector;
 pub struct Catalog {
     /// Activation name -> parameter names.
     pub activations: BTreeMap<String, Vec<String>>,
-    /// Every loaded plugin library (they are part of each run's key).
+    /// Every loaded plugin library with activations (they are part of each
+    /// run's key).
     pub plugins: Vec<PluginRef>,
+    /// Detector name -> the plugin it comes from (part of the key of the
+    /// runs that use it, and only of those, so that adding a detector
+    /// plugin keeps every classification result).
+    pub detector_plugins: Vec<(String, PluginRef)>,
     /// The detectors the plugins register, for the models of detection
     /// suites.
     pub detectors: Vec<Detector>,
@@ -68,19 +73,44 @@ impl Catalog {
                 )
             })
             .collect();
+        let plugin_ref = |p: &acbench_engine::plugin::PluginManifest| PluginRef {
+            path: p.path.clone(),
+            sha256: p.sha256.clone(),
+        };
         let plugins = registry
             .plugins()
             .iter()
-            .map(|p| PluginRef {
-                path: p.path.clone(),
-                sha256: p.sha256.clone(),
-            })
+            .filter(|p| !p.activations.is_empty())
+            .map(plugin_ref)
+            .collect();
+        let detector_plugins = registry
+            .plugins()
+            .iter()
+            .flat_map(|p| p.detectors.iter().map(move |d| (d.clone(), plugin_ref(p))))
             .collect();
         Self {
             activations,
             plugins,
             detectors: registry.detectors().to_vec(),
+            detector_plugins,
         }
+    }
+
+    /// The plugins in the key of a run of `model`: every activation plugin,
+    /// and the plugin of the model's detector, sorted by hash.
+    fn run_plugins(&self, model: &ModelSpec) -> Vec<PluginRef> {
+        let mut plugins = self.plugins.clone();
+        if let Some(d) = &model.detector {
+            plugins.extend(
+                self.detector_plugins
+                    .iter()
+                    .filter(|(name, _)| *name == d.name)
+                    .map(|(_, p)| p.clone()),
+            );
+        }
+        plugins.sort_by(|a, b| a.sha256.cmp(&b.sha256));
+        plugins.dedup_by(|a, b| a.sha256 == b.sha256);
+        plugins
     }
 }
 
@@ -244,10 +274,6 @@ pub fn resolve(
         return Err(src.error("activations", "the list is empty"));
     }
 
-    let mut plugins = catalog.plugins.clone();
-    plugins.sort_by(|a, b| a.sha256.cmp(&b.sha256));
-    plugins.dedup_by(|a, b| a.sha256 == b.sha256);
-
     let models = file
         .models
         .iter()
@@ -290,6 +316,7 @@ pub fn resolve(
 
     let mut runs = Vec::new();
     for (model, _net) in &models {
+        let plugins = catalog.run_plugins(model);
         for act in &activations {
             for (oi, opt) in optimizers.iter().enumerate() {
                 let entry = &opt.value.0;

@@ -27,6 +27,7 @@ fn catalog() -> Catalog {
             sha256: "ab".repeat(32),
         }],
         detectors: Vec::new(),
+        detector_plugins: Vec::new(),
     }
 }
 
@@ -400,30 +401,14 @@ fn plugin_paths_are_relative_to_the_suite() {
 
 #[test]
 fn shipped_suites_resolve() {
-    let mut activations = BTreeMap::new();
-    for (name, params) in [
-        ("relu", ""),
-        ("sigmoid", ""),
-        ("tanh", ""),
-        ("lrelu", "s"),
-        ("prelu", "p"),
-        ("swish", "beta"),
-        ("pelu", "a b"),
-        ("frelu", "bias"),
-        ("asigmoid", "a b c d"),
-        ("atanh", "a b c d"),
-        ("arelu", "a b c d"),
-    ] {
-        activations.insert(
-            name.to_owned(),
-            params.split_whitespace().map(str::to_owned).collect(),
-        );
-    }
-    let catalog = Catalog {
-        activations,
-        plugins: Vec::new(),
-        detectors: Vec::new(),
-    };
+    let registry = acbench_engine::activation::Registry::builtin().expect("shipped plugins");
+    let catalog = Catalog::from_registry(&registry);
+    let fcos = catalog
+        .detector_plugins
+        .iter()
+        .find(|(d, _)| d == "fcos")
+        .map(|(_, p)| p.sha256.clone())
+        .expect("fcos is shipped");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../suites");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("suites dir") {
@@ -436,6 +421,23 @@ fn shipped_suites_resolve() {
             .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.headline()));
         assert!(!suite.runs.is_empty(), "{}", path.display());
         seen += 1;
+        for r in &suite.runs {
+            let with_fcos = r.plugins.iter().any(|p| p.sha256 == fcos);
+            let uses_fcos = r.model.detector.as_ref().is_some_and(|d| d.name == "fcos");
+            assert_eq!(
+                with_fcos,
+                uses_fcos,
+                "{}: only fcos runs key on its plugin",
+                r.label()
+            );
+        }
+        if suite.name == "detection" {
+            assert_eq!(
+                suite.runs.len(),
+                2 * 5 * 3,
+                "Table 7's rows, two detectors, three seeds"
+            );
+        }
         if suite.name == "cifar100" {
             assert_eq!(suite.runs.len(), 3 * 11 * 3, "the paper's CIFAR-100 matrix");
             assert!(

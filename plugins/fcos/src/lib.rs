@@ -95,7 +95,7 @@ impl Fcos {
         if s.classes == 0 {
             return Err("fcos needs at least one class".into());
         }
-        if !(s.get(RADIUS) > 0.0) {
+        if s.get(RADIUS).is_nan() || s.get(RADIUS) <= 0.0 {
             return Err(format!(
                 "fcos: radius must be positive, got {}",
                 s.get(RADIUS)
@@ -107,7 +107,7 @@ impl Fcos {
                 s.get(ALPHA)
             ));
         }
-        if !(s.get(GAMMA) >= 0.0) {
+        if s.get(GAMMA).is_nan() || s.get(GAMMA) < 0.0 {
             return Err(format!("fcos: gamma must be >= 0, got {}", s.get(GAMMA)));
         }
         if !(s.get(PRIOR) > 0.0 && s.get(PRIOR) < 1.0) {
@@ -310,7 +310,7 @@ impl DetectorKernel for Fcos {
                 let mut bbox = None;
                 for c in 0..classes {
                     let p = sigmoid(f64::from(head[c * plane + cell])) * ctr;
-                    if !(p >= floor) {
+                    if p.is_nan() || p < floor {
                         continue;
                     }
                     let [l, t, r, b] = *bbox.get_or_insert_with(|| {

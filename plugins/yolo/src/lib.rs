@@ -133,7 +133,7 @@ impl Yolo {
             ));
         }
         for (name, i) in [("coord", COORD), ("noobj", NOOBJ)] {
-            if !(s.get(i) >= 0.0) {
+            if s.get(i).is_nan() || s.get(i) < 0.0 {
                 return Err(format!("yolo: {name} must be >= 0, got {}", s.get(i)));
             }
         }
@@ -359,7 +359,7 @@ impl DetectorKernel for Yolo {
                     let cell = i * grid.width + j;
                     let v = |k: usize| f64::from(head[(a * per + k) * plane + cell]);
                     let objectness = sigmoid(v(4));
-                    if !(objectness >= floor) {
+                    if objectness.is_nan() || objectness < floor {
                         continue;
                     }
                     softmax((0..classes).map(|c| v(5 + c)), &mut probs);
