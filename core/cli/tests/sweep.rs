@@ -105,3 +105,36 @@ fn sweep_ranks_replays_and_keeps_runs_through_errors() {
         assert_eq!(ledger_runs(&out), first, "{name} lost or retrained a run");
     }
 }
+
+#[test]
+fn a_sweep_trains_detectors_and_reads_their_scores() {
+    let data = fashion_dir(32, 16);
+    let out = data.path().join("out");
+    let script = data.path().join("det.rhai");
+    let text = format!(
+        "let base = #{{ dataset: #{{ name: \"fashion-mnist-boxes\", limit_train: 16, limit_test: 8 }},\n\
+         name: \"det\", model: #{{ file: \"{}\", detector: \"fcos\", args: #{{ filters: 4 }} }},\n\
+         optimizer: \"adam\", lr: 0.002, epochs: 1, batch_size: 8, seed: 0 }};\n\
+         let specs = [];\n\
+         for act in [\"relu\", \"arelu\"] {{ let s = base; s.activation = act; specs.push(s); }}\n\
+         for r in runs(specs) {{\n\
+           if r.final_acc != r.detection[\"coco.ap50\"] {{ throw \"final_acc is not AP50\"; }}\n\
+           print(`${{r.activation}} ap50=${{r.detection[\"coco.ap50\"]}} voc07=${{r.detection[\"voc07.map\"]}}`);\n\
+         }}\n",
+        model("fcos-tiny.acnet").display()
+    );
+    std::fs::write(&script, text).expect("sweep");
+    acbench()
+        .arg("sweep")
+        .arg(&script)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("relu ap50="))
+        .stdout(predicate::str::contains("arelu ap50="))
+        .stdout(predicate::str::contains("voc07="));
+    assert_eq!(ledger_runs(&out).len(), 2);
+}

@@ -577,6 +577,12 @@ fn result_map(
             }
         }
     }
+    let mut detection = Map::new();
+    if let Some(last) = epochs.last() {
+        for (k, v) in &last.detection {
+            detection.insert(k.as_str().into(), Dynamic::from(*v));
+        }
+    }
     let epochs: Array = epochs
         .iter()
         .map(|e| {
@@ -596,6 +602,7 @@ fn result_map(
         })
         .collect();
     put("epochs", Dynamic::from_array(epochs));
+    put("detection", Dynamic::from_map(detection));
     put("act_params", Dynamic::from_map(act_params));
     put("key", Dynamic::from(key.to_owned()));
     put(

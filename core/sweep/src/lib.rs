@@ -25,7 +25,9 @@
 //!   runs), `final_acc` and `best_acc` (`()` when there is none), `epochs`
 //!   (maps with `epoch`, `lr`, `train_loss`, `train_acc`, `test_loss`,
 //!   `test_acc`, `wall_s`), `act_params` (slot -> parameter -> values after
-//!   the last epoch), `wall_s` (training seconds, summed over epochs),
+//!   the last epoch), `detection` (a detector's scores after the last
+//!   epoch: `coco.ap50`, `voc07.map`, ...; empty for a classifier, and
+//!   `final_acc` is then COCO's AP50), `wall_s` (training seconds, summed over epochs),
 //!   `key`, `replayed` (found in the ledger), and the labels `model`,
 //!   `activation`, `optimizer`, `dataset`, `seed`.
 //! - `runs(specs)`: an array of specs; all are validated before any trains.

@@ -130,36 +130,43 @@ fn build_table(activations: &[Activation]) -> Result<&'static PluginTable, Strin
 }
 
 /// A leaked table shared between threads.
-#[derive(Debug, Clone, Copy)]
-struct TableRef(&'static PluginTable);
-
-// SAFETY: the table and everything it points to are leaked and never written
-// after `build_table` returns, so reading them from any thread is sound.
-unsafe impl Send for TableRef {}
-// SAFETY: as above: immutable for the rest of the process.
-unsafe impl Sync for TableRef {}
-
-/// The once-built table behind a plugin's entry point; one static per
-/// [`export_plugin!`](crate::export_plugin) expansion.
 #[derive(Debug)]
-pub struct TableCell(OnceLock<Result<TableRef, String>>);
+struct TableRef<T: 'static>(&'static T);
 
-impl TableCell {
+// SAFETY: a table and everything it points to are leaked and never written
+// after it is built, so reading them from any thread is sound.
+unsafe impl<T> Send for TableRef<T> {}
+// SAFETY: as above: immutable for the rest of the process.
+unsafe impl<T> Sync for TableRef<T> {}
+
+/// The once-built, leaked table behind an entry point (an activation
+/// table, [`TableCell`], or a detector table,
+/// [`DetectorTableCell`](crate::detector::export::DetectorTableCell)); one
+/// static per macro expansion.
+#[derive(Debug)]
+pub struct OnceTable<T: 'static>(OnceLock<Result<TableRef<T>, String>>);
+
+impl<T: 'static> OnceTable<T> {
     /// An empty cell, for a `static`.
     pub const fn new() -> Self {
         Self(OnceLock::new())
     }
 
-    /// The table, built on first use from `activations()`. Returns null when
-    /// building failed or panicked, with the reason for the host's
-    /// `last_error`; the failure is remembered, so every call agrees.
-    pub fn get_or_build(&self, activations: fn() -> Vec<Activation>) -> *const PluginTable {
+    /// The table, built on first use by `build`. Null when building failed
+    /// or panicked, with the reason for the host's `last_error` (`what`
+    /// names the table in a panic's message); the failure is remembered, so
+    /// every call agrees.
+    pub(crate) fn get_or_build_with(
+        &self,
+        what: &str,
+        build: impl FnOnce() -> Result<&'static T, String>,
+    ) -> *const T {
         let built = self.0.get_or_init(|| {
             // Unwind safety: a panic leaves at most some leaked strings behind.
-            panic::catch_unwind(AssertUnwindSafe(|| build_table(&activations())))
+            panic::catch_unwind(AssertUnwindSafe(build))
                 .unwrap_or_else(|payload| {
                     Err(format!(
-                        "building the plugin table panicked: {}",
+                        "building the {what} table panicked: {}",
                         panic_message(payload.as_ref())
                     ))
                 })
@@ -175,9 +182,21 @@ impl TableCell {
     }
 }
 
-impl Default for TableCell {
+impl<T: 'static> Default for OnceTable<T> {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The activation table behind [`export_plugin!`](crate::export_plugin) and
+/// [`linked_plugin!`](crate::linked_plugin).
+pub type TableCell = OnceTable<PluginTable>;
+
+impl OnceTable<PluginTable> {
+    /// The table, built on first use from `activations()`; null (with the
+    /// reason for `last_error`) when it cannot be built.
+    pub fn get_or_build(&self, activations: fn() -> Vec<Activation>) -> *const PluginTable {
+        self.get_or_build_with("plugin", || build_table(&activations()))
     }
 }
 

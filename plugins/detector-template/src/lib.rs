@@ -18,7 +18,7 @@
 //! e.g. fcos-tiny's backbone ending in `conv(classes + 4, 1)`.
 
 use acbench_plugin_api::detector::abi::{Grid, HeadLayout};
-use acbench_plugin_api::detector::losses::{focal, sigmoid};
+use acbench_plugin_api::detector::losses::{focal, prior_logit, sigmoid};
 use acbench_plugin_api::detector::{
     Candidate, Detector, DetectorDef, DetectorKernel, ImageTruth, SettingSpec, Settings,
 };
@@ -43,13 +43,6 @@ const SIZE_WEIGHT: usize = 2;
 const TARGETS: usize = 5;
 const BACKGROUND: f32 = -1.0;
 const IGNORED: f32 = -2.0;
-
-fn strides(grid: Grid) -> (f64, f64) {
-    (
-        grid.image_width as f64 / grid.width as f64,
-        grid.image_height as f64 / grid.height as f64,
-    )
-}
 
 impl DetectorKernel for Centers {
     fn def() -> DetectorDef {
@@ -77,7 +70,7 @@ impl DetectorKernel for Centers {
 
     fn init_bias(s: Settings<'_>, bias: &mut [f32]) -> Result<(), String> {
         // Start from "no object anywhere" (a prior of 1%), as FCOS does.
-        bias[..s.classes].fill(-(99f32.ln()));
+        bias[..s.classes].fill(prior_logit(0.01) as f32);
         Ok(())
     }
 
@@ -87,7 +80,7 @@ impl DetectorKernel for Centers {
         truth: ImageTruth<'_>,
         targets: &mut [f32],
     ) -> Result<(), String> {
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let plane = grid.height * grid.width;
         targets.fill(0.0);
         targets[..plane].fill(BACKGROUND);
@@ -192,7 +185,7 @@ impl DetectorKernel for Centers {
         threshold: f32,
         out: &mut Vec<Candidate>,
     ) -> Result<(), String> {
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let plane = grid.height * grid.width;
         let v = |c: usize, cell: usize| f64::from(head[c * plane + cell]);
         for i in 0..grid.height {

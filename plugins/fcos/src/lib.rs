@@ -31,7 +31,9 @@
 //! `libacbench_detector_fcos.so` for loading at run time.
 
 use acbench_plugin_api::detector::abi::{Grid, HeadLayout};
-use acbench_plugin_api::detector::losses::{bce_with_logits, focal, giou_ltrb, sigmoid, softplus};
+use acbench_plugin_api::detector::losses::{
+    bce_with_logits, focal, giou_ltrb, prior_logit, sigmoid, softplus,
+};
 use acbench_plugin_api::detector::{
     Candidate, Detector, DetectorDef, DetectorKernel, ImageTruth, LinkedDetectors, SettingSpec,
     Settings,
@@ -63,17 +65,9 @@ pub const BACKGROUND: f32 = -1.0;
 /// The class target of an ignored location.
 pub const IGNORED: f32 = -2.0;
 
-/// The strides of a grid, `(sx, sy)`.
-fn strides(grid: Grid) -> (f64, f64) {
-    (
-        grid.image_width as f64 / grid.width as f64,
-        grid.image_height as f64 / grid.height as f64,
-    )
-}
-
 /// The location of cell `(i, j)`, `(x, y)`.
 fn location(grid: Grid, i: usize, j: usize) -> (f64, f64) {
-    let (sx, sy) = strides(grid);
+    let (sx, sy) = grid.strides();
     ((j as f64 + 0.5) * sx, (i as f64 + 0.5) * sy)
 }
 
@@ -122,7 +116,7 @@ impl Fcos {
     /// The distances in pixels of raw values `raw` (`[l, t, r, b]`) and
     /// their derivatives.
     fn distances(grid: Grid, raw: [f64; 4]) -> ([f64; 4], [f64; 4]) {
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let s = [sx, sy, sx, sy];
         let mut d = [0.0; 4];
         let mut dd = [0.0; 4];
@@ -160,9 +154,7 @@ impl DetectorKernel for Fcos {
     }
 
     fn init_bias(s: Settings<'_>, bias: &mut [f32]) -> Result<(), String> {
-        let p = s.get(PRIOR);
-        let b = -((1.0 - p) / p).ln();
-        bias[..s.classes].fill(b as f32);
+        bias[..s.classes].fill(prior_logit(s.get(PRIOR)) as f32);
         Ok(())
     }
 
@@ -172,7 +164,7 @@ impl DetectorKernel for Fcos {
         truth: ImageTruth<'_>,
         targets: &mut [f32],
     ) -> Result<(), String> {
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let (rx, ry) = (s.get(RADIUS) * sx, s.get(RADIUS) * sy);
         let plane = grid.height * grid.width;
         for i in 0..grid.height {

@@ -36,7 +36,7 @@
 //! `libacbench_detector_yolo.so`.
 
 use acbench_plugin_api::detector::abi::{Grid, HeadLayout};
-use acbench_plugin_api::detector::losses::{bce_with_logits, sigmoid};
+use acbench_plugin_api::detector::losses::{bce_with_logits, prior_logit, sigmoid};
 use acbench_plugin_api::detector::{
     Candidate, Detector, DetectorDef, DetectorKernel, ImageTruth, LinkedDetectors, SettingSpec,
     Settings,
@@ -85,13 +85,6 @@ pub fn anchor_sides(s: Settings<'_>) -> Vec<f64> {
             }
         })
         .collect()
-}
-
-fn strides(grid: Grid) -> (f64, f64) {
-    (
-        grid.image_width as f64 / grid.width as f64,
-        grid.image_height as f64 / grid.height as f64,
-    )
 }
 
 /// IoU of two boxes of sizes `a` and `b` sharing their centre.
@@ -179,8 +172,7 @@ impl DetectorKernel for Yolo {
     }
 
     fn init_bias(s: Settings<'_>, bias: &mut [f32]) -> Result<(), String> {
-        let p = s.get(PRIOR);
-        let b = -((1.0 - p) / p).ln() as f32;
+        let b = prior_logit(s.get(PRIOR)) as f32;
         for a in 0..Self::check(s)? {
             bias[a * (5 + s.classes) + 4] = b;
         }
@@ -194,7 +186,7 @@ impl DetectorKernel for Yolo {
         targets: &mut [f32],
     ) -> Result<(), String> {
         let sides = anchor_sides(s);
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let plane = grid.height * grid.width;
         let image_area = (grid.image_width * grid.image_height) as f64;
         targets.fill(0.0);
@@ -348,7 +340,7 @@ impl DetectorKernel for Yolo {
     ) -> Result<(), String> {
         let classes = s.classes;
         let sides = anchor_sides(s);
-        let (sx, sy) = strides(grid);
+        let (sx, sy) = grid.strides();
         let plane = grid.height * grid.width;
         let per = 5 + classes;
         let floor = f64::from(threshold);

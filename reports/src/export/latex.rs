@@ -194,8 +194,7 @@ mod tests {
 % The paper's comparisons on our runs: first minus second, its 95% interval (paired by seed where both ran it), P = the probability that a run of the first beats a run of the second; the verdict is on "the first beats the second".
 % - AReLU vs ReLU, alexnet: +0.0500 [+0.0252, +0.0748] (paired, n=3), P(AReLU > ReLU) = 1.00: supports
 % - AReLU vs ReLU, vgg: AReLU diverged in every run: contradicts
-% - AReLU vs LReLU, alexnet: not run: LReLU
-% - AReLU vs LReLU, vgg: not run: LReLU
+% - AReLU vs LReLU: not run: LReLU (all 2 columns)
 
 "#;
         assert!(tex.starts_with(expected), "{tex}");

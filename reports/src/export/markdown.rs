@@ -160,8 +160,7 @@ The paper's comparisons on our runs: first minus second, its 95% interval (paire
 
 - AReLU vs ReLU, alexnet: +0.0500 [+0.0252, +0.0748] (paired, n=3), P(AReLU > ReLU) = 1.00: supports
 - AReLU vs ReLU, vgg: AReLU diverged in every run: contradicts
-- AReLU vs LReLU, alexnet: not run: LReLU
-- AReLU vs LReLU, vgg: not run: LReLU
+- AReLU vs LReLU: not run: LReLU (all 2 columns)
 
 "#;
         assert!(md.starts_with(expected), "{md}");

@@ -182,11 +182,36 @@ pub(crate) const PAIRS_HEADING: &str = "The paper's comparisons on our runs: fir
      its 95% interval (paired by seed where both ran it), P = the probability that a run of the \
      first beats a run of the second; the verdict is on \"the first beats the second\".";
 
-/// One line per pair of rows and column of our grid.
+/// One line per pair of rows and column of our grid; a pair that was not
+/// run in any column for one reason (`not run: PReLU`) is one line.
 pub(crate) fn pair_lines(cmp: &crate::compare::Comparison) -> Vec<String> {
-    pair_columns(cmp)
-        .map(|(scope, c)| format!("{scope}{}", c.summary))
-        .collect()
+    let mut out = Vec::new();
+    for p in &cmp.pairs {
+        let scope = p
+            .first
+            .rsplit_once('/')
+            .map(|(s, _)| format!("{s}: "))
+            .unwrap_or_default();
+        let note = p.columns.first().and_then(|c| c.note.as_deref());
+        let all_unrun = p.columns.len() > 1
+            && note.is_some_and(|n| n.starts_with("not run"))
+            && p.columns
+                .iter()
+                .all(|c| c.ours.is_none() && c.note.as_deref() == note);
+        if let (true, Some(first), Some(note)) = (all_unrun, p.columns.first(), note) {
+            let head = first
+                .summary
+                .split_once(&format!(", {}: ", first.column))
+                .map_or(first.summary.as_str(), |(h, _)| h);
+            out.push(format!(
+                "{scope}{head}: {note} (all {} columns)",
+                p.columns.len()
+            ));
+            continue;
+        }
+        out.extend(p.columns.iter().map(|c| format!("{scope}{}", c.summary)));
+    }
+    out
 }
 
 /// Each pair's columns with the scope their line opens with (`googlenet: `

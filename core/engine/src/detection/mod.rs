@@ -24,6 +24,8 @@ use crate::train::{Observer, TrainConfig, TrainOutcome, train_from};
 
 mod metrics;
 mod task;
+#[cfg(test)]
+mod tests;
 
 pub use metrics::DetectionMetrics;
 

@@ -3,7 +3,7 @@
 //! every epoch.
 
 use acbench_data::Batcher;
-use acbench_data::detection::{DetSplit, DetectionSet};
+use acbench_data::detection::{DetSplit, DetectionSet, ImageInfo};
 use acbench_detect::{BBox, Detection, GroundTruth};
 use acbench_dsl::ir::Shape;
 use acbench_plugin_api::detector::abi::{FLAG_CROWD, FLAG_DIFFICULT, Grid, HeadLayout};
@@ -135,17 +135,18 @@ impl<'d> Detect<'d> {
         decoded: Vec<Decoded>,
         out: &mut Vec<Detection>,
     ) -> Result<()> {
-        let (_, h, w) = self.data.shape;
         let info = &self.data.test.info[index];
+        let [lo_x, lo_y, hi_x, hi_y] = photo_extent(info, self.data.shape);
         let mut boxes = Vec::with_capacity(decoded.len());
         let mut scores = Vec::with_capacity(decoded.len());
         let mut classes = Vec::with_capacity(decoded.len());
         for d in &decoded {
             let [x, y, bw, bh] = d.bbox;
-            // Clipped to the network's input, as detectors' post-processing
-            // does, then mapped back to the original image.
-            let (x0, y0) = (x.clamp(0.0, w as f32), y.clamp(0.0, h as f32));
-            let (x1, y1) = ((x + bw).clamp(0.0, w as f32), (y + bh).clamp(0.0, h as f32));
+            // Clipped to the photo (the stored image less its padding), as
+            // detectors' post-processing clips to the image, then mapped
+            // back to the photo's own pixels.
+            let (x0, y0) = (x.clamp(lo_x, hi_x), y.clamp(lo_y, hi_y));
+            let (x1, y1) = ((x + bw).clamp(lo_x, hi_x), (y + bh).clamp(lo_y, hi_y));
             let [ox, oy, ow, oh] = info.to_original([x0, y0, x1 - x0, y1 - y0]);
             boxes.push(BBox::new(ox, oy, ow, oh));
             scores.push(f64::from(d.score));
@@ -251,6 +252,15 @@ impl DenseLoss for PluginLoss<'_> {
         )?;
         Ok(terms.iter().sum())
     }
+}
+
+/// Where the photo lies in its stored image, `[x0, y0, x1, y1]` in stored
+/// pixels: all of it for a generated set, less the padding for a
+/// letterboxed photo.
+pub(super) fn photo_extent(info: &ImageInfo, (_, h, w): (usize, usize, usize)) -> [f32; 4] {
+    let x1 = (info.pad_x + info.width as f64 * info.scale).min(w as f64);
+    let y1 = (info.pad_y + info.height as f64 * info.scale).min(h as f64);
+    [info.pad_x as f32, info.pad_y as f32, x1 as f32, y1 as f32]
 }
 
 /// The head's rows and columns, checking that the network ends in one

@@ -153,6 +153,17 @@ pub struct Grid {
     pub image_width: usize,
 }
 
+impl Grid {
+    /// The strides in input pixels, `(x, y)`: `image_width / width` and
+    /// `image_height / height`.
+    pub fn strides(&self) -> (f64, f64) {
+        (
+            self.image_width as f64 / self.width as f64,
+            self.image_height as f64 / self.height as f64,
+        )
+    }
+}
+
 /// Per-location sizes a detector needs for a [`Config`].
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

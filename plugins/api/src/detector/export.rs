@@ -5,8 +5,6 @@
 //! for a detector crate linked into the host.
 
 use std::ffi::c_char;
-use std::panic::{self, AssertUnwindSafe};
-use std::sync::OnceLock;
 
 use super::abi::{
     AssignFn, DETECTOR_ABI_VERSION, DecodeFn, DetectorDesc, DetectorEntryFn, DetectorTable,
@@ -16,8 +14,8 @@ use super::kernel::{
     DetectorDef, DetectorKernel, assign_shim, decode_shim, init_bias_shim, layout_shim, loss_shim,
 };
 use crate::abi::LastErrorFn;
-use crate::export::leak_c_string;
-use crate::kernel::{self, panic_message};
+use crate::export::{OnceTable, leak_c_string};
+use crate::kernel;
 
 /// One detector a library exports: its definition and the shims of its
 /// [`DetectorKernel`].
@@ -115,56 +113,15 @@ fn build_table(detectors: &[Detector]) -> Result<&'static DetectorTable, String>
     })))
 }
 
-/// A leaked table shared between threads.
-#[derive(Debug, Clone, Copy)]
-struct TableRef(&'static DetectorTable);
+/// The detector table behind [`export_detectors!`](crate::export_detectors)
+/// and [`linked_detectors!`](crate::linked_detectors).
+pub type DetectorTableCell = OnceTable<DetectorTable>;
 
-// SAFETY: the table and everything it points to are leaked and never written
-// after `build_table` returns, so reading them from any thread is sound.
-unsafe impl Send for TableRef {}
-// SAFETY: as above: immutable for the rest of the process.
-unsafe impl Sync for TableRef {}
-
-/// The once-built table behind a detector library's entry point; one static
-/// per [`export_detectors!`](crate::export_detectors) or
-/// [`linked_detectors!`](crate::linked_detectors) expansion.
-#[derive(Debug)]
-pub struct DetectorTableCell(OnceLock<Result<TableRef, String>>);
-
-impl DetectorTableCell {
-    /// An empty cell, for a `static`.
-    pub const fn new() -> Self {
-        Self(OnceLock::new())
-    }
-
-    /// The table, built on first use from `detectors()`. Null when building
-    /// failed or panicked, with the reason for `last_error`; the failure is
-    /// remembered, so every call agrees.
+impl OnceTable<DetectorTable> {
+    /// The table, built on first use from `detectors()`; null (with the
+    /// reason for `last_error`) when it cannot be built.
     pub fn get_or_build(&self, detectors: fn() -> Vec<Detector>) -> *const DetectorTable {
-        let built = self.0.get_or_init(|| {
-            // Unwind safety: a panic leaves at most some leaked strings behind.
-            panic::catch_unwind(AssertUnwindSafe(|| build_table(&detectors())))
-                .unwrap_or_else(|payload| {
-                    Err(format!(
-                        "building the detector table panicked: {}",
-                        panic_message(payload.as_ref())
-                    ))
-                })
-                .map(TableRef)
-        });
-        match built {
-            Ok(table) => table.0,
-            Err(message) => {
-                kernel::set_last_error(message.clone());
-                std::ptr::null()
-            }
-        }
-    }
-}
-
-impl Default for DetectorTableCell {
-    fn default() -> Self {
-        Self::new()
+        self.get_or_build_with("detector", || build_table(&detectors()))
     }
 }
 

@@ -21,6 +21,13 @@ pub fn sigmoid(x: f64) -> f64 {
     }
 }
 
+/// The logit whose sigmoid is `prior`: `-log((1 - prior) / prior)`, the
+/// initial bias that makes a detector start from "background everywhere"
+/// (`-log(99)` for FCOS's prior of 0.01).
+pub fn prior_logit(prior: f64) -> f64 {
+    -((1.0 - prior) / prior).ln()
+}
+
 /// Binary cross-entropy of logit `x` against target `t` in `[0, 1]`, and
 /// its derivative with respect to `x`: `(softplus(x) - t x, sigmoid(x) - t)`.
 pub fn bce_with_logits(x: f64, t: f64) -> (f64, f64) {
