@@ -385,7 +385,17 @@ fn line_chart(
                 String::new()
             }
         };
-        let real_label = |x: &f64| format!("{x}");
+        // Tick positions are sums of floating steps (0.30000000000000004):
+        // print them to a few digits, without trailing zeros.
+        let real_label = |x: &f64| {
+            let t = format!("{x:.3}");
+            let t = t.trim_end_matches('0').trim_end_matches('.');
+            if t == "-0" {
+                "0".to_owned()
+            } else {
+                t.to_owned()
+            }
+        };
         let x_fmt: &dyn Fn(&f64) -> String = match x_axis {
             XAxis::Epochs => &epoch_label,
             XAxis::Real => &real_label,
