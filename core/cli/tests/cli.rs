@@ -196,3 +196,34 @@ fn missing_dataset_says_where_it_looked() {
         .failure()
         .stderr(predicate::str::contains("acbench data fetch"));
 }
+
+/// The model of the report: 12.7e9 parameters (`linear(16000000)` after
+/// 784 inputs). Building it used to abort ("memory allocation of
+/// 50176000000 bytes failed", signal 6) or wake the OOM killer.
+#[test]
+fn a_model_too_big_for_memory_is_an_error_with_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = dir.path().join("huge.acnet");
+    std::fs::write(
+        &model,
+        "network huge(classes=10, channels=1, size=28) {\n input(channels, size, size)\n \
+         flatten\n linear(16000000)\n act\n linear(classes)\n}\n",
+    )
+    .expect("model");
+    let data = fashion_dir(16, 8);
+    acbench()
+        .env("ACBENCH_MEMORY_LIMIT", "8000000000")
+        .args(["train", "--act", "relu", "--dataset", "fashion-mnist", "--model"])
+        .arg(&model)
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "network `huge` needs at least 110.0 GiB (parameters 47.4 GiB",
+        ))
+        .stderr(predicate::str::contains(
+            "but 7.5 GiB is available ($ACBENCH_MEMORY_LIMIT)",
+        ))
+        .stderr(predicate::str::contains("largest layers: linear0 (46.8 GiB)"));
+}

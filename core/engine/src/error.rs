@@ -51,6 +51,10 @@ pub enum Error {
     /// A training or model configuration value is out of range.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The network would not fit in the memory available
+    /// ([`crate::memory`]).
+    #[error("not enough memory: {0}")]
+    Memory(String),
     /// The dataset does not fit the network (shape or class count).
     #[error("dataset does not fit the network: {0}")]
     DataMismatch(String),

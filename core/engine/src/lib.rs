@@ -6,6 +6,7 @@ pub mod activation;
 pub mod checkpoint;
 pub mod detection;
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod ops;
 pub mod optim;

@@ -524,6 +524,7 @@ pub fn build_model(
         file: spec.model.file.clone(),
         diagnostics: d.to_plain_string(),
     })?;
+    acbench_engine::memory::check(&net, spec.train.batch_size, &spec.train.optimizer)?;
     let bindings = ActBindings::parse(&spec.activation.bindings)?;
     Ok(Model::build(
         &net,

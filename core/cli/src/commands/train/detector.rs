@@ -77,6 +77,8 @@ pub(super) fn run(
         net_args,
         &defaults,
     )?;
+    acbench_engine::memory::check(&net, config.batch_size, &config.optimizer)
+        .map_err(miette::Report::msg)?;
     let mut model =
         Model::build(&net, registry, bindings, device, config.seed).map_err(miette::Report::msg)?;
     detection::init_head(&mut model, &run).map_err(miette::Report::msg)?;

@@ -54,6 +54,8 @@ pub fn run(args: &TrainArgs) -> miette::Result<ExitCode> {
         &defaults,
     )?;
     check_fits(&net, &data)?;
+    acbench_engine::memory::check(&net, config.batch_size, &config.optimizer)
+        .map_err(miette::Report::msg)?;
 
     let mut model = Model::build(&net, &registry, &bindings, &device, config.seed)
         .map_err(miette::Report::msg)?;
