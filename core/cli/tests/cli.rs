@@ -213,7 +213,14 @@ fn a_model_too_big_for_memory_is_an_error_with_figures() {
     let data = fashion_dir(16, 8);
     acbench()
         .env("ACBENCH_MEMORY_LIMIT", "8000000000")
-        .args(["train", "--act", "relu", "--dataset", "fashion-mnist", "--model"])
+        .args([
+            "train",
+            "--act",
+            "relu",
+            "--dataset",
+            "fashion-mnist",
+            "--model",
+        ])
         .arg(&model)
         .arg("--data-dir")
         .arg(data.path())
@@ -225,5 +232,7 @@ fn a_model_too_big_for_memory_is_an_error_with_figures() {
         .stderr(predicate::str::contains(
             "but 7.5 GiB is available ($ACBENCH_MEMORY_LIMIT)",
         ))
-        .stderr(predicate::str::contains("largest layers: linear0 (46.8 GiB)"));
+        .stderr(predicate::str::contains(
+            "largest layers: linear0 (46.8 GiB)",
+        ));
 }

@@ -430,3 +430,44 @@ fn a_suite_stopped_by_sigint_records_the_run_as_interrupted_and_continues() {
         ))
         .stderr(predicate::str::contains("from its checkpoint at epoch 2"));
 }
+
+#[test]
+fn a_second_suite_on_the_same_folder_says_who_holds_it_and_the_lock_dies_with_its_holder() {
+    let data = fashion_dir(64, 32);
+    let suite = write_suite(data.path(), &["relu"], 1);
+    let out = data.path().join("locked");
+    let mut cmd = common::acbench_process();
+    cmd.env("ACBENCH_TEST_HOLD", "0:0:0")
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--no-plots");
+    let mut holder = common::spawn_until_held(cmd);
+    let pid = holder.id();
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is in use by another acbench process",
+        ))
+        .stderr(predicate::str::contains(format!(
+            "(pid {pid}: acbench suite"
+        )));
+    acbench()
+        .arg("merge")
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "(pid {pid}: acbench suite"
+        )));
+    // Killed outright: the kernel drops the lock, and the next one runs.
+    holder.kill().expect("SIGKILL");
+    holder.wait().expect("reap");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success();
+}

@@ -24,6 +24,7 @@
 pub mod error;
 pub mod estimate;
 pub mod file;
+pub mod lock;
 pub mod output;
 pub mod record;
 pub mod resolve;

@@ -14,6 +14,8 @@ use crate::cli::MergeArgs;
 pub fn run(args: &MergeArgs) -> miette::Result<ExitCode> {
     // Only an output folder is merged into, never a folder mistyped.
     SuiteMeta::read(&args.dir).into_diagnostic()?;
+    let _lock = acbench_suite::lock::OutputLock::acquire(&args.dir, "acbench merge")
+        .map_err(miette::Report::msg)?;
     let files = shard_files(&args.dir)?;
     if files.is_empty() {
         println!(

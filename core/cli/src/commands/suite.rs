@@ -52,6 +52,11 @@ pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     std::fs::create_dir_all(&suite.out_dir)
         .into_diagnostic()
         .map_err(|e| e.wrap_err(format!("cannot create {}", suite.out_dir.display())))?;
+    let _lock = acbench_suite::lock::OutputLock::acquire(
+        &suite.out_dir,
+        &format!("acbench suite {}", args.file.display()),
+    )
+    .map_err(miette::Report::msg)?;
     let meta = SuiteMeta::of_suite(&suite);
     meta.write(&suite.out_dir).into_diagnostic()?;
     let mut ledger =

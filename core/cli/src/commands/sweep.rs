@@ -47,6 +47,11 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
         args.env.data_dir.clone(),
         args.rerun,
     );
+    let _lock = acbench_suite::lock::OutputLock::acquire(
+        &out_dir,
+        &format!("acbench sweep {}", args.file.display()),
+    )
+    .map_err(miette::Report::msg)?;
     println!("sweep {name} into {}", out_dir.display());
     let sweep = acbench_sweep::run(
         &options,
