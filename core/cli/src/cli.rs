@@ -45,6 +45,9 @@ pub enum Command {
     /// Send a suite's runs to another tool.
     #[command(subcommand)]
     Export(ExportCommand),
+    /// Inspect a suite's results ledger.
+    #[command(subcommand)]
+    Ledger(LedgerCommand),
     /// Evaluate object detections.
     #[command(subcommand)]
     Detect(DetectCommand),
@@ -401,6 +404,25 @@ pub struct MlflowArgs {
     /// suite name, else `acbench`].
     #[arg(long, value_name = "NAME")]
     pub experiment: Option<String>,
+}
+
+/// `acbench ledger`.
+#[derive(Debug, Subcommand)]
+pub enum LedgerCommand {
+    /// Check a ledger without changing it: SQLite's full integrity check,
+    /// then its runs by status and its epochs. Exits 1 when the file is
+    /// damaged (acbench refuses to write into a damaged ledger, rather than
+    /// take it for an empty one and train everything again).
+    Check(LedgerCheckArgs),
+}
+
+/// `acbench ledger check`.
+#[derive(Debug, Args)]
+pub struct LedgerCheckArgs {
+    /// A suite's output folder (its `ledger.sqlite`), or a ledger file (a
+    /// shard's).
+    #[arg(value_name = "OUT")]
+    pub path: PathBuf,
 }
 
 /// `acbench detect`.

@@ -471,3 +471,57 @@ fn a_second_suite_on_the_same_folder_says_who_holds_it_and_the_lock_dies_with_it
         .assert()
         .success();
 }
+
+#[test]
+fn a_damaged_ledger_is_an_error_never_an_empty_one_and_ledger_check_says_so() {
+    let data = fashion_dir(64, 32);
+    let suite = write_suite(data.path(), &["relu"], 1);
+    let out = data.path().join("out");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success();
+    acbench()
+        .args(["ledger", "check"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "ok, 2 runs (2 finished), 2 epochs",
+        ));
+    let ledger = out.join("ledger.sqlite");
+    let mut bytes = std::fs::read(&ledger).expect("read");
+    let keep = bytes.clone();
+    for b in bytes.iter_mut().skip(4096).take(8192) {
+        *b = 0x5a;
+    }
+    std::fs::write(&ledger, &bytes).expect("damage");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("is damaged"))
+        .stdout(predicate::str::contains("runs trained").not());
+    acbench()
+        .args(["ledger", "check"])
+        .arg(&out)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("DAMAGED").or(predicate::str::contains("is damaged")));
+    assert_eq!(
+        std::fs::read(&ledger).expect("read").len(),
+        bytes.len(),
+        "the damaged file is left as it was"
+    );
+    // Truncated to nothing: still not an empty ledger.
+    std::fs::write(&ledger, b"").expect("truncate");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("the file is empty (truncated?)"));
+    std::fs::write(&ledger, keep).expect("restore");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "0 runs trained, 2 already in the ledger",
+        ));
+}

@@ -24,9 +24,11 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 use serde::{Deserialize, Serialize};
 
+pub mod integrity;
 pub mod merge;
 mod schema;
 
+pub use integrity::CheckReport;
 pub use merge::MergeReport;
 use schema::SCHEMA_VERSION;
 
@@ -40,6 +42,19 @@ pub enum LedgerError {
         path: PathBuf,
         /// What SQLite said.
         source: rusqlite::Error,
+    },
+    /// The file is damaged (truncated, overwritten, not a database). It is
+    /// never taken for an empty ledger, which would train everything again.
+    #[error(
+        "ledger {} is damaged: {detail}. Nothing was changed; `acbench ledger check` lists the \
+         problems. Restore a copy, or move the file away to start a new ledger",
+        path.display()
+    )]
+    Corrupt {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        detail: String,
     },
     /// The file was written by a newer acbench.
     #[error(
@@ -94,10 +109,7 @@ pub enum LedgerError {
 fn schema_version(conn: &Connection, path: &Path) -> Result<i64> {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
-        .map_err(|source| LedgerError::Sqlite {
-            path: path.to_owned(),
-            source,
-        })?;
+        .map_err(|source| integrity::classify(path, source))?;
     if version > SCHEMA_VERSION {
         return Err(LedgerError::NewerSchema {
             path: path.to_owned(),
@@ -318,11 +330,12 @@ impl Ledger {
     /// Opens (creating if needed) the ledger at `path` with the given
     /// journal.
     pub fn open_with(path: &Path, journal: Journal) -> Result<Self> {
-        let err = |source| LedgerError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
+        let err = |source| integrity::classify(path, source);
+        let existed = integrity::refuse_empty(path)?;
         let mut conn = Connection::open(path).map_err(err)?;
+        if existed {
+            integrity::quick_check(&conn, path)?;
+        }
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
         let (mode, sync) = match journal {
@@ -350,10 +363,8 @@ impl Ledger {
     /// process's file (a shard's) is read. A file of an older version is
     /// read as it is; its columns are the same.
     pub fn open_read_only(path: &Path) -> Result<Self> {
-        let err = |source| LedgerError::Sqlite {
-            path: path.to_owned(),
-            source,
-        };
+        let err = |source| integrity::classify(path, source);
+        integrity::refuse_empty(path)?;
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))

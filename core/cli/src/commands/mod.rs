@@ -4,6 +4,7 @@ mod bench;
 mod data;
 mod detect;
 mod export;
+mod ledger;
 mod merge;
 mod model;
 mod network;
@@ -36,6 +37,7 @@ pub fn run(cli: Cli) -> miette::Result<ExitCode> {
         Command::Report(args) => report::run(&args),
         Command::Merge(args) => merge::run(&args),
         Command::Export(cmd) => export::run(cmd),
+        Command::Ledger(cmd) => ledger::run(cmd),
         Command::Detect(cmd) => detect::run(cmd),
         Command::Sweep(args) => sweep::run(&args),
         Command::Bench(args) => bench::run(&args, threads),
