@@ -281,6 +281,13 @@ pub struct SuiteArgs {
     #[arg(long)]
     pub keep_checkpoints: bool,
 
+    /// Load the plugin libraries the suite file names under `plugins:`. A
+    /// plugin is native code: a suite file from someone else cannot run it
+    /// unless you say so here (or the library is on $ACBENCH_PLUGIN_PATH
+    /// already).
+    #[arg(long)]
+    pub allow_plugins: bool,
+
     #[command(flatten)]
     pub activations: ActivationArgs,
 

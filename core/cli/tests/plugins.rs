@@ -267,6 +267,47 @@ fn out_of_tree_plugin_from_the_template_is_checked_and_trained() {
     assert_eq!(v["fused"], true);
     let slots = v["outcome"]["act_values"].as_array().expect("act values");
     assert!(slots.iter().all(|s| s["activation"] == "softsign_a"));
+
+    // A suite file that names the library loads it only when allowed.
+    let suite = work.path().join("shared.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "name: shared\ndataset: {{name: fashion-mnist, limit_train: 32, limit_test: 16}}\n\
+             models: [{}]\nactivations: [softsign_a]\nepochs: 1\nbatch_size: 32\nseeds: [0]\n\
+             plugins:\n  - {}\n",
+            model("convnet.acnet").display(),
+            lib.display()
+        ),
+    )
+    .expect("suite");
+    let suite_cmd = |out: &str| {
+        let mut cmd = acbench();
+        cmd.arg("suite")
+            .arg(&suite)
+            .arg("--out")
+            .arg(work.path().join(out))
+            .arg("--data-dir")
+            .arg(data.path())
+            .arg("--no-plots");
+        cmd
+    };
+    suite_cmd("refused")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("shared.yaml:9:5: `plugins[0]`"))
+        .stderr(predicate::str::contains("which would run its native code"))
+        .stderr(predicate::str::contains("--allow-plugins"));
+    assert!(!work.path().join("refused").exists(), "nothing ran");
+    suite_cmd("allowed")
+        .arg("--allow-plugins")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 runs trained"));
+    suite_cmd("on-path")
+        .env("ACBENCH_PLUGIN_PATH", &lib)
+        .assert()
+        .success();
 }
 
 #[test]

@@ -123,6 +123,39 @@ impl Loaded {
             .collect()
     }
 
+    /// Refuses the suite's `plugins:` entries that are not among `trusted`
+    /// (canonical paths the user chose, `$ACBENCH_PLUGIN_PATH`): loading a
+    /// library runs its code, which a shared suite file must not do on its
+    /// own. The error names the entry's line and says how to allow it
+    /// (`--allow-plugins`).
+    pub fn check_plugins_allowed(&self, trusted: &[PathBuf]) -> Result<(), SuiteError> {
+        let base = self.source.path.parent().unwrap_or(Path::new("."));
+        for (i, p) in self.file.plugins.iter().flatten().enumerate() {
+            let path = base.join(&p.value);
+            let known = path
+                .canonicalize()
+                .is_ok_and(|c| trusted.iter().any(|t| *t == c));
+            if !known {
+                return Err(self
+                    .source
+                    .error_at(
+                        error::Place::from_location(p.referenced),
+                        &format!("plugins[{i}]"),
+                        format!(
+                            "the suite asks to load the plugin library {}, which would run its \
+                             native code",
+                            path.display()
+                        ),
+                    )
+                    .with_help(
+                        "a suite file cannot load code on its own: pass --allow-plugins if you \
+                         trust this file, or put the library on $ACBENCH_PLUGIN_PATH",
+                    ));
+            }
+        }
+        Ok(())
+    }
+
     /// Resolves the suite against what the host offers; `out` overrides the
     /// suite's output directory.
     pub fn resolve(&self, catalog: &Catalog, out: Option<&Path>) -> Result<Suite, SuiteError> {

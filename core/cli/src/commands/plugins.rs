@@ -33,6 +33,21 @@ pub fn training_registry(
     Ok(registry)
 }
 
+/// The libraries on `$ACBENCH_PLUGIN_PATH`, canonical: what a user chose
+/// to trust outside any suite file.
+pub fn on_plugin_path() -> miette::Result<Vec<PathBuf>> {
+    let options = PluginOptions {
+        shipped: false,
+        ..PluginOptions::from_env(Vec::new())
+    };
+    Ok(options
+        .resolve()
+        .map_err(miette::Report::msg)?
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .collect())
+}
+
 /// Runs `acbench plugins ...`.
 pub fn run(cmd: PluginsCommand) -> miette::Result<ExitCode> {
     match cmd {

@@ -259,6 +259,9 @@ fn shard_command(
     if args.keep_checkpoints {
         c.push("--keep-checkpoints".into());
     }
+    if args.allow_plugins {
+        c.push("--allow-plugins".into());
+    }
     Ok(c)
 }
 

@@ -29,6 +29,12 @@ pub const EXIT_INTERRUPTED: u8 = 75;
 /// Runs `acbench suite`.
 pub fn run(args: &SuiteArgs) -> miette::Result<ExitCode> {
     let loaded = acbench_suite::read(&args.file, &args.sets).map_err(miette::Report::new)?;
+    if !args.allow_plugins {
+        let trusted = super::plugins::on_plugin_path()?;
+        loaded
+            .check_plugins_allowed(&trusted)
+            .map_err(miette::Report::new)?;
+    }
     let registry = super::plugins::training_registry(&args.activations, loaded.plugin_paths())?;
     let catalog = Catalog::from_registry(&registry);
     let suite = loaded
