@@ -330,11 +330,15 @@ fn unpack(archive: &Path, dest_root: &Path, subdir: &str) -> Result<(), DataErro
         std::fs::remove_dir_all(&scratch).map_err(|e| DataError::io(&scratch, e))?;
     }
     let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    // `unpack` refuses entries that would land outside `scratch` (`..`,
-    // absolute paths), so a hostile archive cannot write elsewhere.
-    let unpacked = tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file)))
-        .unpack(&scratch)
-        .map_err(|e| archive_err(e.to_string()));
+    std::fs::create_dir_all(&scratch).map_err(|e| DataError::io(&scratch, e))?;
+    // Every entry is checked before it is written: a hostile archive's
+    // `..`, absolute paths, links pointing out and device files are refused
+    // (the tar crate alone would skip some of them silently).
+    let unpacked = unpack_checked(
+        tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file))),
+        &scratch,
+    )
+    .map_err(archive_err);
     let result = unpacked.and_then(|()| {
         let inner = scratch.join(subdir);
         if !inner.is_dir() {
@@ -350,6 +354,84 @@ fn unpack(archive: &Path, dest_root: &Path, subdir: &str) -> Result<(), DataErro
     // affect the dataset.
     let _ = std::fs::remove_dir_all(&scratch);
     result
+}
+
+/// Unpacks every entry of `archive` into `dest` after [`check_entry`].
+fn unpack_checked<R: Read>(mut archive: tar::Archive<R>, dest: &Path) -> Result<(), String> {
+    for entry in archive.entries().map_err(|e| e.to_string())? {
+        let mut entry = entry.map_err(|e| e.to_string())?;
+        check_entry(&entry)?;
+        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
+        let written = entry
+            .unpack_in(dest)
+            .map_err(|e| format!("entry `{}`: {e}", path.display()))?;
+        if !written {
+            return Err(format!(
+                "entry `{}` escapes the target folder",
+                path.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses an entry that would write outside the folder it is unpacked
+/// into: an absolute path or a `..`, a symbolic or hard link whose target
+/// is absolute or climbs out, and device files and FIFOs.
+fn check_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<(), String> {
+    use std::path::Component;
+    let path = entry.path().map_err(|e| e.to_string())?;
+    let escapes = |p: &Path| {
+        p.is_absolute()
+            || p.components().any(|c| {
+                matches!(
+                    c,
+                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
+                )
+            })
+    };
+    if escapes(&path) {
+        return Err(format!(
+            "entry `{}` escapes the target folder",
+            path.display()
+        ));
+    }
+    let kind = entry.header().entry_type();
+    if kind.is_symlink() || kind.is_hard_link() {
+        let target = entry
+            .link_name()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("link `{}` has no target", path.display()))?;
+        // A symbolic link resolves from its own folder, a hard link from
+        // the archive's root.
+        let from = if kind.is_symlink() {
+            path.parent().unwrap_or(Path::new("")).to_path_buf()
+        } else {
+            PathBuf::new()
+        };
+        let mut depth: usize = from.components().count();
+        let mut out = target.is_absolute();
+        for c in target.components() {
+            match c {
+                Component::ParentDir if depth == 0 => out = true,
+                Component::ParentDir => depth -= 1,
+                Component::Normal(_) => depth += 1,
+                Component::CurDir => {}
+                Component::RootDir | Component::Prefix(_) => out = true,
+            }
+        }
+        if out {
+            return Err(format!(
+                "link `{}` points to `{}`, outside the target folder",
+                path.display(),
+                target.display()
+            ));
+        }
+    }
+    if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
+        return Err(format!("entry `{}` is a device or FIFO", path.display()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

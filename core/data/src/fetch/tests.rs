@@ -330,3 +330,99 @@ fn official_table() {
         "ec29112dd5afa0611ce80d1b7f02629c"
     );
 }
+
+/// A tar.gz of `entries`: `(name, kind, link target, data)`, names written
+/// raw into the header so that hostile ones (`../x`, `/x`) go in as they are.
+fn crafted(entries: &[(&str, tar::EntryType, Option<&str>, &[u8])]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    for &(name, kind, link, data) in entries {
+        let mut header = tar::Header::new_gnu();
+        {
+            let gnu = header.as_gnu_mut().expect("gnu");
+            gnu.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                gnu.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+        }
+        header.set_entry_type(kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append(&header, data).expect("append");
+    }
+    tar.into_inner().expect("tar").finish().expect("gzip")
+}
+
+#[test]
+fn hostile_archives_are_refused_and_write_nothing_outside() {
+    use tar::EntryType::{Directory, Link, Regular, Symlink};
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (
+            crafted(&[("cifar-10-batches-bin/../../evil", Regular, None, b"x")]),
+            "entry `cifar-10-batches-bin/../../evil` escapes the target folder",
+        ),
+        (
+            crafted(&[("/tmp/acbench-evil-abs", Regular, None, b"x")]),
+            "escapes the target folder",
+        ),
+        (
+            crafted(&[
+                ("cifar-10-batches-bin/", Directory, None, b""),
+                ("cifar-10-batches-bin/up", Symlink, Some("../../.."), b""),
+                ("cifar-10-batches-bin/up/evil", Regular, None, b"x"),
+            ]),
+            "link `cifar-10-batches-bin/up` points to `../../..`, outside the target folder",
+        ),
+        (
+            crafted(&[("cifar-10-batches-bin/abs", Symlink, Some("/etc"), b"")]),
+            "points to `/etc`, outside the target folder",
+        ),
+        (
+            crafted(&[("cifar-10-batches-bin/hard", Link, Some("../outside"), b"")]),
+            "outside the target folder",
+        ),
+    ];
+    for (archive, expect) in cases {
+        let root = tempfile::tempdir().expect("temp dir");
+        let data = root.path().join("data");
+        std::fs::create_dir_all(&data).expect("mkdir");
+        let base = serve(
+            vec![(
+                "/files/cifar-10-binary.tar.gz",
+                Reply::Body(archive.clone()),
+            )],
+            1,
+        );
+        let opts = FetchOptions {
+            mirror: Some(base),
+            source: Some(cifar_source(md5_hex(&archive))),
+            ..Default::default()
+        };
+        let m = fetch("cifar10", &data, &opts, &NoProgress)
+            .expect_err("hostile")
+            .to_string();
+        assert!(m.contains("cannot unpack archive"), "{m}");
+        assert!(m.contains(expect), "{m}");
+        let outside: Vec<_> = std::fs::read_dir(root.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(outside, ["data"], "nothing written beside the data root");
+        assert!(
+            !data.join("cifar-10-batches-bin").exists(),
+            "no half dataset"
+        );
+        assert!(!Path::new("/tmp/acbench-evil-abs").exists());
+    }
+    // A link that stays inside is fine.
+    let ok = crafted(&[
+        ("cifar-10-batches-bin/", Directory, None, b""),
+        ("cifar-10-batches-bin/sub/", Directory, None, b""),
+        ("cifar-10-batches-bin/sub/link", Symlink, Some("../x"), b""),
+    ]);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let archive = dir.path().join("ok.tar.gz");
+    std::fs::write(&archive, &ok).expect("write");
+    unpack(&archive, dir.path(), "cifar-10-batches-bin").expect("inside links are fine");
+}
