@@ -134,7 +134,7 @@ impl Loaded {
             let path = base.join(&p.value);
             let known = path
                 .canonicalize()
-                .is_ok_and(|c| trusted.iter().any(|t| *t == c));
+                .is_ok_and(|c| trusted.contains(&c));
             if !known {
                 return Err(self
                     .source
