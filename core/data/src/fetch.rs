@@ -5,6 +5,14 @@
 //! is always a verified one. Tar archives are unpacked into a scratch folder
 //! and the dataset folder is moved into place in one rename, so an
 //! interrupted unpack never looks like a dataset either.
+//!
+//! A transfer that fails on the way (connection refused or reset, a stall,
+//! a body cut short, a 5xx or 429 answer) is tried again after a wait that
+//! doubles each time ([`FetchOptions::attempts`], [`FetchOptions::backoff`]);
+//! a cut transfer resumes where it stopped when the server honours `Range`
+//! (206), and starts over when it does not. A file whose checksum is wrong
+//! is downloaded once more from scratch before that is an error. After the
+//! last failure the `.part` file is removed.
 
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
@@ -72,7 +80,24 @@ pub struct FetchOptions {
     /// Replaces the official source table (tests serve generated archives
     /// whose checksums differ from the official ones).
     pub source: Option<Source>,
+    /// Tries per file before giving up (default [`DEFAULT_ATTEMPTS`]).
+    pub attempts: Option<u32>,
+    /// The wait before the first retry, doubled after each (default
+    /// [`DEFAULT_BACKOFF`], at most [`MAX_BACKOFF`]).
+    pub backoff: Option<Duration>,
+    /// How long a read may wait for the next bytes before the transfer
+    /// counts as stalled (default [`DEFAULT_READ_TIMEOUT`]).
+    pub read_timeout: Option<Duration>,
 }
+
+/// Tries per file when [`FetchOptions::attempts`] is not set.
+pub const DEFAULT_ATTEMPTS: u32 = 5;
+/// First wait between tries when [`FetchOptions::backoff`] is not set.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest wait between tries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// Stall limit when [`FetchOptions::read_timeout`] is not set.
+pub const DEFAULT_READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn file(name: &str, md5: &str) -> RemoteFile {
     RemoteFile {
@@ -177,14 +202,25 @@ pub fn fetch(
         .unwrap_or_else(|| src.base_url.clone());
     let target = dest_root.join(&src.subdir);
     std::fs::create_dir_all(dest_root).map_err(|e| DataError::io(dest_root, e))?;
-    let agent = agent();
+    let agent = agent(opts.read_timeout.unwrap_or(DEFAULT_READ_TIMEOUT));
+    let retry = Retry {
+        attempts: opts.attempts.unwrap_or(DEFAULT_ATTEMPTS).max(1),
+        backoff: opts.backoff.unwrap_or(DEFAULT_BACKOFF),
+    };
     if src.extract {
         if target.is_dir() && !opts.force {
             return Ok(target);
         }
         for f in &src.files {
             let archive = dest_root.join(&f.name);
-            download(&agent, &url(&base, &f.name), &archive, &f.md5, progress)?;
+            download(
+                &agent,
+                &retry,
+                &url(&base, &f.name),
+                &archive,
+                &f.md5,
+                progress,
+            )?;
             unpack(&archive, dest_root, &src.subdir)?;
             std::fs::remove_file(&archive).map_err(|e| DataError::io(&archive, e))?;
         }
@@ -193,7 +229,14 @@ pub fn fetch(
         for f in &src.files {
             let dest = target.join(&f.name);
             if !dest.is_file() || opts.force {
-                download(&agent, &url(&base, &f.name), &dest, &f.md5, progress)?;
+                download(
+                    &agent,
+                    &retry,
+                    &url(&base, &f.name),
+                    &dest,
+                    &f.md5,
+                    progress,
+                )?;
             }
         }
     }
@@ -204,12 +247,12 @@ fn url(base: &str, name: &str) -> String {
     format!("{}/{name}", base.trim_end_matches('/'))
 }
 
-fn agent() -> ureq::Agent {
+fn agent(read_timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(60)))
+        .timeout_recv_response(Some(read_timeout))
         // A stalled transfer fails instead of hanging; slow ones keep going.
-        .timeout_per_read(Some(Duration::from_secs(60)))
+        .timeout_per_read(Some(read_timeout))
         // The checksums are of the files as stored: ask for no transfer
         // compression, which ureq would undo before the bytes reach us.
         .accept_encoding(ureq::config::AutoHeaderValue::None)
@@ -226,9 +269,26 @@ impl Drop for Finish<'_> {
     }
 }
 
-/// Streams `url` to `dest.part`, checks its MD5, renames it to `dest`.
+/// How often and how patiently a file is tried.
+struct Retry {
+    attempts: u32,
+    backoff: Duration,
+}
+
+/// Whether `e` may pass if the transfer is tried again.
+fn transient(e: &DataError) -> bool {
+    match e {
+        DataError::Download { .. } | DataError::Interrupted { .. } => true,
+        DataError::HttpStatus { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+        _ => false,
+    }
+}
+
+/// Streams `url` to `dest.part` (tried again and resumed as the module docs
+/// say), checks its MD5, renames it to `dest`.
 fn download(
     agent: &ureq::Agent,
+    retry: &Retry,
     url: &str,
     dest: &Path,
     md5: &str,
@@ -237,35 +297,69 @@ fn download(
     let mut part_name = dest.as_os_str().to_owned();
     part_name.push(".part");
     let part = PathBuf::from(part_name);
-    let result = stream(agent, url, &part, progress).and_then(|actual| {
-        if actual.eq_ignore_ascii_case(md5) {
-            Ok(())
-        } else {
-            Err(DataError::ChecksumMismatch {
-                path: dest.to_path_buf(),
-                url: url.to_owned(),
-                expected: md5.to_ascii_lowercase(),
-                actual,
-            })
+    // A part file from an earlier process is not trusted: start afresh.
+    let _ = std::fs::remove_file(&part);
+    let mut wait = retry.backoff;
+    let mut checksum_retried = false;
+    let mut attempt = 1;
+    let result = loop {
+        let outcome = stream(agent, url, &part, progress).and_then(|actual| {
+            if actual.eq_ignore_ascii_case(md5) {
+                Ok(())
+            } else {
+                Err(DataError::ChecksumMismatch {
+                    path: dest.to_path_buf(),
+                    url: url.to_owned(),
+                    expected: md5.to_ascii_lowercase(),
+                    actual,
+                })
+            }
+        });
+        let again = match &outcome {
+            Ok(()) => break Ok(()),
+            Err(DataError::ChecksumMismatch { .. }) if !checksum_retried => {
+                // Perhaps a transfer went wrong: once more, from scratch.
+                checksum_retried = true;
+                let _ = std::fs::remove_file(&part);
+                true
+            }
+            Err(e) => transient(e),
+        };
+        if !again || attempt >= retry.attempts {
+            break outcome;
         }
-    });
+        if let Err(e) = &outcome {
+            tracing::warn!(
+                "{e}; trying again in {wait:?} ({attempt} of {} tries)",
+                retry.attempts
+            );
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(MAX_BACKOFF);
+        attempt += 1;
+    };
     if let Err(e) = result {
-        // The part file is worthless after a failure; a leftover one would
-        // only be overwritten by the next attempt anyway.
+        // The part file is worthless after the last failure.
         let _ = std::fs::remove_file(&part);
         return Err(e);
     }
     std::fs::rename(&part, dest).map_err(|e| DataError::io(dest, e))
 }
 
-/// Downloads `url` into `part`; returns the MD5 of what arrived.
+/// Downloads `url` into `part`, resuming after the bytes already there when
+/// the server honours `Range`; returns the MD5 of the whole file.
 fn stream(
     agent: &ureq::Agent,
     url: &str,
     part: &Path,
     progress: &dyn Progress,
 ) -> Result<String, DataError> {
-    let response = agent.get(url).call().map_err(|e| match e {
+    let have = std::fs::metadata(part).map(|m| m.len()).unwrap_or(0);
+    let mut request = agent.get(url);
+    if have > 0 {
+        request = request.header("Range", format!("bytes={have}-"));
+    }
+    let response = request.call().map_err(|e| match e {
         ureq::Error::StatusCode(status) => DataError::HttpStatus {
             url: url.to_owned(),
             status,
@@ -275,24 +369,47 @@ fn stream(
             source: Box::new(other),
         },
     })?;
-    let total = response.body().content_length();
+    // Resumed only when the server says it sends the rest from `have`.
+    let resumed = have > 0
+        && response.status().as_u16() == 206
+        && response
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(&format!("bytes {have}-")));
+    let mut hasher = Md5::new();
+    let mut out = if resumed {
+        let mut existing = File::open(part).map_err(|e| DataError::io(part, e))?;
+        std::io::copy(&mut existing, &mut HashWriter(&mut hasher))
+            .map_err(|e| DataError::io(part, e))?;
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(part)
+            .map_err(|e| DataError::io(part, e))?
+    } else {
+        File::create(part).map_err(|e| DataError::io(part, e))?
+    };
+    let start = if resumed { have } else { 0 };
+    let total = response.body().content_length().map(|n| n + start);
     let what = part.file_name().map_or_else(
         || url.to_owned(),
         |n| n.to_string_lossy().trim_end_matches(".part").to_owned(),
     );
     progress.start(&what, total);
+    if start > 0 {
+        progress.advance(start);
+    }
     let _finish = Finish(progress);
     let mut body = response.into_body().into_reader();
-    let mut out = File::create(part).map_err(|e| DataError::io(part, e))?;
-    let mut hasher = Md5::new();
     let mut buf = vec![0u8; 256 * 1024];
-    let mut received = 0u64;
+    let mut received = start;
     loop {
         let n = match body.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
+                let _ = out.sync_all();
                 return Err(DataError::Interrupted {
                     url: url.to_owned(),
                     received,
@@ -308,6 +425,7 @@ fn stream(
         progress.advance(n as u64);
     }
     if let Some(total) = total.filter(|&t| t != received) {
+        let _ = out.sync_all();
         return Err(DataError::Interrupted {
             url: url.to_owned(),
             received,
@@ -317,6 +435,20 @@ fn stream(
     }
     out.sync_all().map_err(|e| DataError::io(part, e))?;
     Ok(hex::encode(hasher.finalize()))
+}
+
+/// Feeds what is written to an MD5.
+struct HashWriter<'a>(&'a mut Md5);
+
+impl Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Unpacks `archive` (tar.gz) and moves its `subdir/` to `dest_root/subdir`.

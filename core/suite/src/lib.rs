@@ -132,9 +132,7 @@ impl Loaded {
         let base = self.source.path.parent().unwrap_or(Path::new("."));
         for (i, p) in self.file.plugins.iter().flatten().enumerate() {
             let path = base.join(&p.value);
-            let known = path
-                .canonicalize()
-                .is_ok_and(|c| trusted.contains(&c));
+            let known = path.canonicalize().is_ok_and(|c| trusted.contains(&c));
             if !known {
                 return Err(self
                     .source

@@ -11,17 +11,39 @@ enum Reply {
     /// Announce `.1` bytes, send `.0`, hang up.
     Truncated(Vec<u8>, usize),
     NotFound,
+    /// Close the connection without answering.
+    Reset,
+    /// Answer with this status and no body.
+    Status(u16),
+    /// Announce the whole body, send its first `.1` bytes, then stall for
+    /// `.2` before hanging up.
+    Stall(Vec<u8>, usize, Duration),
+    /// The body, honouring `Range: bytes=N-` with a 206.
+    Ranged(Vec<u8>),
 }
 
 /// Serves `routes` on 127.0.0.1 for at most `max_requests` connections
-/// or 20 seconds, whichever ends first; returns the base URL.
+/// or 20 seconds, whichever ends first; returns the base URL. A path listed
+/// several times gets its replies in order, the last one repeating.
 fn serve(routes: Vec<(&'static str, Reply)>, max_requests: usize) -> String {
+    serve_logged(routes, max_requests).0
+}
+
+/// [`serve`], also returning the `Range` header of each request (empty
+/// when none), in order.
+fn serve_logged(
+    routes: Vec<(&'static str, Reply)>,
+    max_requests: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
     let addr = listener.local_addr().expect("address");
     listener.set_nonblocking(true).expect("nonblocking");
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = log.clone();
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(20);
         let mut served = 0;
+        let mut counts: std::collections::HashMap<String, usize> = Default::default();
         while served < max_requests && Instant::now() < deadline {
             let Ok((stream, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(5));
@@ -35,33 +57,91 @@ fn serve(routes: Vec<(&'static str, Reply)>, max_requests: usize) -> String {
             if reader.read_line(&mut request_line).is_err() {
                 continue;
             }
+            let mut range = String::new();
             let mut line = String::new();
             while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                    range = v.trim().to_owned();
+                }
                 line.clear();
+            }
+            if let Ok(mut l) = seen.lock() {
+                l.push(range.clone());
             }
             let path = request_line
                 .split_whitespace()
                 .nth(1)
                 .unwrap_or("/")
                 .to_owned();
-            let reply = routes
+            let k = counts.entry(path.clone()).or_insert(0);
+            let matching: Vec<&Reply> = routes
                 .iter()
-                .find(|(p, _)| *p == path)
-                .map(|(_, r)| r.clone());
+                .filter(|(p, _)| *p == path)
+                .map(|(_, r)| r)
+                .collect();
+            let reply = matching.get(*k).or(matching.last()).map(|r| (*r).clone());
+            *k += 1;
             let mut stream = reader.into_inner();
-            let (status, body, claimed) = match reply.unwrap_or(Reply::NotFound) {
-                Reply::Body(b) => ("200 OK", b.clone(), b.len()),
-                Reply::Truncated(b, n) => ("200 OK", b, n),
-                Reply::NotFound => ("404 Not Found", b"no such file".to_vec(), 12),
-            };
-            let head = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {claimed}\r\nConnection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
+            // Each answer in a thread of its own, so that a stalled one
+            // does not hold up the next connection.
+            std::thread::spawn(move || {
+                let send = |stream: &mut std::net::TcpStream,
+                            status: &str,
+                            extra: &str,
+                            claimed: usize,
+                            body: &[u8]| {
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Length: {claimed}\r\n{extra}Connection: close\r\n\r\n"
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(body);
+                };
+                match reply.unwrap_or(Reply::NotFound) {
+                    Reply::Body(b) => send(&mut stream, "200 OK", "", b.len(), &b),
+                    Reply::Truncated(b, n) => send(&mut stream, "200 OK", "", n, &b),
+                    Reply::NotFound => send(&mut stream, "404 Not Found", "", 12, b"no such file"),
+                    Reply::Reset => drop(stream),
+                    Reply::Status(code) => send(&mut stream, &format!("{code} Oops"), "", 0, b""),
+                    Reply::Stall(b, n, pause) => {
+                        send(&mut stream, "200 OK", "", b.len(), &b[..n]);
+                        let _ = stream.flush();
+                        std::thread::sleep(pause);
+                    }
+                    Reply::Ranged(b) => {
+                        let from = range
+                            .strip_prefix("bytes=")
+                            .and_then(|r| r.trim_end_matches('-').parse::<usize>().ok());
+                        match from {
+                            Some(f) if f < b.len() => send(
+                                &mut stream,
+                                "206 Partial Content",
+                                &format!(
+                                    "Content-Range: bytes {f}-{}/{}\r\n",
+                                    b.len() - 1,
+                                    b.len()
+                                ),
+                                b.len() - f,
+                                &b[f..],
+                            ),
+                            _ => send(&mut stream, "200 OK", "", b.len(), &b),
+                        }
+                    }
+                }
+            });
         }
     });
-    format!("http://{addr}/files")
+    (format!("http://{addr}/files"), log)
+}
+
+/// Options for a test: fast retries and a short stall limit.
+fn quick(base: String, source: Source) -> FetchOptions {
+    FetchOptions {
+        mirror: Some(base),
+        source: Some(source),
+        backoff: Some(Duration::from_millis(10)),
+        read_timeout: Some(Duration::from_millis(400)),
+        ..Default::default()
+    }
 }
 
 fn md5_hex(b: &[u8]) -> String {
@@ -207,23 +287,24 @@ fn corrupted_download_is_rejected_and_deleted() {
     let mut bad = archive.clone();
     let mid = bad.len() / 2;
     bad[mid] ^= 0xff;
-    let base = serve(
+    let (base, log) = serve_logged(
         vec![("/files/cifar-10-binary.tar.gz", Reply::Body(bad.clone()))],
-        1,
+        2,
     );
     let root = tempfile::tempdir().expect("temp dir");
     let expected = md5_hex(&archive);
-    let opts = FetchOptions {
-        mirror: Some(base),
-        source: Some(cifar_source(expected.clone())),
-        ..Default::default()
-    };
+    let opts = quick(base, cifar_source(expected.clone()));
     let m = fetch("cifar10", root.path(), &opts, &NoProgress)
         .expect_err("bad md5")
         .to_string();
     assert!(
         m.contains(&format!("expected {expected}, got {}", md5_hex(&bad))),
         "{m}"
+    );
+    assert_eq!(
+        log.lock().expect("log").len(),
+        2,
+        "downloaded once more, then given up"
     );
     assert_eq!(
         std::fs::read_dir(root.path()).expect("read").count(),
@@ -245,9 +326,8 @@ fn truncated_response_is_an_error() {
     );
     let root = tempfile::tempdir().expect("temp dir");
     let opts = FetchOptions {
-        mirror: Some(base),
-        source: Some(cifar_source(md5_hex(&archive))),
-        ..Default::default()
+        attempts: Some(1),
+        ..quick(base, cifar_source(md5_hex(&archive)))
     };
     let m = fetch("cifar10", root.path(), &opts, &NoProgress)
         .expect_err("cut")
@@ -425,4 +505,74 @@ fn hostile_archives_are_refused_and_write_nothing_outside() {
     let archive = dir.path().join("ok.tar.gz");
     std::fs::write(&archive, &ok).expect("write");
     unpack(&archive, dir.path(), "cifar-10-batches-bin").expect("inside links are fine");
+}
+
+#[test]
+fn flaky_servers_are_retried_with_backoff_and_resumed() {
+    let archive = cifar10_archive();
+    let third = archive.len() / 3;
+    let path = "/files/cifar-10-binary.tar.gz";
+    let (base, log) = serve_logged(
+        vec![
+            (path, Reply::Reset),
+            (path, Reply::Status(500)),
+            (
+                path,
+                Reply::Truncated(archive[..third].to_vec(), archive.len()),
+            ),
+            (
+                path,
+                Reply::Stall(archive.clone(), 2 * third, Duration::from_secs(2)),
+            ),
+            (path, Reply::Ranged(archive.clone())),
+        ],
+        5,
+    );
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = quick(base, cifar_source(md5_hex(&archive)));
+    let dir = fetch("cifar10", root.path(), &opts, &NoProgress).expect("fetched in the end");
+    assert!(dir.join("data_batch_1.bin").is_file());
+    let ranges = log.lock().expect("log").clone();
+    // The first three start from nothing (nothing kept, or a server that
+    // does not resume: the fourth resends everything); the last resumes
+    // after the stalled transfer's bytes.
+    assert_eq!(ranges.len(), 5, "{ranges:?}");
+    assert_eq!(ranges[0], "");
+    assert_eq!(ranges[4], format!("bytes={}-", 2 * third), "{ranges:?}");
+    let left: Vec<_> = std::fs::read_dir(root.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["cifar-10-batches-bin"], "no part or archive left");
+}
+
+#[test]
+fn a_client_error_is_not_retried_and_leaves_nothing() {
+    let path = "/files/cifar-10-binary.tar.gz";
+    let (base, log) = serve_logged(vec![(path, Reply::Status(403))], 3);
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = quick(base, cifar_source("0".repeat(32)));
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("forbidden")
+        .to_string();
+    assert!(m.contains("403"), "{m}");
+    assert_eq!(log.lock().expect("log").len(), 1, "not retried");
+    assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 0);
+}
+
+#[test]
+fn a_server_that_keeps_failing_is_given_up_after_the_attempts() {
+    let path = "/files/cifar-10-binary.tar.gz";
+    let (base, log) = serve_logged(vec![(path, Reply::Status(503))], 10);
+    let root = tempfile::tempdir().expect("temp dir");
+    let opts = FetchOptions {
+        attempts: Some(3),
+        ..quick(base, cifar_source("0".repeat(32)))
+    };
+    let m = fetch("cifar10", root.path(), &opts, &NoProgress)
+        .expect_err("down")
+        .to_string();
+    assert!(m.contains("503"), "{m}");
+    assert_eq!(log.lock().expect("log").len(), 3);
+    assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 0);
 }
