@@ -525,3 +525,45 @@ fn a_damaged_ledger_is_an_error_never_an_empty_one_and_ledger_check_says_so() {
             "0 runs trained, 2 already in the ledger",
         ));
 }
+
+#[test]
+fn a_second_sigint_exits_at_once_without_damaging_the_ledger() {
+    let data = fashion_dir(192, 64);
+    let suite = write_suite(data.path(), &["relu"], 2);
+    let out = data.path().join("twice");
+    let mut cmd = common::acbench_process();
+    cmd.env("ACBENCH_TEST_HOLD", "1:1:2")
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--no-plots");
+    let mut child = common::spawn_until_held(cmd);
+    // Two signals in one `kill` call: the second arrives before the first
+    // is acted on, as a user pressing Ctrl-C twice.
+    let pid = child.id().to_string();
+    let sent = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -INT {pid}; kill -INT {pid}")])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let code = child.wait().expect("wait").code();
+    assert!(
+        code == Some(130) || code == Some(75),
+        "exits at once (130) or, had the first been handled already, as interrupted: {code:?}"
+    );
+    acbench()
+        .args(["ledger", "check"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 finished"));
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "1 runs trained, 1 already in the ledger",
+        ));
+}
