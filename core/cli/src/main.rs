@@ -10,6 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod cli;
 mod commands;
 mod progress;
+mod resources;
 mod signals;
 
 use std::process::ExitCode;

@@ -133,10 +133,11 @@ impl BatchObserver for BatchProgress {
         self.batch = Some(SuiteProgress::new(runs));
     }
 
-    fn run_end(&mut self, _: &RunSpec, outcome: &Outcome, _: &Summary) {
+    fn run_end(&mut self, _: &RunSpec, outcome: &Outcome, summary: &Summary) {
         if let Some(b) = &mut self.batch {
             b.run_end(outcome);
         }
+        crate::resources::log_run_end(summary);
     }
 
     fn batch_done(&mut self) {
