@@ -567,3 +567,83 @@ fn a_second_sigint_exits_at_once_without_damaging_the_ledger() {
             "1 runs trained, 1 already in the ledger",
         ));
 }
+
+/// `cmd` run under a file size limit of `bytes` (RLIMIT_FSIZE): a write past
+/// it fails as on a full disk (acbench ignores SIGXFSZ).
+fn with_file_size_limit(cmd: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: setrlimit is async-signal-safe; nothing else runs in the child
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: bytes,
+                rlim_max: bytes,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_keeps_every_earlier_epoch() {
+    let data = fashion_dir(64, 32);
+    let suite = write_suite(data.path(), &["relu"], 2);
+    let out = data.path().join("full");
+    suite_cmd(&suite, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success();
+    let before = Ledger::open(&out.join("ledger.sqlite"))
+        .expect("ledger")
+        .runs()
+        .expect("runs");
+    assert_eq!(before.len(), 2);
+    // Two more runs, with room for little more than the ledger as it is:
+    // their checkpoints, the ledger's growth or the report cannot be written.
+    let bigger = write_suite(data.path(), &["relu", "arelu"], 2);
+    let mut cmd = common::acbench_process();
+    cmd.arg("suite")
+        .arg(&bigger)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--no-plots");
+    with_file_size_limit(&mut cmd, 64 * 1024);
+    let run = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "an error, not a signal: {stderr}");
+    assert!(
+        stderr.contains("File too large") || stderr.contains("disk I/O error"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    acbench()
+        .args(["ledger", "check"])
+        .arg(&out)
+        .assert()
+        .success();
+    let after = Ledger::open(&out.join("ledger.sqlite"))
+        .expect("ledger")
+        .runs()
+        .expect("runs");
+    for r in &before {
+        let now = after.iter().find(|a| a.key == r.key).expect("still there");
+        assert_eq!(now.status, RunStatus::Finished);
+        assert_eq!(now.epochs, r.epochs, "every earlier epoch kept");
+    }
+    // With room again, the missing runs are trained and nothing is lost.
+    suite_cmd(&bigger, &out, data.path(), &["--no-plots"])
+        .assert()
+        .success();
+    let done = Ledger::open(&out.join("ledger.sqlite"))
+        .expect("ledger")
+        .runs()
+        .expect("runs");
+    assert_eq!(done.len(), 4);
+    assert!(done.iter().all(|r| r.status == RunStatus::Finished));
+}
