@@ -251,7 +251,15 @@ fn write_out(out: &Path) {
     let mut ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
     let runs: [(&str, u64, usize, Option<RunStatus>); 4] = [
         ("arelu", 0, 3, Some(RunStatus::Finished)),
-        ("relu", 0, 1, Some(RunStatus::Diverged { epoch: 1 })),
+        (
+            "relu",
+            0,
+            1,
+            Some(RunStatus::Diverged {
+                epoch: 1,
+                cause: None,
+            }),
+        ),
         (
             "tanh",
             0,

@@ -410,15 +410,74 @@ fn broken_plugins_give_clear_errors_and_never_crash() {
             .assert()
             .success();
     }
+    // A kernel that writes NaN: the run diverges, and says which plugin did it.
+    let shown = lib("bad_kernels")
+        .canonicalize()
+        .expect("lib")
+        .display()
+        .to_string();
+    acbench()
+        .args(["train", "--model"])
+        .arg(model("convnet.acnet"))
+        .args([
+            "--act",
+            "relu",
+            "--act",
+            "fc=bad_nan",
+            "--dataset",
+            "fashion-mnist",
+        ])
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--epochs", "1", "--batch", "16", "--plugin"])
+        .arg(lib("bad_kernels"))
+        .assert()
+        .stdout(predicate::str::contains(
+            "diverged: non-finite training loss at epoch 1 batch 1: act slot",
+        ))
+        .stdout(predicate::str::contains(format!(
+            "activation `bad_nan` from plugin {shown} turned finite inputs into NaN"
+        )));
+    let suite = work.path().join("nan.yaml");
+    std::fs::write(
+        &suite,
+        format!(
+            "name: nan\ndataset: {{name: fashion-mnist, limit_train: 32, limit_test: 16}}\n\
+             models: [{}]\nactivations: [bad_nan]\nepochs: 1\nbatch_size: 16\nseeds: [0]\n",
+            model("convnet.acnet").display()
+        ),
+    )
+    .expect("suite");
+    let out = work.path().join("nan-out");
+    acbench()
+        .arg("suite")
+        .arg(&suite)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .args(["--no-plots", "--plugin"])
+        .arg(lib("bad_kernels"))
+        .assert()
+        .success();
+    let runs = acbench_ledger::Ledger::open(&out.join("ledger.sqlite"))
+        .expect("ledger")
+        .runs()
+        .expect("runs");
+    match &runs[0].status {
+        acbench_ledger::RunStatus::Diverged { cause: Some(c), .. } => {
+            assert!(c.contains("activation `bad_nan` from plugin"), "{c}");
+            assert!(c.contains(&shown), "{c}");
+        }
+        other => panic!("recorded as {other:?}"),
+    }
     acbench()
         .env("RUST_BACKTRACE", "0")
         .args(["plugins", "check", "--plugin"])
         .arg(lib("bad_kernels"))
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(
-            "PLUGIN CHECK FAILED: 2 problem(s)",
-        ))
+        .stderr(predicate::str::contains("PLUGIN CHECK FAILED: "))
         .stderr(predicate::str::contains("FAIL bad_fails"))
         .stderr(predicate::str::contains("FAIL bad_panics"));
 }
@@ -499,7 +558,10 @@ fn broken_detector_plugins_give_clear_errors_and_never_crash() {
     }
     train_detector(&model, "det_nan", &lib, data.path())
         .assert()
-        .stdout(predicate::str::contains("diverged"));
+        .stdout(predicate::str::contains("diverged"))
+        .stdout(predicate::str::contains(format!(
+            "detector `det_nan` from plugin {shown}: its loss is not finite on a finite head output"
+        )));
     acbench()
         .env("RUST_BACKTRACE", "0")
         .args(["plugins", "check", "--plugin"])

@@ -616,7 +616,11 @@ fn a_full_disk_is_a_clear_error_and_keeps_every_earlier_epoch() {
     with_file_size_limit(&mut cmd, 64 * 1024);
     let run = cmd.output().expect("runs");
     let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "an error, not a signal: {stderr}");
+    assert_eq!(
+        run.status.code(),
+        Some(1),
+        "an error, not a signal: {stderr}"
+    );
     assert!(
         stderr.contains("File too large") || stderr.contains("disk I/O error"),
         "{stderr}"

@@ -188,7 +188,7 @@ pub struct EpochMetrics {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunStatus {
     /// Every epoch ran.
@@ -200,6 +200,11 @@ pub enum RunStatus {
         /// Training batch whose loss was not finite, or `None` when training
         /// losses were finite but the evaluation after the epoch was not.
         batch: Option<usize>,
+        /// What made the NaN, when a diagnosis of the batch found it: an
+        /// activation that turned finite inputs into NaN, or a detector
+        /// plugin whose loss was not finite on a finite head
+        /// ([`crate::model::Model::diagnose_non_finite`]).
+        cause: Option<String>,
     },
     /// The observer asked to stop ([`Observer::stop_requested`]): the
     /// epoch in flight was abandoned, so the last checkpoint (after the
@@ -307,6 +312,13 @@ pub(crate) trait Task {
 
     /// Scores the model on the whole test split.
     fn evaluate(&mut self, model: &Model) -> Result<Scores>;
+
+    /// After the last [`Task::step`] gave a non-finite loss: what made it,
+    /// from the batch that step used, when that can be told.
+    fn diagnose(&mut self, model: &Model) -> Result<Option<String>> {
+        let _ = model;
+        Ok(None)
+    }
 }
 
 /// What [`Task::evaluate`] measured on the test split.
@@ -377,11 +389,13 @@ pub(crate) fn train_from(
         for (batch, chunk) in order.chunks(cfg.batch_size).enumerate() {
             let lr = cfg.schedule.lr(epoch, batch, batches, cfg.epochs);
             let Some(step) = task.step(&mut trainer, chunk, &mut augment_rng, lr)? else {
+                // A diagnosis that fails must not turn a divergence into
+                // an error: the run diverged either way.
+                let cause = task.diagnose(trainer.model()).unwrap_or(None);
                 return Ok(diverged(
                     trainer.model(),
                     history,
-                    epoch,
-                    Some(batch),
+                    (epoch, Some(batch), cause),
                     run_start,
                 ));
             };
@@ -405,7 +419,12 @@ pub(crate) fn train_from(
             detection,
         } = task.evaluate(trainer.model())?;
         if !test_loss.is_finite() {
-            return Ok(diverged(trainer.model(), history, epoch, None, run_start));
+            return Ok(diverged(
+                trainer.model(),
+                history,
+                (epoch, None, None),
+                run_start,
+            ));
         }
         let metrics = EpochMetrics {
             epoch,
@@ -567,15 +586,18 @@ fn interrupted(
 fn diverged(
     model: &Model,
     history: Vec<EpochMetrics>,
-    epoch: usize,
-    batch: Option<usize>,
+    (epoch, batch, cause): (usize, Option<usize>, Option<String>),
     run_start: Instant,
 ) -> TrainOutcome {
     // The parameters may already be NaN; report what there is, and nothing
     // if even that fails, rather than turn a divergence into an error.
     let act_values = model.act_values().unwrap_or_default();
     TrainOutcome {
-        status: RunStatus::Diverged { epoch, batch },
+        status: RunStatus::Diverged {
+            epoch,
+            batch,
+            cause,
+        },
         epochs: history,
         act_values,
         wall_s: run_start.elapsed().as_secs_f64(),

@@ -145,6 +145,9 @@ pub enum RunStatus {
     Diverged {
         /// 0-based epoch.
         epoch: usize,
+        /// What made it, where a diagnosis found it (an activation or a
+        /// detector plugin that turned finite values into NaN).
+        cause: Option<String>,
     },
     /// An error (not divergence) stopped it.
     Failed {
@@ -180,6 +183,7 @@ impl RunStatus {
             "finished" => RunStatus::Finished,
             "diverged" => RunStatus::Diverged {
                 epoch: diverged_epoch.unwrap_or(0).max(0) as usize,
+                cause: error,
             },
             "failed" => RunStatus::Failed {
                 error: error.unwrap_or_default(),
@@ -481,7 +485,7 @@ impl Ledger {
     pub fn end_run(&mut self, key: &str, status: &RunStatus) -> Result<()> {
         let (error, diverged) = match status {
             RunStatus::Failed { error } => (Some(error.as_str()), None),
-            RunStatus::Diverged { epoch } => (None, Some(*epoch as i64)),
+            RunStatus::Diverged { epoch, cause } => (cause.as_deref(), Some(*epoch as i64)),
             RunStatus::Running | RunStatus::Finished | RunStatus::Interrupted => (None, None),
         };
         let changed = self

@@ -206,7 +206,7 @@ fn put_run(tx: &Transaction<'_>, run: &StoredRun) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM runs WHERE key = ?1", params![run.key])?;
     let (error, diverged) = match &run.status {
         RunStatus::Failed { error } => (Some(error.as_str()), None),
-        RunStatus::Diverged { epoch } => (None, Some(*epoch as i64)),
+        RunStatus::Diverged { epoch, cause } => (cause.as_deref(), Some(*epoch as i64)),
         _ => (None, None),
     };
     let l = &run.labels;

@@ -111,8 +111,14 @@ fn diverged_and_failed_keep_their_details() {
     let none = serde_json::json!(null);
     l.begin_run("d", &labels(1), &none, &none, 0)
         .expect("begin");
-    l.end_run("d", &RunStatus::Diverged { epoch: 3 })
-        .expect("end");
+    l.end_run(
+        "d",
+        &RunStatus::Diverged {
+            epoch: 3,
+            cause: None,
+        },
+    )
+    .expect("end");
     l.begin_run("f", &labels(2), &none, &none, 0)
         .expect("begin");
     l.end_run(
@@ -124,7 +130,10 @@ fn diverged_and_failed_keep_their_details() {
     .expect("end");
     assert_eq!(
         l.status("d").expect("s"),
-        Some(RunStatus::Diverged { epoch: 3 })
+        Some(RunStatus::Diverged {
+            epoch: 3,
+            cause: None
+        })
     );
     assert_eq!(
         l.status("f").expect("s"),
@@ -154,7 +163,10 @@ fn every_status_reads_back_from_its_word() {
     for status in [
         RunStatus::Running,
         RunStatus::Finished,
-        RunStatus::Diverged { epoch: 3 },
+        RunStatus::Diverged {
+            epoch: 3,
+            cause: None,
+        },
         RunStatus::Failed {
             error: "no data".into(),
         },

@@ -391,7 +391,7 @@ impl Runner {
         let status = match trained {
             Ok(outcome) => match outcome.status {
                 TrainStatus::Completed => RunStatus::Finished,
-                TrainStatus::Diverged { epoch, .. } => RunStatus::Diverged { epoch },
+                TrainStatus::Diverged { epoch, cause, .. } => RunStatus::Diverged { epoch, cause },
                 TrainStatus::Interrupted { .. } => RunStatus::Interrupted,
             },
             Err(error) => RunStatus::Failed {

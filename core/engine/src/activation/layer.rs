@@ -52,6 +52,20 @@ pub(crate) struct FusedParts {
 }
 
 impl ActLayer {
+    /// What a diagnosis says of this slot when it made NaN or infinity
+    /// from finite inputs ([`crate::model::Model::diagnose_non_finite`]).
+    pub(crate) fn describe_non_finite(&self) -> String {
+        let from = self
+            .act
+            .plugin
+            .as_ref()
+            .map_or_else(String::new, |p| format!(" from plugin {}", p.display()));
+        format!(
+            "act slot `{}`: activation `{}`{from} turned finite inputs into NaN or infinity",
+            self.path, self.act.def.name
+        )
+    }
+
     /// Creates the node's parameters (initial values from the definition,
     /// then `spec`'s overrides); `channels` sizes per-channel parameters.
     /// Returns the layer and its trainable parameters (named `path.param`).

@@ -189,6 +189,29 @@ impl Task for Detect<'_> {
         trainer.step_on(&x, Objective::Dense(&mut loss), lr)
     }
 
+    fn diagnose(&mut self, model: &Model) -> Result<Option<String>> {
+        // The pixels are still those of the batch whose loss was not finite.
+        let (c, h, w) = self.data.shape;
+        let n = self.pixels.len() / (c * h * w).max(1);
+        if n == 0 {
+            return Ok(None);
+        }
+        let x = Tensor::from_slice(&self.pixels, (n, c, h, w), &self.device)?
+            .to_dtype(model.dtype())?;
+        if let Some(cause) = model.diagnose_non_finite(&x)? {
+            return Ok(Some(cause));
+        }
+        let head = model.forward_eval(&x)?.flatten_all()?.to_vec1::<f32>()?;
+        if head.iter().all(|v| v.is_finite()) {
+            return Ok(Some(format!(
+                "detector `{}` from plugin {}: its loss is not finite on a finite head output",
+                self.run.detector.name(),
+                self.run.detector.plugin().display()
+            )));
+        }
+        Ok(None)
+    }
+
     fn evaluate(&mut self, model: &Model) -> Result<Scores> {
         let n = self.data.test.len();
         let indices: Vec<usize> = (0..n).collect();

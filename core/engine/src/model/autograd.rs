@@ -42,7 +42,7 @@ impl Model {
                     )?;
                     y
                 }
-                Mode::Eval => ops::norm::batch_norm_eval(
+                Mode::Eval | Mode::Diagnose(_) => ops::norm::batch_norm_eval(
                     &x,
                     &bn.gamma,
                     &bn.beta,
@@ -55,7 +55,7 @@ impl Model {
             Layer::Pool(p) => ops::pool::pool2d(&x, p)?,
             Layer::GlobalAvgPool => ops::pool::global_avg_pool(&x)?,
             Layer::Dropout { rate } => match mode {
-                Mode::Eval => x,
+                Mode::Eval | Mode::Diagnose(_) => x,
                 Mode::Train(_) if *rate <= 0.0 => x,
                 Mode::Train(rng) => {
                     let mut mask = vec![0f32; x.elem_count()];
@@ -73,7 +73,17 @@ impl Model {
                     None => y,
                 }
             }
-            Layer::Act(i) => self.acts[*i].forward(&x)?,
+            Layer::Act(i) => {
+                let y = self.acts[*i].forward(&x)?;
+                if let Mode::Diagnose(found) = mode
+                    && found.is_none()
+                    && all_finite(&x)?
+                    && !all_finite(&y)?
+                {
+                    **found = Some(self.acts[*i].describe_non_finite());
+                }
+                y
+            }
             Layer::Residual { body, shortcut } => {
                 let short = self.run(shortcut, x.clone(), mode)?;
                 let main = self.run(body, x, mode)?;
@@ -96,4 +106,13 @@ impl Model {
             }
         })
     }
+}
+
+/// Whether every value of `t` is finite.
+fn all_finite(t: &Tensor) -> Result<bool> {
+    let v = t
+        .flatten_all()?
+        .to_dtype(candle_core::DType::F64)?
+        .to_vec1::<f64>()?;
+    Ok(v.iter().all(|x| x.is_finite()))
 }

@@ -37,6 +37,9 @@ enum Mode<'r> {
     Train(&'r mut ChaCha8Rng),
     /// Batch norm uses running statistics; dropout is the identity.
     Eval,
+    /// As `Eval`, and the first act layer that turns finite inputs into a
+    /// non-finite output is described here ([`Model::diagnose_non_finite`]).
+    Diagnose(&'r mut Option<String>),
 }
 
 /// The parameters of one `act` node, for results and plots.
@@ -311,6 +314,20 @@ impl Model {
             return self.cpu_forward_eval(&x);
         }
         self.run(&self.layers, x, &mut Mode::Eval)
+    }
+
+    /// After a divergence: runs `x` through the network in evaluation mode
+    /// and names the first activation whose output is not finite although
+    /// its input is (`act slot \`conv1.act0\`: activation \`x\` from plugin
+    /// P turned finite inputs into NaN`): a kernel or formula that makes
+    /// NaN, as opposed to a network whose values grew too large. `None` when
+    /// no activation does that on `x`. Always on the autograd path, so that
+    /// a fused kernel and its formula are judged by the same check.
+    pub fn diagnose_non_finite(&self, x: &Tensor) -> Result<Option<String>> {
+        let x = self.input(x)?;
+        let mut found = None;
+        self.run(&self.layers, x, &mut Mode::Diagnose(&mut found))?;
+        Ok(found)
     }
 
     /// `x` checked against the network's input and in the model's dtype

@@ -72,6 +72,12 @@ impl Task for Classify<'_> {
         trainer.step(&x, &y, lr)
     }
 
+    fn diagnose(&mut self, model: &Model) -> Result<Option<String>> {
+        // The buffers still hold the batch of the step that diverged.
+        let (x, _) = self.buffers.tensors(self.data.shape, model, &self.device)?;
+        model.diagnose_non_finite(&x)
+    }
+
     fn evaluate(&mut self, model: &Model) -> Result<Scores> {
         let (test_loss, test_acc) = evaluate(
             model,

@@ -51,7 +51,10 @@ fn shards_fold_in_and_a_second_merge_changes_nothing() {
         "b.sqlite",
         "k2",
         1,
-        Some(RunStatus::Diverged { epoch: 1 }),
+        Some(RunStatus::Diverged {
+            epoch: 1,
+            cause: None,
+        }),
         |_| {},
     );
     let mut main = Ledger::open(&dir.path().join("main.sqlite")).expect("main");

@@ -142,14 +142,20 @@ pub(super) fn print_outcome(outcome: &TrainOutcome) {
         RunStatus::Diverged {
             epoch,
             batch: Some(batch),
+            cause,
         } => {
             println!(
-                "diverged: non-finite training loss at epoch {} batch {}",
+                "diverged: non-finite training loss at epoch {} batch {}{}",
                 epoch + 1,
-                batch + 1
+                batch + 1,
+                cause
+                    .as_ref()
+                    .map_or_else(String::new, |c| format!(": {c}"))
             );
         }
-        RunStatus::Diverged { epoch, batch: None } => {
+        RunStatus::Diverged {
+            epoch, batch: None, ..
+        } => {
             println!("diverged: non-finite test loss after epoch {}", epoch + 1);
         }
         RunStatus::Interrupted { epoch } => {

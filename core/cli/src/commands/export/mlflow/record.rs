@@ -269,7 +269,7 @@ pub fn run_tags(run: &StoredRun) -> Vec<KeyValue> {
     ];
     match &run.status {
         RunStatus::Failed { error } => tags.push(KeyValue::tag("acbench.error", error)),
-        RunStatus::Diverged { epoch } => {
+        RunStatus::Diverged { epoch, .. } => {
             tags.push(KeyValue::tag("acbench.diverged_epoch", &epoch.to_string()));
         }
         RunStatus::Finished | RunStatus::Running | RunStatus::Interrupted => {}

@@ -252,7 +252,10 @@ fn statuses_tags_and_names() {
         },
         spec: json!({}),
         manifest: json!({}),
-        status: RunStatus::Diverged { epoch: 2 },
+        status: RunStatus::Diverged {
+            epoch: 2,
+            cause: None,
+        },
         started_at: 1.0,
         finished_at: Some(2.0),
         attempts: 1,
