@@ -1,6 +1,8 @@
 //! A damaged ledger is an error, never an empty ledger: an existing file of
-//! zero bytes, a file SQLite calls corrupt or not a database, and a file
-//! whose `PRAGMA quick_check` finds problems are refused on open
+//! zero bytes (except a shard's attempt file, which is reserved empty
+//! before it is opened with [`crate::Journal::Rollback`]), a file SQLite
+//! calls corrupt or not a database, and a file whose `PRAGMA quick_check`
+//! finds problems are refused on open
 //! ([`LedgerError::Corrupt`]), so that a suite does not train everything
 //! again over the remains of its results. [`check`] is `acbench ledger
 //! check`: the full `PRAGMA integrity_check` and what the file holds.

@@ -335,7 +335,12 @@ impl Ledger {
     /// journal.
     pub fn open_with(path: &Path, journal: Journal) -> Result<Self> {
         let err = |source| integrity::classify(path, source);
-        let existed = integrity::refuse_empty(path)?;
+        // A shard's attempt file is reserved empty (create_new) before it is
+        // opened; the output folder's ledger is never empty once written.
+        let existed = match journal {
+            Journal::Wal => integrity::refuse_empty(path)?,
+            Journal::Rollback => std::fs::metadata(path).is_ok_and(|m| m.len() > 0),
+        };
         let mut conn = Connection::open(path).map_err(err)?;
         if existed {
             integrity::quick_check(&conn, path)?;
@@ -368,7 +373,6 @@ impl Ledger {
     /// read as it is; its columns are the same.
     pub fn open_read_only(path: &Path) -> Result<Self> {
         let err = |source| integrity::classify(path, source);
-        integrity::refuse_empty(path)?;
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))

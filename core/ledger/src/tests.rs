@@ -165,7 +165,7 @@ fn every_status_reads_back_from_its_word() {
         RunStatus::Finished,
         RunStatus::Diverged {
             epoch: 3,
-            cause: None,
+            cause: Some("no data".into()),
         },
         RunStatus::Failed {
             error: "no data".into(),
