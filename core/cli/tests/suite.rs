@@ -140,9 +140,9 @@ fn epoch_bits(out: &Path) -> Vec<(String, Vec<[u64; 5]>)> {
     runs
 }
 
-/// Runs the suite with `ACBENCH_TEST_HOLD=hold` (held deterministically at
-/// a chosen batch, not by a timer) and SIGKILLs it once it is held.
-fn run_until_held_then_kill(suite: &Path, out: &Path, data: &Path, hold: &str) {
+/// Starts the suite with `ACBENCH_TEST_HOLD=hold` (held deterministically
+/// at a chosen batch, not by a timer) and returns once it is held.
+fn spawn_held(suite: &Path, out: &Path, data: &Path, hold: &str) -> std::process::Child {
     let mut cmd = common::acbench_process();
     cmd.env("ACBENCH_TEST_HOLD", hold)
         .arg("suite")
@@ -152,7 +152,12 @@ fn run_until_held_then_kill(suite: &Path, out: &Path, data: &Path, hold: &str) {
         .arg("--data-dir")
         .arg(data)
         .arg("--no-plots");
-    let mut child = common::spawn_until_held(cmd);
+    common::spawn_until_held(cmd)
+}
+
+/// [`spawn_held`], then SIGKILL once it is held.
+fn run_until_held_then_kill(suite: &Path, out: &Path, data: &Path, hold: &str) {
+    let mut child = spawn_held(suite, out, data, hold);
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
 }
@@ -397,16 +402,7 @@ fn a_suite_stopped_by_sigint_records_the_run_as_interrupted_and_continues() {
     let data = fashion_dir(192, 64);
     let suite = write_suite(data.path(), &["relu"], 2);
     let out = data.path().join("stopped");
-    let mut cmd = common::acbench_process();
-    cmd.env("ACBENCH_TEST_HOLD", "1:1:2")
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots");
-    let mut child = common::spawn_until_held(cmd);
+    let mut child = spawn_held(&suite, &out, data.path(), "1:1:2");
     let code = common::signal_and_wait(&mut child, "INT");
     assert_eq!(code, Some(75), "interrupted, not failed");
     let ledger = Ledger::open(&out.join("ledger.sqlite")).expect("ledger");
@@ -436,16 +432,7 @@ fn a_second_suite_on_the_same_folder_says_who_holds_it_and_the_lock_dies_with_it
     let data = fashion_dir(64, 32);
     let suite = write_suite(data.path(), &["relu"], 1);
     let out = data.path().join("locked");
-    let mut cmd = common::acbench_process();
-    cmd.env("ACBENCH_TEST_HOLD", "0:0:0")
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots");
-    let mut holder = common::spawn_until_held(cmd);
+    let mut holder = spawn_held(&suite, &out, data.path(), "0:0:0");
     let pid = holder.id();
     suite_cmd(&suite, &out, data.path(), &["--no-plots"])
         .assert()
@@ -531,16 +518,7 @@ fn a_second_sigint_exits_at_once_without_damaging_the_ledger() {
     let data = fashion_dir(192, 64);
     let suite = write_suite(data.path(), &["relu"], 2);
     let out = data.path().join("twice");
-    let mut cmd = common::acbench_process();
-    cmd.env("ACBENCH_TEST_HOLD", "1:1:2")
-        .arg("suite")
-        .arg(&suite)
-        .arg("--out")
-        .arg(&out)
-        .arg("--data-dir")
-        .arg(data.path())
-        .arg("--no-plots");
-    let mut child = common::spawn_until_held(cmd);
+    let mut child = spawn_held(&suite, &out, data.path(), "1:1:2");
     // Two signals in one `kill` call: the second arrives before the first
     // is acted on, as a user pressing Ctrl-C twice.
     let pid = child.id().to_string();
