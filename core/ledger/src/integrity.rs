@@ -21,6 +21,10 @@ pub(crate) fn classify(path: &Path, source: rusqlite::Error) -> LedgerError {
             path: path.to_owned(),
             detail: source.to_string(),
         },
+        Some(ErrorCode::DiskFull | ErrorCode::SystemIoFailure) => LedgerError::Write {
+            path: path.to_owned(),
+            source,
+        },
         _ => LedgerError::Sqlite {
             path: path.to_owned(),
             source,

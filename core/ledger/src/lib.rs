@@ -43,6 +43,20 @@ pub enum LedgerError {
         /// What SQLite said.
         source: rusqlite::Error,
     },
+    /// The file could not be written: the disk is full, a quota or file
+    /// size limit was reached, or the device failed. What was committed
+    /// before stays.
+    #[error(
+        "ledger {}: cannot write: {source} (is the disk full, or a quota or file size limit \
+         reached?); every epoch committed before is kept",
+        path.display()
+    )]
+    Write {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
     /// The file is damaged (truncated, overwritten, not a database). It is
     /// never taken for an empty ledger, which would train everything again.
     #[error(
@@ -390,10 +404,7 @@ impl Ledger {
     }
 
     fn sql(&self) -> impl Fn(rusqlite::Error) -> LedgerError + '_ {
-        |source| LedgerError::Sqlite {
-            path: self.path.clone(),
-            source,
-        }
+        |source| integrity::classify(&self.path, source)
     }
 
     /// Status of the run with this key, if the ledger has it.
