@@ -87,9 +87,31 @@ pub struct PairComparison {
     pub first: String,
     /// Row name of the second.
     pub second: String,
+    /// The pair as lines name it: `AReLU vs ReLU`.
+    pub label: String,
     /// One per column of our grid where either row ran (pairs neither row
     /// of which ran are left out).
     pub columns: Vec<PairColumn>,
+}
+
+impl PairComparison {
+    /// The scope of the rows (`googlenet` for `googlenet/arelu`).
+    pub fn scope(&self) -> Option<&str> {
+        split_scope(&self.first).0
+    }
+
+    /// The one reason the pair was run in none of several columns
+    /// (`not run: PReLU`), so that reports say it once.
+    pub fn unrun_everywhere(&self) -> Option<&str> {
+        let note = self.columns.first()?.note.as_deref()?;
+        let all = self.columns.len() > 1
+            && note.starts_with("not run")
+            && self
+                .columns
+                .iter()
+                .all(|c| c.ours.is_none() && c.note.as_deref() == Some(note));
+        all.then_some(note)
+    }
 }
 
 /// A pair in one column: our difference with its uncertainty and verdict,
@@ -258,9 +280,11 @@ fn pair(grid: &Grid, table: &PaperTable, first: String, second: String) -> PairC
             })
         })
         .collect();
+    let label = format!("{a} vs {b}");
     PairComparison {
         first,
         second,
+        label,
         columns,
     }
 }

@@ -18,7 +18,7 @@
 
 use std::fmt;
 
-use acbench_dsl::ir::{Network, Node};
+use acbench_dsl::ir::Network;
 
 use crate::optim::OptimizerConfig;
 use crate::{Error, Result};
@@ -104,7 +104,8 @@ pub fn estimate(net: &Network, batch: usize, opt: &OptimizerConfig) -> MemoryEst
     for node in net.walk() {
         if node.children().is_empty() {
             activations = activations.saturating_add(node.output.numel() as u64);
-            let own = own_params(node);
+            // A leaf's parameters are its own (a composite's are its children's).
+            let own = node.param_count() as u64;
             if own > 0 {
                 layers.push((node.path.clone(), own.saturating_mul(F32)));
             }
@@ -123,11 +124,6 @@ pub fn estimate(net: &Network, batch: usize, opt: &OptimizerConfig) -> MemoryEst
         batch,
         largest: layers,
     }
-}
-
-/// The parameters of a leaf node (a composite's are its children's).
-fn own_params(node: &Node) -> u64 {
-    node.param_count() as u64
 }
 
 /// The memory this process may use, and what said so.
@@ -223,6 +219,22 @@ pub fn check_against(
             largest.join(", ")
         }
     )))
+}
+
+/// Refuses `net` when its parameters alone (`bytes` per value) exceed the
+/// memory [`available`] now: what building the model allocates, checked by
+/// [`crate::model::Model::build`] whatever its caller.
+pub fn check_parameters(net: &Network, bytes: usize) -> Result<()> {
+    let parameters = (net.param_count() as u64).saturating_mul(bytes as u64);
+    let e = MemoryEstimate {
+        parameters,
+        gradients: 0,
+        optimizer: 0,
+        activations: 0,
+        batch: 0,
+        ..estimate(net, 0, &OptimizerConfig::Sgd)
+    };
+    check_against(net, &e, available().as_ref())
 }
 
 /// [`estimate`] then [`check_against`] the memory [`available`] now.

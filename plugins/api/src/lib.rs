@@ -52,7 +52,7 @@ pub mod testing;
 pub use abi::Layout;
 pub use export::Activation;
 pub use kernel::{FusedKernel, ParamGrad, backward_row, param_at};
-pub use linked::LinkedPlugin;
+pub use linked::{Linked, LinkedPlugin};
 pub use pointwise::{ParamValues, Pointwise, backward_rows, forward_rows};
 
 /// How many values of a parameter an activation slot owns.

@@ -9,34 +9,51 @@
 //! and the same crate can still be built as a `cdylib` by a small crate that
 //! calls `export_plugin!` on its activations.
 
-use crate::abi::{EntryFn, LastErrorFn, PluginTable};
+use crate::abi::{LastErrorFn, PluginTable};
 
 /// The entry points of a plugin linked into the host, with the name,
 /// version and source of the crate that defines it (its identity, since it
-/// has no file).
-#[derive(Debug, Clone, Copy)]
-pub struct LinkedPlugin {
+/// has no file). `T` is the table its entry returns: [`LinkedPlugin`] for
+/// activations, [`LinkedDetectors`](crate::detector::LinkedDetectors) for
+/// detectors.
+#[derive(Debug)]
+pub struct Linked<T: 'static> {
     name: &'static str,
     version: &'static str,
     source: &'static [u8],
-    entry: EntryFn,
+    entry: unsafe extern "C" fn() -> *const T,
     last_error: LastErrorFn,
 }
 
-impl LinkedPlugin {
-    /// A linked plugin; [`linked_plugin!`](crate::linked_plugin) is the safe
-    /// way to make one.
+// Written by hand: a derive would ask `T: Clone`, but only pointers are copied.
+impl<T: 'static> Clone for Linked<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: 'static> Copy for Linked<T> {}
+
+/// An activation plugin linked into the host.
+pub type LinkedPlugin = Linked<PluginTable>;
+
+impl<T: 'static> Linked<T> {
+    /// A linked plugin; [`linked_plugin!`](crate::linked_plugin) and
+    /// [`linked_detectors!`](crate::linked_detectors) are the safe ways to
+    /// make one.
     ///
     /// # Safety
-    /// `entry` must follow [`EntryFn`]'s contract and `last_error`
-    /// [`LastErrorFn`]'s (never unwind; the table and everything it points
-    /// to live for the rest of the process); `last_error` must explain a
-    /// null table on the thread that called `entry`.
+    /// `entry` must follow its ABI's entry contract ([`EntryFn`](crate::abi::EntryFn),
+    /// [`DetectorEntryFn`](crate::detector::abi::DetectorEntryFn)) and
+    /// `last_error` [`LastErrorFn`]'s (never unwind; the table and
+    /// everything it points to live for the rest of the process);
+    /// `last_error` must explain a null table on the thread that called
+    /// `entry`.
     pub const unsafe fn new(
         name: &'static str,
         version: &'static str,
         source: &'static [u8],
-        entry: EntryFn,
+        entry: unsafe extern "C" fn() -> *const T,
         last_error: LastErrorFn,
     ) -> Self {
         Self {
@@ -59,15 +76,14 @@ impl LinkedPlugin {
     }
 
     /// The defining crate's `src/lib.rs`, where its kernels are: with
-    /// [`KERNEL_SOURCES`] it lets a host tell when a kernel's code changed,
-    /// which the definitions alone do not show.
+    /// [`KERNEL_SOURCES`] (or the detector API's sources) it lets a host tell
+    /// when a kernel's code changed, which the definitions alone do not show.
     pub fn source(&self) -> &'static [u8] {
         self.source
     }
 
-    /// The entry point, as [`abi::ENTRY_SYMBOL`](crate::abi::ENTRY_SYMBOL)
-    /// would be in a library.
-    pub fn entry(&self) -> EntryFn {
+    /// The entry point, as the library's entry symbol would be.
+    pub fn entry(&self) -> unsafe extern "C" fn() -> *const T {
         self.entry
     }
 
@@ -81,7 +97,7 @@ impl LinkedPlugin {
     /// is then [`kernel::last_error_message`](crate::kernel::last_error_message)
     /// on this thread). For the plugin's own tests and benchmarks; a host
     /// reads the table through its checks instead.
-    pub fn table(&self) -> Option<&'static PluginTable> {
+    pub fn table(&self) -> Option<&'static T> {
         // SAFETY: `new`'s contract: the entry never unwinds and its table
         // lives for the rest of the process.
         unsafe { (self.entry)().as_ref() }

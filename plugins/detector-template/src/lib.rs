@@ -45,6 +45,8 @@ const BACKGROUND: f32 = -1.0;
 const IGNORED: f32 = -2.0;
 
 impl DetectorKernel for Centers {
+    const TERMS: &'static [&'static str] = &["cls", "box"];
+
     fn def() -> DetectorDef {
         DetectorDef {
             name: "centers".into(),
@@ -54,7 +56,6 @@ impl DetectorKernel for Centers {
                 SettingSpec::new("gamma", 2.0, "focal loss focusing parameter"),
                 SettingSpec::new("size_weight", 1.0, "weight of the box loss"),
             ],
-            terms: vec!["cls".into(), "box".into()],
         }
     }
 

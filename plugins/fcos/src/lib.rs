@@ -129,6 +129,8 @@ impl Fcos {
 }
 
 impl DetectorKernel for Fcos {
+    const TERMS: &'static [&'static str] = &["cls", "box", "ctr"];
+
     fn def() -> DetectorDef {
         DetectorDef {
             name: "fcos".into(),
@@ -141,7 +143,6 @@ impl DetectorKernel for Fcos {
                 SettingSpec::new("gamma", 2.0, "focal loss focusing parameter"),
                 SettingSpec::new("prior", 0.01, "initial foreground probability of a class"),
             ],
-            terms: vec!["cls".into(), "box".into(), "ctr".into()],
         }
     }
 

@@ -141,6 +141,8 @@ impl Yolo {
 }
 
 impl DetectorKernel for Yolo {
+    const TERMS: &'static [&'static str] = &["box", "obj", "cls"];
+
     fn def() -> DetectorDef {
         DetectorDef {
             name: "yolo".into(),
@@ -159,7 +161,6 @@ impl DetectorKernel for Yolo {
                 ),
                 SettingSpec::new("prior", 0.01, "initial objectness probability"),
             ],
-            terms: vec!["box".into(), "obj".into(), "cls".into()],
         }
     }
 

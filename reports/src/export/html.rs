@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 
 use super::{
-    CLAIMS_HEADING, Exporter, PAIRS_HEADING, comparison_cells, differences_text, pair_columns,
-    paper_count, unit_text,
+    CLAIMS_HEADING, Exporter, PAIRS_HEADING, PairEntry, comparison_cells, differences_text,
+    pair_entries, paper_count, unit_text,
 };
 use crate::compare::Comparison;
 use crate::grid::Grid;
@@ -284,10 +284,17 @@ fn comparison(o: &mut String, grid: &Grid, cmp: &Comparison) {
             .collect();
         table(o, "cells", &columns, rows);
     }
-    let mut lines = pair_columns(cmp).peekable();
-    if lines.peek().is_some() {
+    let entries = pair_entries(cmp);
+    if !entries.is_empty() {
         let _ = write!(o, "<p>{}</p>\n<ul class=\"pairs\">\n", esc(PAIRS_HEADING));
-        for (scope, c) in lines {
+        for entry in entries {
+            let (scope, c) = match entry {
+                PairEntry::Unrun(line) => {
+                    let _ = writeln!(o, "<li>{}</li>", esc(&line));
+                    continue;
+                }
+                PairEntry::Column(scope, c) => (scope, c),
+            };
             let line = format!("{scope}{}", c.summary);
             // The summary ends with `: VERDICT`; that word gets its colour.
             let split = c.verdict.and_then(|v| {

@@ -182,51 +182,46 @@ pub(crate) const PAIRS_HEADING: &str = "The paper's comparisons on our runs: fir
      its 95% interval (paired by seed where both ran it), P = the probability that a run of the \
      first beats a run of the second; the verdict is on \"the first beats the second\".";
 
-/// One line per pair of rows and column of our grid; a pair that was not
-/// run in any column for one reason (`not run: PReLU`) is one line.
-pub(crate) fn pair_lines(cmp: &crate::compare::Comparison) -> Vec<String> {
+/// One entry of the pairs' list: a pair run in none of its columns for one
+/// reason, said once, or a pair in one column with the scope its line opens
+/// with (`googlenet: ` for rows `model/activation`, else empty).
+pub(crate) enum PairEntry<'a> {
+    /// `googlenet: AReLU vs PReLU: not run: PReLU (all 3 columns)`.
+    Unrun(String),
+    /// The scope and the column.
+    Column(String, &'a crate::compare::PairColumn),
+}
+
+/// Every pair's entries, in order.
+pub(crate) fn pair_entries(cmp: &crate::compare::Comparison) -> Vec<PairEntry<'_>> {
     let mut out = Vec::new();
     for p in &cmp.pairs {
-        let scope = p
-            .first
-            .rsplit_once('/')
-            .map(|(s, _)| format!("{s}: "))
-            .unwrap_or_default();
-        let note = p.columns.first().and_then(|c| c.note.as_deref());
-        let all_unrun = p.columns.len() > 1
-            && note.is_some_and(|n| n.starts_with("not run"))
-            && p.columns
-                .iter()
-                .all(|c| c.ours.is_none() && c.note.as_deref() == note);
-        if let (true, Some(first), Some(note)) = (all_unrun, p.columns.first(), note) {
-            let head = first
-                .summary
-                .split_once(&format!(", {}: ", first.column))
-                .map_or(first.summary.as_str(), |(h, _)| h);
-            out.push(format!(
-                "{scope}{head}: {note} (all {} columns)",
+        let scope = p.scope().map(|s| format!("{s}: ")).unwrap_or_default();
+        match p.unrun_everywhere() {
+            Some(note) => out.push(PairEntry::Unrun(format!(
+                "{scope}{}: {note} (all {} columns)",
+                p.label,
                 p.columns.len()
-            ));
-            continue;
+            ))),
+            None => out.extend(
+                p.columns
+                    .iter()
+                    .map(|c| PairEntry::Column(scope.clone(), c)),
+            ),
         }
-        out.extend(p.columns.iter().map(|c| format!("{scope}{}", c.summary)));
     }
     out
 }
 
-/// Each pair's columns with the scope their line opens with (`googlenet: `
-/// for rows `model/activation`, else empty).
-pub(crate) fn pair_columns(
-    cmp: &crate::compare::Comparison,
-) -> impl Iterator<Item = (String, &crate::compare::PairColumn)> {
-    cmp.pairs.iter().flat_map(|p| {
-        let scope = p
-            .first
-            .rsplit_once('/')
-            .map(|(s, _)| format!("{s}: "))
-            .unwrap_or_default();
-        p.columns.iter().map(move |c| (scope.clone(), c))
-    })
+/// [`pair_entries`] as lines of text.
+pub(crate) fn pair_lines(cmp: &crate::compare::Comparison) -> Vec<String> {
+    pair_entries(cmp)
+        .into_iter()
+        .map(|e| match e {
+            PairEntry::Unrun(line) => line,
+            PairEntry::Column(scope, c) => format!("{scope}{}", c.summary),
+        })
+        .collect()
 }
 
 /// A claim's unit: `table1 alexnet: asigmoid vs sigmoid: +0.0500 [+0.0310,

@@ -66,15 +66,7 @@ impl Model {
         // Its parameters at least must fit, or allocating them aborts the
         // process (or wakes the OOM killer); a caller that knows the batch
         // and the optimiser checks the whole run first (`memory::check`).
-        let params = crate::memory::MemoryEstimate {
-            parameters: (net.param_count() as u64).saturating_mul(dtype.size_in_bytes() as u64),
-            gradients: 0,
-            optimizer: 0,
-            activations: 0,
-            batch: 0,
-            largest: crate::memory::estimate(net, 0, &crate::optim::OptimizerConfig::Sgd).largest,
-        };
-        crate::memory::check_against(net, &params, crate::memory::available().as_ref())?;
+        crate::memory::check_parameters(net, dtype.size_in_bytes())?;
         let mut b = Builder {
             registry,
             bindings,

@@ -7,21 +7,22 @@
 use std::ffi::c_char;
 
 use super::abi::{
-    AssignFn, DETECTOR_ABI_VERSION, DecodeFn, DetectorDesc, DetectorEntryFn, DetectorTable,
-    InitBiasFn, LayoutFn, LossFn, SettingDesc,
+    AssignFn, DETECTOR_ABI_VERSION, DecodeFn, DetectorDesc, DetectorTable, InitBiasFn, LayoutFn,
+    LossFn, SettingDesc,
 };
 use super::kernel::{
     DetectorDef, DetectorKernel, assign_shim, decode_shim, init_bias_shim, layout_shim, loss_shim,
 };
-use crate::abi::LastErrorFn;
 use crate::export::{OnceTable, leak_c_string};
 use crate::kernel;
+use crate::linked::Linked;
 
 /// One detector a library exports: its definition and the shims of its
 /// [`DetectorKernel`].
 #[derive(Debug, Clone)]
 pub struct Detector {
     def: DetectorDef,
+    terms: &'static [&'static str],
     layout: LayoutFn,
     init_bias: InitBiasFn,
     assign: AssignFn,
@@ -34,6 +35,7 @@ impl Detector {
     pub fn of<K: DetectorKernel>() -> Self {
         Self {
             def: K::def(),
+            terms: K::TERMS,
             layout: layout_shim::<K>,
             init_bias: init_bias_shim::<K>,
             assign: assign_shim::<K>,
@@ -55,7 +57,7 @@ fn describe(d: &Detector) -> Result<DetectorDesc, String> {
     if def.name.is_empty() {
         return Err("a detector has an empty name".into());
     }
-    if def.terms.is_empty() {
+    if d.terms.is_empty() {
         return Err(format!("detector `{}` names no loss terms", def.name));
     }
     let what = |field: &str| format!("detector `{}`: {field}", def.name);
@@ -70,7 +72,7 @@ fn describe(d: &Detector) -> Result<DetectorDesc, String> {
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let terms = def
+    let terms = d
         .terms
         .iter()
         .map(|t| leak_c_string(t, &what("loss term")))
@@ -137,8 +139,9 @@ impl OnceTable<DetectorTable> {
 /// # use acbench_plugin_api::detector::abi::{Grid, HeadLayout};
 /// # struct Mine;
 /// # impl DetectorKernel for Mine {
+/// #     const TERMS: &'static [&'static str] = &["l2"];
 /// #     fn def() -> DetectorDef { DetectorDef { name: "mine".into(), summary: String::new(),
-/// #         settings: vec![], terms: vec!["l2".into()] } }
+/// #         settings: vec![] } }
 /// #     fn layout(s: Settings<'_>) -> Result<HeadLayout, String> {
 /// #         Ok(HeadLayout { channels: s.classes, target_channels: s.classes }) }
 /// #     fn assign(_: Settings<'_>, _: Grid, _: ImageTruth<'_>, t: &mut [f32]) -> Result<(), String> {
@@ -194,75 +197,9 @@ macro_rules! export_detectors {
     };
 }
 
-/// The entry points of a detector crate linked into the host, with the
-/// name, version and source of the crate (its identity, since it has no
-/// file). The detector counterpart of [`LinkedPlugin`](crate::LinkedPlugin).
-#[derive(Debug, Clone, Copy)]
-pub struct LinkedDetectors {
-    name: &'static str,
-    version: &'static str,
-    source: &'static [u8],
-    entry: DetectorEntryFn,
-    last_error: LastErrorFn,
-}
-
-impl LinkedDetectors {
-    /// Linked detectors; [`linked_detectors!`](crate::linked_detectors) is
-    /// the safe way to make them.
-    ///
-    /// # Safety
-    /// `entry` must follow [`DetectorEntryFn`]'s contract and `last_error`
-    /// [`LastErrorFn`]'s; `last_error` must explain a null table on the
-    /// thread that called `entry`.
-    pub const unsafe fn new(
-        name: &'static str,
-        version: &'static str,
-        source: &'static [u8],
-        entry: DetectorEntryFn,
-        last_error: LastErrorFn,
-    ) -> Self {
-        Self {
-            name,
-            version,
-            source,
-            entry,
-            last_error,
-        }
-    }
-
-    /// The defining crate's name (`acbench-fcos`).
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// The defining crate's version.
-    pub fn version(&self) -> &'static str {
-        self.version
-    }
-
-    /// The defining crate's `src/lib.rs`, where its detector is.
-    pub fn source(&self) -> &'static [u8] {
-        self.source
-    }
-
-    /// The entry point, as `acbench_detector_entry` would be in a library.
-    pub fn entry(&self) -> DetectorEntryFn {
-        self.entry
-    }
-
-    /// The `last_error` outside the table.
-    pub fn last_error(&self) -> LastErrorFn {
-        self.last_error
-    }
-
-    /// The table, or `None` when it could not be built (the reason is then
-    /// [`kernel::last_error_message`](crate::kernel::last_error_message)).
-    pub fn table(&self) -> Option<&'static DetectorTable> {
-        // SAFETY: `new`'s contract: the entry never unwinds and its table
-        // lives for the rest of the process.
-        unsafe { (self.entry)().as_ref() }
-    }
-}
+/// Detectors linked into the host: the detector counterpart of
+/// [`LinkedPlugin`](crate::LinkedPlugin).
+pub type LinkedDetectors = Linked<DetectorTable>;
 
 /// The source of the API modules whose code runs inside every detector
 /// call (the shims): a change there changes results as much as a change in

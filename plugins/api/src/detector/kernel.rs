@@ -109,7 +109,8 @@ impl SettingSpec {
     }
 }
 
-/// What a detector is: name, description, settings and loss terms.
+/// What a detector is: name, description and settings (its loss terms are
+/// [`DetectorKernel::TERMS`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectorDef {
     /// Unique name (`fcos`): a letter, then letters, digits, `_` or `-`.
@@ -118,9 +119,6 @@ pub struct DetectorDef {
     pub summary: String,
     /// Hyper-parameters, in the order [`Settings::get`] indexes them.
     pub settings: Vec<SettingSpec>,
-    /// Names of the loss terms (`cls`, `box`, `ctr`), in the order
-    /// [`DetectorKernel::loss`] writes them; the training loss is their sum.
-    pub terms: Vec<String>,
 }
 
 /// A detector written in safe Rust. The functions take no `self`: a
@@ -132,6 +130,12 @@ pub struct DetectorDef {
 /// W]`, and the shims have checked every length against [`Self::layout`]
 /// and the [`Grid`] before the call.
 pub trait DetectorKernel: 'static {
+    /// Names of the loss terms (`cls`, `box`, `ctr`), in the order
+    /// [`Self::loss`] writes them; the training loss is their sum. A
+    /// constant, so that every loss call knows their number without
+    /// building [`Self::def`].
+    const TERMS: &'static [&'static str];
+
     /// The detector's description.
     fn def() -> DetectorDef;
 
@@ -339,8 +343,7 @@ pub unsafe extern "C" fn loss_shim<K: DetectorKernel>(
         let head = unsafe { raw_slice(head, head_len) }.ok_or("null head")?;
         let targets = unsafe { raw_slice(targets, buffer_len(grid, layout.target_channels)?) }
             .ok_or("null targets")?;
-        let term_count = K::def().terms.len();
-        let terms = unsafe { raw_slice_mut(terms, term_count) }.ok_or("null terms")?;
+        let terms = unsafe { raw_slice_mut(terms, K::TERMS.len()) }.ok_or("null terms")?;
         let grad = if grad.is_null() {
             None
         } else {
@@ -368,9 +371,9 @@ pub unsafe extern "C" fn decode_shim<K: DetectorKernel>(
     guarded("decode", || {
         // SAFETY: the ABI's contract.
         let s = unsafe { settings(config) }?;
-        let per_image = buffer_len(Grid { batch: 1, ..grid }, K::layout(s)?.channels)?;
-        let head = unsafe { raw_slice(head, buffer_len(grid, K::layout(s)?.channels)?) }
-            .ok_or("null head")?;
+        let channels = K::layout(s)?.channels;
+        let per_image = buffer_len(Grid { batch: 1, ..grid }, channels)?;
+        let head = unsafe { raw_slice(head, buffer_len(grid, channels)?) }.ok_or("null head")?;
         let rows = capacity
             .checked_mul(DECODED_WIDTH)
             .and_then(|n| n.checked_mul(grid.batch))

@@ -161,7 +161,7 @@ impl<K: DetectorKernel> Harness<K> {
         let target_len = grid.batch * layout.target_channels * grid.height * grid.width;
         assert_eq!(head.len(), head_len, "head length");
         assert_eq!(targets.len(), target_len, "targets length");
-        let mut terms = vec![f32::NAN; K::def().terms.len()];
+        let mut terms = vec![f32::NAN; K::TERMS.len()];
         let mut grad = with_grad.then(|| vec![f32::NAN; head_len]);
         let grad_ptr = grad
             .as_mut()

@@ -200,7 +200,7 @@ fn verdicts_deviations_and_claims() {
     assert!(html.contains(
         "<li>AReLU vs ReLU, vgg: AReLU diverged in every run: <span class=\"verdict contradicts\">contradicts</span></li>"
     ), "{html}");
-    assert!(html.contains("<li>AReLU vs LReLU, alexnet: not run: LReLU</li>"));
+    assert!(html.contains("<li>AReLU vs LReLU: not run: LReLU (all 2 columns)</li>"));
     assert!(html.contains(
         "<p class=\"differ\">Settings differ from the paper&#39;s: 5 epochs instead of 80."
     ));
