@@ -213,8 +213,13 @@ pub struct BenchWorkerArgs {
 /// `acbench sweep`.
 #[derive(Debug, Args)]
 pub struct SweepArgs {
-    /// The sweep script (`suites/sweeps/halving.rhai`).
+    /// The sweep script (`suites/halving.rhai`).
     pub file: PathBuf,
+
+    /// A folder the script may read files from besides its own
+    /// (repeatable): model and suite files, datasets given by path.
+    #[arg(long, value_name = "DIR")]
+    pub allow_read: Vec<PathBuf>,
 
     /// Output folder (ledger, exports, plots); default `results/sweeps/NAME`.
     #[arg(long, value_name = "DIR")]

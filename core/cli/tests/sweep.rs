@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use acbench_ledger::{Ledger, RunStatus};
-use common::{acbench, fashion_dir, model};
+use common::{acbench, fashion_dir, model, repo_root};
 use predicates::prelude::*;
 
 /// Two activations on the convnet, ranked; `tail` is appended.
@@ -49,7 +49,9 @@ fn sweep_ranks_replays_and_keeps_runs_through_errors() {
             .arg("--out")
             .arg(&out)
             .arg("--data-dir")
-            .arg(data.path());
+            .arg(data.path())
+            .arg("--allow-read")
+            .arg(repo_root().join("suites/models"));
         cmd
     };
     let good = write_sweep(data.path(), "tiny.rhai", "");
@@ -131,10 +133,66 @@ fn a_sweep_trains_detectors_and_reads_their_scores() {
         .arg(&out)
         .arg("--data-dir")
         .arg(data.path())
+        .arg("--allow-read")
+        .arg(repo_root().join("suites/models"))
         .assert()
         .success()
         .stdout(predicate::str::contains("relu ap50="))
         .stdout(predicate::str::contains("arelu ap50="))
         .stdout(predicate::str::contains("voc07="));
     assert_eq!(ledger_runs(&out).len(), 2);
+}
+
+#[test]
+fn a_sweep_reads_only_its_folder_and_allow_read() {
+    let data = fashion_dir(64, 32);
+    let out = data.path().join("out");
+    let script = write_sweep(data.path(), "outside.rhai", "");
+    acbench()
+        .arg("sweep")
+        .arg(&script)
+        .arg("--out")
+        .arg(&out)
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("outside.rhai:5:"))
+        .stderr(predicate::str::contains("the sweep may not read"))
+        .stderr(predicate::str::contains("convnet.acnet"))
+        .stderr(predicate::str::contains("--allow-read"));
+    assert!(ledger_runs(&out).is_empty(), "nothing trained");
+    acbench()
+        .arg("sweep")
+        .arg(&script)
+        .arg("--out")
+        .arg(&out)
+        .arg("--allow-read")
+        .arg(data.path().join("missing"))
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--allow-read"))
+        .stderr(predicate::str::contains("missing"));
+}
+
+/// The shipped sweeps sit next to the suites and read `models/` and the
+/// suite files from their own folder, with no `--allow-read`.
+#[test]
+fn shipped_sweeps_run_from_their_folder() {
+    let data = fashion_dir(64, 32);
+    for (script, runs) in [("arelu-init.rhai", 6), ("optimizers.rhai", 25)] {
+        let out = data.path().join(script);
+        acbench()
+            .arg("sweep")
+            .arg(repo_root().join("suites").join(script))
+            .args(["--set", "quick=true", "--out"])
+            .arg(&out)
+            .arg("--data-dir")
+            .arg(data.path())
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!(
+                "{runs} runs ({runs} trained"
+            )));
+    }
 }

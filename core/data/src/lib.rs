@@ -26,7 +26,7 @@ pub mod registry;
 pub use batch::{Augment, Batcher, Normalization, channel_stats, image_stats};
 pub use error::DataError;
 pub use registry::{
-    DatasetStatus, LoadOptions, default_root, geometry, list, load, locate, split_sizes,
+    DatasetStatus, LoadOptions, default_root, geometry, given_path, list, load, locate, split_sizes,
 };
 
 /// A loaded dataset: train and test splits of equally shaped images.

@@ -295,6 +295,21 @@ pub fn list(opts: &LoadOptions) -> Vec<DatasetStatus> {
         .collect()
 }
 
+/// The folder a dataset name gives by path (`folder:PATH`, `voc:PATH`,
+/// `coco:PATH`), as written (relative paths start from the working
+/// directory); `None` for a registered name, which is found under the data
+/// roots.
+pub fn given_path(name: &str) -> Option<&Path> {
+    [
+        FOLDER_PREFIX,
+        crate::detection::VOC_PREFIX,
+        crate::detection::COCO_PREFIX,
+    ]
+    .iter()
+    .find_map(|prefix| name.strip_prefix(prefix))
+    .map(Path::new)
+}
+
 /// Loads a dataset by registry name or as `folder:PATH`, applying the limits.
 pub fn load(name: &str, opts: &LoadOptions) -> Result<Dataset, DataError> {
     load_with(name, opts, &Roots::from_process(opts))
@@ -350,6 +365,18 @@ fn load_with(name: &str, opts: &LoadOptions, roots: &Roots) -> Result<Dataset, D
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn given_path_only_for_datasets_named_by_path() {
+        assert_eq!(given_path("folder:data/pets"), Some(Path::new("data/pets")));
+        assert_eq!(
+            given_path("voc:/srv/VOC2007"),
+            Some(Path::new("/srv/VOC2007"))
+        );
+        assert_eq!(given_path("coco:c"), Some(Path::new("c")));
+        assert_eq!(given_path("fashion-mnist"), None);
+        assert_eq!(given_path("voc2007"), None);
+    }
 
     #[test]
     fn geometry_is_known_without_loading() {

@@ -123,6 +123,24 @@ impl Loaded {
             .collect()
     }
 
+    /// The files and folders the suite reads, each with the key that names
+    /// it: model files (resolved against the suite's folder, as
+    /// [`Loaded::resolve`] reads them) and a dataset given by path (as the
+    /// loader opens it, from the working directory). Plugin libraries are
+    /// [`Loaded::plugin_paths`].
+    pub fn read_paths(&self) -> Vec<(String, PathBuf)> {
+        let base = self.source.path.parent().unwrap_or(Path::new("."));
+        let models = self
+            .file
+            .models
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (format!("models[{i}]"), base.join(&m.value.0.file)));
+        let dataset = acbench_data::given_path(&self.file.dataset.value.0.name)
+            .map(|p| ("dataset".to_owned(), p.to_path_buf()));
+        models.chain(dataset).collect()
+    }
+
     /// Refuses the suite's `plugins:` entries that are not among `trusted`
     /// (canonical paths the user chose, `$ACBENCH_PLUGIN_PATH`): loading a
     /// library runs its code, which a shared suite file must not do on its

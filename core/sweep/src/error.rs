@@ -37,6 +37,16 @@ pub enum SweepError {
         /// Why.
         source: std::io::Error,
     },
+    /// A folder the sweep may read from does not exist.
+    #[error("{what} {}: {source}", path.display())]
+    Read {
+        /// `--allow-read`, or the sweep's folder.
+        what: String,
+        /// The folder.
+        path: PathBuf,
+        /// Why it cannot be used.
+        source: std::io::Error,
+    },
     /// A `--set` that is not `name=value`.
     #[error("--set `{raw}`: {message}")]
     Set {

@@ -15,6 +15,7 @@ use rhai::{Array, Dynamic, Engine, EvalAltResult, INT, Map, NativeCallContext, P
 use serde_json::Value;
 
 use crate::error::CallError;
+use crate::reads::ReadRoots;
 use crate::stats;
 use crate::{Limits, SweepError, SweepObserver, SweepOptions, SweepRun};
 
@@ -43,6 +44,7 @@ const SINGULAR: [(&str, &str); 4] = [
 struct Host {
     script: PathBuf,
     dir: PathBuf,
+    reads: ReadRoots,
     out_dir: PathBuf,
     catalog: Catalog,
     runner: Runner,
@@ -90,6 +92,7 @@ fn run_script(
         source,
     })?;
     let sets = parse_sets(&options.sets)?;
+    let reads = ReadRoots::new(script, &options.allow_read)?;
     std::fs::create_dir_all(&options.out_dir).map_err(|source| SweepError::Io {
         path: options.out_dir.clone(),
         source,
@@ -102,6 +105,7 @@ fn run_script(
     let host = Rc::new(RefCell::new(Host {
         script: script.clone(),
         dir: script.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        reads,
         out_dir: options.out_dir.clone(),
         catalog,
         runner,
@@ -304,6 +308,7 @@ impl Host {
     /// `suite(path)`: a suite file as a map whose paths work from the script's folder.
     fn suite(&self, path: &str) -> Result<Map, CallError> {
         let file = self.dir.join(path);
+        self.reads.check("suite", &file)?;
         // Read through the suite reader first: its errors carry the line.
         acbench_suite::read(&file, &[]).map_err(|e| e.headline().to_owned())?;
         let text = std::fs::read_to_string(&file).map_err(|source| CallError::Io {
@@ -371,6 +376,9 @@ impl Host {
         }
         let loaded =
             acbench_suite::from_value(&self.script, doc).map_err(|e| self.strip(e.headline()))?;
+        for (key, path) in loaded.read_paths() {
+            self.reads.check(&key, &path)?;
+        }
         let suite = loaded
             .resolve(&self.catalog, Some(&self.out_dir))
             .map_err(|e| self.strip(e.headline()))?;

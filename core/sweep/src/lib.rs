@@ -59,9 +59,18 @@
 //! operations and before any new training. rhai's standard library has no
 //! file or network access. An error, of any kind, is reported as
 //! `file:line:col: message` ([`SweepError`]).
+//!
+//! Every path a script hands to acbench (a `suite(path)` file, a model
+//! file, a dataset given as `folder:`, `voc:` or `coco:` PATH) must lie
+//! under the script's folder or a folder given with
+//! [`SweepOptions::allow_read`] (`--allow-read DIR`), after `..` and
+//! symbolic links are resolved: a shared sweep cannot read the rest of the
+//! disk and quote it back in an error or a report. Datasets found by their
+//! registered name come from acbench's data roots and are not restricted.
 
 mod error;
 mod host;
+mod reads;
 mod stats;
 
 use std::path::PathBuf;
@@ -84,6 +93,8 @@ pub struct SweepOptions {
     pub max_seconds: Option<f64>,
     /// Sandbox limits.
     pub limits: Limits,
+    /// Folders the script may read besides its own (`--allow-read`).
+    pub allow_read: Vec<PathBuf>,
 }
 
 /// The sandbox's limits.

@@ -1,7 +1,7 @@
 //! Per-channel variants of PReLU, AReLU and ATanh: the same formulas as the
 //! shipped per-layer activations, with one value of every parameter per
 //! channel (per feature for vectors) instead of one per layer, for the
-//! per-layer against per-channel study (`suites/sweeps/per-channel.rhai`).
+//! per-layer against per-channel study (`suites/per-channel.rhai`).
 //!
 //! Tier 1 only (formula, no fused kernels): the engine lowers the formulas
 //! to candle ops with per-channel broadcasting, so they train on every

@@ -39,6 +39,7 @@ pub fn run(args: &SweepArgs) -> miette::Result<ExitCode> {
         sets: args.sets.clone(),
         max_seconds: args.max_seconds,
         limits,
+        allow_read: args.allow_read.clone(),
     };
     let device = super::device(args.env.device)?;
     let runner = Runner::new(

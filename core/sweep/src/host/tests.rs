@@ -56,6 +56,7 @@ fn sweep(
         sets: sets.iter().map(|s| (*s).to_owned()).collect(),
         max_seconds,
         limits,
+        allow_read: vec![repo().join("suites")],
     };
     let runner = Runner::new(
         Arc::new(Registry::new()),
@@ -202,6 +203,29 @@ fn suite_maps_have_paths_from_the_script_folder() {
             "false 6".to_owned()
         ]
     );
+}
+
+#[test]
+fn reads_outside_the_allowed_folders_are_refused_at_the_call() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let secret = dir.path().join("secret.yaml");
+    std::fs::write(&secret, "dataset: fashion-mnist\nmodels: [x.acnet]\n").expect("file");
+    let e = error(&format!("let s = suite(\"{}\");\n", secret.display()));
+    assert!(
+        e.contains("t.rhai:1:9") && e.contains("`suite`: the sweep may not read"),
+        "{e}"
+    );
+    let e = error(&format!(
+        "run(#{{ dataset: \"fashion-mnist\", model: \"{}\", activation: \"relu\" }});\n",
+        dir.path().join("m.acnet").display()
+    ));
+    assert!(e.contains("`models[0]`: the sweep may not read"), "{e}");
+    let e = error(&format!(
+        "run(#{{ dataset: \"folder:{}\", model: \"{}\", activation: \"relu\" }});\n",
+        dir.path().display(),
+        repo().join("suites/models/convnet.acnet").display()
+    ));
+    assert!(e.contains("`dataset`: the sweep may not read"), "{e}");
 }
 
 #[test]
