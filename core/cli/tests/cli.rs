@@ -236,3 +236,29 @@ fn a_model_too_big_for_memory_is_an_error_with_figures() {
             "largest layers: linear0 (46.8 GiB)",
         ));
 }
+
+/// A dataset that does not fit is refused the same way, before its
+/// buffer is allocated, naming the file.
+#[test]
+fn a_dataset_too_big_for_memory_is_an_error_with_figures() {
+    let data = fashion_dir(128, 8);
+    acbench()
+        .env("ACBENCH_MEMORY_LIMIT", "50000")
+        .args([
+            "train",
+            "--act",
+            "relu",
+            "--dataset",
+            "fashion-mnist",
+            "--model",
+        ])
+        .arg(model("convnet.acnet"))
+        .arg("--data-dir")
+        .arg(data.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "train-images-idx3-ubyte: 128 images of 28x28 need 98.0 KiB of memory, but 48.8 KiB \
+             is available ($ACBENCH_MEMORY_LIMIT)",
+        ));
+}

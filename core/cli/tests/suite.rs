@@ -337,11 +337,16 @@ fn dry_run_estimates_time_and_disk_without_training_and_caches_timings() {
     let cache = data.path().join("cache");
     let dry = || {
         let mut cmd = suite_cmd(&suite, &out, data.path(), &["--dry-run"]);
-        cmd.env("XDG_CACHE_HOME", &cache);
+        cmd.env("XDG_CACHE_HOME", &cache)
+            .env("ACBENCH_MEMORY_LIMIT", "8053063680");
         cmd.assert().success()
     };
     let first = dry()
         .stdout(predicate::str::contains("estimate on this machine"))
+        .stdout(predicate::str::is_match(r"\| memory\s*\n").expect("regex"))
+        .stdout(predicate::str::contains(
+            "per run to train (at least), 7.5 GiB available ($ACBENCH_MEMORY_LIMIT)",
+        ))
         .stdout(predicate::str::contains("4/4"))
         .stdout(predicate::str::contains("total: "))
         .stdout(predicate::str::contains("disk: ledger about"))

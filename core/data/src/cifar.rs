@@ -90,6 +90,10 @@ fn read_records(
             dir: dir.to_path_buf(),
         });
     }
+    let len = std::fs::metadata(&path)
+        .map_err(|e| DataError::io(&path, e))?
+        .len();
+    crate::memory::ensure(&path, "its records", len)?;
     let bytes = std::fs::read(&path).map_err(|e| DataError::io(&path, e))?;
     let record = classes.len() + IMAGE_BYTES;
     let whole = bytes.len() / record * record;

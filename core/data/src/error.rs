@@ -71,6 +71,16 @@ pub enum DataError {
         message: String,
     },
 
+    /// A file or folder holds more than fits in memory
+    /// ([`crate::memory::ensure`]).
+    #[error("{}: {message}", path.display())]
+    TooBig {
+        /// The file or folder.
+        path: PathBuf,
+        /// The figures.
+        message: String,
+    },
+
     /// A label is not a valid class index.
     #[error("{}: label {label} at byte {offset} is out of range: the dataset has {classes} classes", path.display())]
     BadLabel {

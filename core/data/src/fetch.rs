@@ -2,9 +2,12 @@
 //!
 //! Each file is streamed to `NAME.part` while its MD5 is computed, and only
 //! renamed to `NAME` once the checksum matches, so a file with its final name
-//! is always a verified one. Tar archives are unpacked into a scratch folder
-//! and the dataset folder is moved into place in one rename, so an
-//! interrupted unpack never looks like a dataset either.
+//! is always a verified one (an archive already there with the right
+//! checksum is not downloaded again). Archives (`.tar`, `.tar.gz`, `.zip`)
+//! are unpacked together into a scratch folder and the dataset folder is
+//! moved into place in one rename, so an interrupted unpack never looks
+//! like a dataset either; no entry may write outside that folder
+//! ([`archive`]).
 //!
 //! A transfer that fails on the way (connection refused or reset, a stall,
 //! a body cut short, a 5xx or 429 answer) is tried again after a wait that
@@ -15,7 +18,7 @@
 //! last failure the `.part` file is removed.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -49,7 +52,8 @@ impl Progress for NoProgress {
 /// One file to download.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteFile {
-    /// File name, appended to the base URL and used on disk.
+    /// File name, appended to the base URL (`zips/val2017.zip`); its last
+    /// segment is the name on disk.
     pub name: String,
     /// Expected MD5, lowercase hex.
     pub md5: String,
@@ -64,9 +68,13 @@ pub struct Source {
     pub files: Vec<RemoteFile>,
     /// The dataset folder inside the destination root.
     pub subdir: String,
-    /// Whether the files are `.tar.gz` archives holding `subdir/` (rather
-    /// than files to put into `subdir/` as they are).
+    /// Whether the files are archives (`.tar`, `.tar.gz`, `.zip`) to unpack
+    /// (rather than files to put into `subdir/` as they are).
     pub extract: bool,
+    /// The folder inside the unpacked archives that becomes `subdir`:
+    /// `None` for `subdir` itself, `Some("")` when the archives hold the
+    /// dataset's contents at their top (COCO's zips).
+    pub inner: Option<String>,
 }
 
 /// Options of [`fetch`].
@@ -122,6 +130,7 @@ pub fn source(name: &str) -> Result<Source, DataError> {
         .collect(),
         subdir: subdir.to_owned(),
         extract: false,
+        inner: None,
     };
     match name {
         "fashion-mnist" => Ok(idx(
@@ -152,6 +161,7 @@ pub fn source(name: &str) -> Result<Source, DataError> {
             )],
             subdir: "cifar-10-batches-bin".to_owned(),
             extract: true,
+            inner: None,
         }),
         "cifar100" | "cifar100-coarse" => Ok(Source {
             base_url: "https://www.cs.toronto.edu/~kriz/".to_owned(),
@@ -161,6 +171,49 @@ pub fn source(name: &str) -> Result<Source, DataError> {
             )],
             subdir: "cifar-100-binary".to_owned(),
             extract: true,
+            inner: None,
+        }),
+        // The checksums are those every downloader of these sets checks
+        // (torchvision's among them); the servers publish none.
+        "voc2007" => Ok(Source {
+            base_url: "http://host.robots.ox.ac.uk/pascal/VOC/".to_owned(),
+            files: vec![
+                file(
+                    "voc2007/VOCtrainval_06-Nov-2007.tar",
+                    "c52e279531787c972589f7e41ab4ae64",
+                ),
+                file(
+                    "voc2007/VOCtest_06-Nov-2007.tar",
+                    "b6e924de25625d8de591ea690078ad9f",
+                ),
+            ],
+            subdir: "VOCdevkit/VOC2007".to_owned(),
+            extract: true,
+            inner: None,
+        }),
+        "voc2012" => Ok(Source {
+            base_url: "http://host.robots.ox.ac.uk/pascal/VOC/".to_owned(),
+            files: vec![file(
+                "voc2012/VOCtrainval_11-May-2012.tar",
+                "6cd6e144f989b92b3379bac3b3de84fd",
+            )],
+            subdir: "VOCdevkit/VOC2012".to_owned(),
+            extract: true,
+            inner: None,
+        }),
+        "coco2017" => Ok(Source {
+            base_url: "http://images.cocodataset.org/".to_owned(),
+            files: vec![
+                file(
+                    "annotations/annotations_trainval2017.zip",
+                    "f4bbac642086de4f52a3fdda2de5fa2c",
+                ),
+                file("zips/val2017.zip", "442b8da7639aecaf257c1dceb8ba8c80"),
+                file("zips/train2017.zip", "cced6f7f71b7629ddf16f17bbcfab6b2"),
+            ],
+            subdir: "coco".to_owned(),
+            extract: true,
+            inner: Some(String::new()),
         }),
         "mini-imagenet" => Err(DataError::NotFetchable {
             name: name.to_owned(),
@@ -211,23 +264,32 @@ pub fn fetch(
         if target.is_dir() && !opts.force {
             return Ok(target);
         }
+        // Every archive first (a verified one from an interrupted fetch is
+        // kept), then one unpack of them all.
+        let mut archives = Vec::with_capacity(src.files.len());
         for f in &src.files {
-            let archive = dest_root.join(&f.name);
-            download(
-                &agent,
-                &retry,
-                &url(&base, &f.name),
-                &archive,
-                &f.md5,
-                progress,
-            )?;
-            unpack(&archive, dest_root, &src.subdir)?;
-            std::fs::remove_file(&archive).map_err(|e| DataError::io(&archive, e))?;
+            let archive = dest_root.join(disk_name(&f.name));
+            if !verified(&archive, &f.md5) {
+                download(
+                    &agent,
+                    &retry,
+                    &url(&base, &f.name),
+                    &archive,
+                    &f.md5,
+                    progress,
+                )?;
+            }
+            archives.push(archive);
+        }
+        let inner = src.inner.as_deref().unwrap_or(&src.subdir);
+        archive::unpack_all(&archives, dest_root, inner, &src.subdir)?;
+        for a in &archives {
+            std::fs::remove_file(a).map_err(|e| DataError::io(a, e))?;
         }
     } else {
         std::fs::create_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
         for f in &src.files {
-            let dest = target.join(&f.name);
+            let dest = target.join(disk_name(&f.name));
             if !dest.is_file() || opts.force {
                 download(
                     &agent,
@@ -241,6 +303,23 @@ pub fn fetch(
         }
     }
     Ok(target)
+}
+
+/// The name on disk of a file whose name in the source is `name`: its
+/// last URL segment.
+fn disk_name(name: &str) -> &str {
+    name.rsplit('/').next().unwrap_or(name)
+}
+
+/// Whether `path` is there with checksum `md5` (a download that finished
+/// in an earlier process).
+fn verified(path: &Path, md5: &str) -> bool {
+    let Ok(mut file) = File::open(path) else {
+        return false;
+    };
+    let mut hasher = Md5::new();
+    std::io::copy(&mut file, &mut HashWriter(&mut hasher)).is_ok()
+        && hex::encode(hasher.finalize()).eq_ignore_ascii_case(md5)
 }
 
 fn url(base: &str, name: &str) -> String {
@@ -451,120 +530,7 @@ impl Write for HashWriter<'_> {
     }
 }
 
-/// Unpacks `archive` (tar.gz) and moves its `subdir/` to `dest_root/subdir`.
-fn unpack(archive: &Path, dest_root: &Path, subdir: &str) -> Result<(), DataError> {
-    let scratch = dest_root.join(format!(".{subdir}.unpacking"));
-    let archive_err = |message: String| DataError::Archive {
-        path: archive.to_path_buf(),
-        message,
-    };
-    if scratch.exists() {
-        std::fs::remove_dir_all(&scratch).map_err(|e| DataError::io(&scratch, e))?;
-    }
-    let file = File::open(archive).map_err(|e| DataError::io(archive, e))?;
-    std::fs::create_dir_all(&scratch).map_err(|e| DataError::io(&scratch, e))?;
-    // Every entry is checked before it is written: a hostile archive's
-    // `..`, absolute paths, links pointing out and device files are refused
-    // (the tar crate alone would skip some of them silently).
-    let unpacked = unpack_checked(
-        tar::Archive::new(flate2::read::GzDecoder::new(BufReader::new(file))),
-        &scratch,
-    )
-    .map_err(archive_err);
-    let result = unpacked.and_then(|()| {
-        let inner = scratch.join(subdir);
-        if !inner.is_dir() {
-            return Err(archive_err(format!("it holds no `{subdir}/` folder")));
-        }
-        let target = dest_root.join(subdir);
-        if target.exists() {
-            std::fs::remove_dir_all(&target).map_err(|e| DataError::io(&target, e))?;
-        }
-        std::fs::rename(&inner, &target).map_err(|e| DataError::io(&target, e))
-    });
-    // Only scratch space is left to tidy; failing to remove it does not
-    // affect the dataset.
-    let _ = std::fs::remove_dir_all(&scratch);
-    result
-}
-
-/// Unpacks every entry of `archive` into `dest` after [`check_entry`].
-fn unpack_checked<R: Read>(mut archive: tar::Archive<R>, dest: &Path) -> Result<(), String> {
-    for entry in archive.entries().map_err(|e| e.to_string())? {
-        let mut entry = entry.map_err(|e| e.to_string())?;
-        check_entry(&entry)?;
-        let path = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let written = entry
-            .unpack_in(dest)
-            .map_err(|e| format!("entry `{}`: {e}", path.display()))?;
-        if !written {
-            return Err(format!(
-                "entry `{}` escapes the target folder",
-                path.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Refuses an entry that would write outside the folder it is unpacked
-/// into: an absolute path or a `..`, a symbolic or hard link whose target
-/// is absolute or climbs out, and device files and FIFOs.
-fn check_entry<R: Read>(entry: &tar::Entry<'_, R>) -> Result<(), String> {
-    use std::path::Component;
-    let path = entry.path().map_err(|e| e.to_string())?;
-    let escapes = |p: &Path| {
-        p.is_absolute()
-            || p.components().any(|c| {
-                matches!(
-                    c,
-                    Component::ParentDir | Component::RootDir | Component::Prefix(_)
-                )
-            })
-    };
-    if escapes(&path) {
-        return Err(format!(
-            "entry `{}` escapes the target folder",
-            path.display()
-        ));
-    }
-    let kind = entry.header().entry_type();
-    if kind.is_symlink() || kind.is_hard_link() {
-        let target = entry
-            .link_name()
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("link `{}` has no target", path.display()))?;
-        // A symbolic link resolves from its own folder, a hard link from
-        // the archive's root.
-        let from = if kind.is_symlink() {
-            path.parent().unwrap_or(Path::new("")).to_path_buf()
-        } else {
-            PathBuf::new()
-        };
-        let mut depth: usize = from.components().count();
-        let mut out = target.is_absolute();
-        for c in target.components() {
-            match c {
-                Component::ParentDir if depth == 0 => out = true,
-                Component::ParentDir => depth -= 1,
-                Component::Normal(_) => depth += 1,
-                Component::CurDir => {}
-                Component::RootDir | Component::Prefix(_) => out = true,
-            }
-        }
-        if out {
-            return Err(format!(
-                "link `{}` points to `{}`, outside the target folder",
-                path.display(),
-                target.display()
-            ));
-        }
-    }
-    if kind.is_character_special() || kind.is_block_special() || kind.is_fifo() {
-        return Err(format!("entry `{}` is a device or FIFO", path.display()));
-    }
-    Ok(())
-}
+mod archive;
 
 #[cfg(test)]
 mod tests;

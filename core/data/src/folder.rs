@@ -45,6 +45,10 @@ pub struct FolderOptions {
     pub limit_train: Option<usize>,
     /// Decode only the first N test examples.
     pub limit_test: Option<usize>,
+    /// The most pixels one image may declare (default
+    /// [`DEFAULT_MAX_PIXELS`]); a bigger one is an error naming the file,
+    /// found from its header before it is decoded.
+    pub max_pixels: Option<u64>,
 }
 
 /// Whether `dir` looks like an image-folder dataset (has `train/`).
@@ -114,6 +118,7 @@ pub fn load_folder(root: &Path, name: &str, opts: &FolderOptions) -> Result<Data
     train_list.truncate(opts.limit_train.unwrap_or(usize::MAX));
     test_list.truncate(opts.limit_test.unwrap_or(usize::MAX));
 
+    let max_pixels = opts.max_pixels.unwrap_or(DEFAULT_MAX_PIXELS);
     let (h, w) = match opts.size {
         Some((h, w)) if h > 0 && w > 0 => (h, w),
         Some(s) => {
@@ -123,10 +128,7 @@ pub fn load_folder(root: &Path, name: &str, opts: &FolderOptions) -> Result<Data
         }
         None => match train_list.first() {
             Some((p, _)) => {
-                let (w, h) = image::image_dimensions(p).map_err(|e| DataError::Image {
-                    path: p.clone(),
-                    source: e,
-                })?;
+                let (w, h) = header_size(p, max_pixels)?;
                 (h as usize, w as usize)
             }
             None => (1, 1),
@@ -138,8 +140,8 @@ pub fn load_folder(root: &Path, name: &str, opts: &FolderOptions) -> Result<Data
         classes: classes.len(),
         shape,
         class_names: classes,
-        train: decode_all(&train_list, shape, opts.channels)?,
-        test: decode_all(&test_list, shape, opts.channels)?,
+        train: decode_all(&train_dir, &train_list, shape, opts.channels, max_pixels)?,
+        test: decode_all(&test_dir, &test_list, shape, opts.channels, max_pixels)?,
     })
 }
 
@@ -189,9 +191,11 @@ fn round_robin(per_class: Vec<Vec<PathBuf>>) -> Vec<(PathBuf, u32)> {
 }
 
 fn decode_all(
+    dir: &Path,
     list: &[(PathBuf, u32)],
     shape: (usize, usize, usize),
     channels: Channels,
+    max_pixels: u64,
 ) -> Result<Split, DataError> {
     let (c, h, w) = shape;
     let too_big = || {
@@ -204,15 +208,62 @@ fn decode_all(
         .checked_mul(h)
         .and_then(|v| v.checked_mul(w))
         .ok_or_else(too_big)?;
-    let mut images = vec![0u8; chw.checked_mul(list.len()).ok_or_else(too_big)?];
+    let total = chw.checked_mul(list.len()).ok_or_else(too_big)?;
+    crate::memory::ensure(
+        dir,
+        &format!("{} images of {c}x{h}x{w}", list.len()),
+        total as u64,
+    )?;
+    let mut images = vec![0u8; total];
     images
         .par_chunks_mut(chw)
         .zip(list.par_iter())
-        .try_for_each(|(out, (path, _))| decode_one(path, (h, w), channels, out))?;
+        .try_for_each(|(out, (path, _))| decode_one(path, (h, w), channels, max_pixels, out))?;
     Ok(Split {
         images,
         labels: list.iter().map(|(_, l)| *l).collect(),
     })
+}
+
+/// The longest side of an image the loader decodes: far above any
+/// dataset's photos.
+const MAX_SIDE: u32 = 16_384;
+
+/// The most pixels an image may have when [`FolderOptions::max_pixels`] is
+/// not set: 64 megapixels, more than a camera's photo and far more than
+/// any dataset's. Decoding costs what the header declares, so this bounds
+/// the time and memory a crafted file of a few bytes can take.
+pub const DEFAULT_MAX_PIXELS: u64 = 64 << 20;
+
+/// A decoder for `path`, its format guessed from the bytes (`image`'s
+/// default limits: 512 MiB per decode).
+fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
+    image::ImageReader::open(path)
+        .and_then(image::ImageReader::with_guessed_format)
+        .map_err(|e| DataError::io(path, e))
+}
+
+/// The width and height `path`'s header declares, refused above
+/// [`MAX_SIDE`] a side or `max_pixels` in all.
+fn header_size(path: &Path, max_pixels: u64) -> Result<(u32, u32), DataError> {
+    let (w, h) = reader(path)?
+        .into_dimensions()
+        .map_err(|e| DataError::Image {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    let pixels = u64::from(w) * u64::from(h);
+    if w > MAX_SIDE || h > MAX_SIDE || pixels > max_pixels {
+        return Err(DataError::Malformed {
+            path: path.to_path_buf(),
+            offset: 0,
+            message: format!(
+                "the image is {w}x{h}; images up to {MAX_SIDE} pixels a side and {max_pixels} \
+                 pixels in all are read"
+            ),
+        });
+    }
+    Ok((w, h))
 }
 
 /// Decodes `path` into `out` (CHW, `out.len() == c*h*w`).
@@ -220,16 +271,15 @@ fn decode_one(
     path: &Path,
     (h, w): (usize, usize),
     channels: Channels,
+    max_pixels: u64,
     out: &mut [u8],
 ) -> Result<(), DataError> {
     let img_err = |e| DataError::Image {
         path: path.to_path_buf(),
         source: e,
     };
-    let reader = image::ImageReader::open(path)
-        .and_then(image::ImageReader::with_guessed_format)
-        .map_err(|e| DataError::io(path, e))?;
-    let img = reader.decode().map_err(img_err)?;
+    header_size(path, max_pixels)?;
+    let img = reader(path)?.decode().map_err(img_err)?;
     let (tw, th) = (
         u32::try_from(w).map_err(|_| DataError::InvalidOption(format!("image width {w}")))?,
         u32::try_from(h).map_err(|_| DataError::InvalidOption(format!("image height {h}")))?,
@@ -320,6 +370,59 @@ pub(crate) mod tests {
         assert_eq!(d.train.labels, [0, 1]);
         assert_eq!(d.test.len(), 1);
         assert_eq!(d.train.images.len(), 2 * 64);
+    }
+
+    /// A JPEG whose frame header claims 60000x60000 pixels (JPEG headers
+    /// carry no checksum, so patching the SOF0 segment is enough): refused
+    /// from its header, before anything of that size is allocated.
+    #[test]
+    fn a_header_claiming_a_huge_image_is_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        write_folder(dir.path(), "test");
+        let ant = dir.path().join("train/ant/0.JPG");
+        let mut bytes = std::fs::read(&ant).expect("jpeg");
+        let sof = bytes
+            .windows(2)
+            .position(|w| w == [0xFF, 0xC0])
+            .expect("a baseline JPEG has SOF0");
+        // Marker (2), length (2), precision (1), then height and width.
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0xEA, 0x60, 0xEA, 0x60]);
+        std::fs::write(&ant, &bytes).expect("patched");
+        let m = load_folder(dir.path(), "f", &FolderOptions::default())
+            .map(|_| ())
+            .expect_err("too big")
+            .to_string();
+        assert!(
+            m.contains("0.JPG: the image is 60000x60000; images up to 16384 pixels a side"),
+            "{m}"
+        );
+        // With a fixed size the file is refused the same way, and so is
+        // one over a pixel budget.
+        let opts = FolderOptions {
+            size: Some((8, 8)),
+            ..Default::default()
+        };
+        let m = load_folder(dir.path(), "f", &opts)
+            .map(|_| ())
+            .expect_err("too big")
+            .to_string();
+        assert!(m.contains("0.JPG: the image is 60000x60000"), "{m}");
+        bytes[sof + 5..sof + 9].copy_from_slice(&[0x00, 0x40, 0x00, 0x40]);
+        std::fs::write(&ant, &bytes).expect("patched");
+        let opts = FolderOptions {
+            max_pixels: Some(1000),
+            ..Default::default()
+        };
+        let m = load_folder(dir.path(), "f", &opts)
+            .map(|_| ())
+            .expect_err("over the budget")
+            .to_string();
+        assert!(
+            m.contains(
+                "the image is 64x64; images up to 16384 pixels a side and 1000 pixels in all"
+            ),
+            "{m}"
+        );
     }
 
     #[test]

@@ -124,6 +124,11 @@ pub fn read_images(path: &Path) -> Result<(Vec<u8>, usize, usize, usize), DataEr
                 format!("header declares {count} images of {rows}x{cols}, too many bytes"),
             )
         })?;
+    crate::memory::ensure(
+        path,
+        &format!("{count} images of {rows}x{cols}"),
+        size as u64,
+    )?;
     let data = r.body(size, 16, |len| {
         format!(
             "header promises {count} images of {rows}x{cols} ({size} bytes after the 16-byte header), \

@@ -21,6 +21,7 @@ pub mod fetch;
 pub mod fit;
 pub mod folder;
 pub mod idx;
+pub mod memory;
 pub mod registry;
 
 pub use batch::{Augment, Batcher, Normalization, channel_stats, image_stats};

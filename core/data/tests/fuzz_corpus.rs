@@ -1,5 +1,6 @@
 //! Replays the fuzzing campaign's corpora for the data readers
-//! (`fuzz/corpus/{voc_xml,coco_json,detections_json,idx}`, `scripts/fuzz.sh`)
+//! (`fuzz/corpus/{voc_xml,coco_json,detections_json,idx,cifar,image_folder}`,
+//! `scripts/fuzz.sh`)
 //! and any crashers kept in `fuzz/regressions/` on the stable toolchain:
 //! none may panic (the fuzzer itself holds each input to a second).
 
@@ -62,5 +63,78 @@ fn the_idx_corpus_reads_without_panic() {
         } else {
             let _ = acbench_data::idx::read_labels(&path, 10);
         }
+    });
+}
+
+#[test]
+fn the_cifar_corpus_reads_without_panic() {
+    use acbench_data::cifar::{self, Cifar100Labels};
+    let dir = tempfile::tempdir().expect("tempdir");
+    replay("cifar", |b| {
+        let Some((&kind, body)) = b.split_first() else {
+            return;
+        };
+        let names = &body[..body.len().min(4096)];
+        let cifar10 = kind % 2 == 0;
+        let files: &[&str] = if cifar10 {
+            &[
+                "data_batch_1.bin",
+                "data_batch_2.bin",
+                "data_batch_3.bin",
+                "data_batch_4.bin",
+                "data_batch_5.bin",
+                "test_batch.bin",
+            ]
+        } else {
+            &["train.bin", "test.bin"]
+        };
+        for f in files {
+            std::fs::write(dir.path().join(f), body).expect("write");
+        }
+        for f in [
+            "batches.meta.txt",
+            "fine_label_names.txt",
+            "coarse_label_names.txt",
+        ] {
+            std::fs::write(dir.path().join(f), names).expect("write");
+        }
+        if cifar10 {
+            let _ = cifar::load_cifar10(dir.path(), "cifar10");
+        } else {
+            let labels = if kind & 2 == 0 {
+                Cifar100Labels::Fine
+            } else {
+                Cifar100Labels::Coarse
+            };
+            let _ = cifar::load_cifar100(dir.path(), "cifar100", labels);
+        }
+    });
+}
+
+#[test]
+fn the_image_folder_corpus_loads_without_panic() {
+    use acbench_data::folder::{self, Channels, FolderOptions};
+    replay("image_folder", |b| {
+        let Some((&kind, body)) = b.split_first() else {
+            return;
+        };
+        let root = tempfile::tempdir().expect("tempdir");
+        let ext = if kind & 1 == 0 { "png" } else { "jpg" };
+        for split in ["train", "test"] {
+            let dir = root.path().join(split).join("cls");
+            std::fs::create_dir_all(&dir).expect("mkdir");
+            std::fs::write(dir.join(format!("0.{ext}")), body).expect("write");
+        }
+        let opts = FolderOptions {
+            size: (kind & 2 != 0).then_some((16, 16)),
+            channels: if kind & 4 == 0 {
+                Channels::Rgb
+            } else {
+                Channels::Gray
+            },
+            max_pixels: Some(1 << 20),
+            ..FolderOptions::default()
+        };
+        let _ = folder::load_folder(root.path(), "folder", &opts);
     });
 }

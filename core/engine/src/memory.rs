@@ -11,20 +11,18 @@
 //! dataset, the allocator's slack and candle's temporaries, so it is a lower
 //! bound: a run it refuses cannot fit.
 //!
-//! The memory available is the smallest of the cgroup's limit less its
-//! usage (v2 `memory.max`, v1 `memory.limit_in_bytes`), `MemAvailable` of
-//! `/proc/meminfo`, and `$ACBENCH_MEMORY_LIMIT` (bytes, for tests and for
-//! users who want a tighter cap).
+//! The memory available is [`acbench_data::memory::available`] (the
+//! cgroup's limit, `MemAvailable`, `$ACBENCH_MEMORY_LIMIT`), the one probe
+//! that the dataset loaders use too.
 
 use std::fmt;
 
 use acbench_dsl::ir::Network;
 
+pub use acbench_data::memory::{Available, LIMIT_ENV, available, human};
+
 use crate::optim::OptimizerConfig;
 use crate::{Error, Result};
-
-/// The variable that caps the memory acbench plans for, in bytes.
-pub const LIMIT_ENV: &str = "ACBENCH_MEMORY_LIMIT";
 
 const F32: u64 = 4;
 
@@ -54,21 +52,6 @@ impl MemoryEstimate {
             .saturating_add(self.optimizer)
             .saturating_add(self.activations)
     }
-}
-
-/// Bytes as people read them: `46.7 GiB`, `12.0 MiB`, `512 B`.
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut v = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 impl fmt::Display for MemoryEstimate {
@@ -124,68 +107,6 @@ pub fn estimate(net: &Network, batch: usize, opt: &OptimizerConfig) -> MemoryEst
         batch,
         largest: layers,
     }
-}
-
-/// The memory this process may use, and what said so.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Available {
-    /// Bytes.
-    pub bytes: u64,
-    /// `MemAvailable`, `cgroup memory.max`, `$ACBENCH_MEMORY_LIMIT`.
-    pub source: &'static str,
-}
-
-/// The memory available now (module docs), or `None` where nothing tells.
-pub fn available() -> Option<Available> {
-    let mut found: Vec<Available> = Vec::new();
-    if let Some(b) = std::env::var(LIMIT_ENV)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-    {
-        found.push(Available {
-            bytes: b,
-            source: "$ACBENCH_MEMORY_LIMIT",
-        });
-    }
-    if let Ok(text) = std::fs::read_to_string("/proc/meminfo")
-        && let Some(kib) = meminfo_available(&text)
-    {
-        found.push(Available {
-            bytes: kib.saturating_mul(1024),
-            source: "MemAvailable",
-        });
-    }
-    let read = |p: &str| std::fs::read_to_string(p).ok();
-    if let Some(limit) =
-        read("/sys/fs/cgroup/memory.max").and_then(|t| t.trim().parse::<u64>().ok())
-    {
-        let used = read("/sys/fs/cgroup/memory.current")
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        found.push(Available {
-            bytes: limit.saturating_sub(used),
-            source: "the cgroup's memory.max",
-        });
-    } else if let Some(limit) = read("/sys/fs/cgroup/memory/memory.limit_in_bytes")
-        .and_then(|t| t.trim().parse::<u64>().ok())
-        .filter(|&l| l < (1 << 60))
-    {
-        let used = read("/sys/fs/cgroup/memory/memory.usage_in_bytes")
-            .and_then(|t| t.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        found.push(Available {
-            bytes: limit.saturating_sub(used),
-            source: "the cgroup's memory.limit_in_bytes",
-        });
-    }
-    found.into_iter().min_by_key(|a| a.bytes)
-}
-
-/// `MemAvailable` of `/proc/meminfo` text, in KiB.
-fn meminfo_available(text: &str) -> Option<u64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// Refuses `estimate` when it exceeds `available`, with the figures and the
@@ -310,13 +231,5 @@ mod tests {
             check_against(&net, &e, None).is_ok(),
             "nothing known: no refusal"
         );
-    }
-
-    #[test]
-    fn meminfo_and_human_sizes() {
-        let text = "MemTotal:       24000000 kB\nMemAvailable:   20000000 kB\n";
-        assert_eq!(meminfo_available(text), Some(20_000_000));
-        assert_eq!(human(512), "512 B");
-        assert_eq!(human(50_176_000_000), "46.7 GiB");
     }
 }

@@ -32,7 +32,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::runner::{RunFailure, build_model};
+use crate::runner::{RunFailure, build_model, compile_network};
 use crate::spec::RunSpec;
 
 /// Rough bytes of one ledger row (SQLite page overhead included).
@@ -68,6 +68,10 @@ pub struct ModelEstimate {
     pub seconds_left: Option<f64>,
     /// Bytes of one checkpoint of the largest run of this network.
     pub checkpoint_bytes: u64,
+    /// Memory the hungriest run of this network needs to train (its
+    /// parameters, gradients, optimiser state and one batch's activations:
+    /// [`acbench_engine::memory::estimate`], a lower bound).
+    pub memory_bytes: u64,
 }
 
 /// The whole suite's estimate.
@@ -145,6 +149,15 @@ pub fn estimate(
             model: first.model.label.clone(),
             source: Box::new(source),
         };
+        let net = compile_network(first).map_err(fail)?;
+        let memory_bytes = members
+            .iter()
+            .map(|r| {
+                acbench_engine::memory::estimate(&net, r.train.batch_size, &r.train.optimizer)
+                    .total()
+            })
+            .max()
+            .unwrap_or(0);
         let mut model = build_model(first, opts.registry, &opts.device).map_err(fail)?;
         let sizes = dataset_sizes(first);
         let cache_key = calibration_key(first, &opts.device);
@@ -215,6 +228,7 @@ pub fn estimate(
                 None
             },
             checkpoint_bytes: largest_checkpoint,
+            memory_bytes,
         });
     }
     if let Some(path) = &opts.cache {
@@ -419,28 +433,12 @@ pub fn human_duration(seconds: f64) -> String {
     }
 }
 
-/// `512 B`, `3.4 KB`, `1.2 GB` (powers of 1000).
-pub fn human_bytes(bytes: u64) -> String {
-    let units = ["B", "KB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1000.0 && unit + 1 < units.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", units[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn durations_and_sizes_read_as_people_write_them() {
+    fn durations_read_as_people_write_them() {
         assert_eq!(human_duration(35.4), "35 s");
         assert_eq!(human_duration(42.0 * 60.0 + 10.0), "42 min");
         assert_eq!(human_duration(5.0 * 3600.0 + 12.0 * 60.0), "5 h 12 min");
@@ -448,9 +446,6 @@ mod tests {
             human_duration(3.0 * 86_400.0 + 4.0 * 3600.0 + 59.0),
             "3 d 4 h"
         );
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(3_400), "3.4 KB");
-        assert_eq!(human_bytes(1_234_000_000), "1.2 GB");
     }
 
     #[test]

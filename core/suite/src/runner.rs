@@ -497,14 +497,8 @@ pub fn detector_run(
     Ok(DetectorRun::new(detector, config, &d.post)?)
 }
 
-/// The spec's network, compiled from its model file with its arguments,
-/// built with its activation bindings and initialised from its seed: what
-/// a run trains, and what `--dry-run` times.
-pub fn build_model(
-    spec: &RunSpec,
-    registry: &Registry,
-    device: &Device,
-) -> Result<Model, RunFailure> {
+/// The spec's network, compiled from its model file with its arguments.
+pub fn compile_network(spec: &RunSpec) -> Result<acbench_dsl::ir::Network, RunFailure> {
     let args: Vec<(String, Value)> = spec
         .model
         .args
@@ -514,7 +508,7 @@ pub fn build_model(
     let options = acbench_dsl::CompileOptions {
         bn_momentum: spec.model.bn_momentum,
     };
-    let net = acbench_dsl::compile_file_with(
+    acbench_dsl::compile_file_with(
         &spec.model.file,
         spec.model.network.as_deref(),
         &args,
@@ -523,7 +517,19 @@ pub fn build_model(
     .map_err(|d| RunFailure::Model {
         file: spec.model.file.clone(),
         diagnostics: d.to_plain_string(),
-    })?;
+    })
+}
+
+/// The spec's network, compiled from its model file with its arguments,
+/// built with its activation bindings and initialised from its seed: what
+/// a run trains, and what `--dry-run` times. A network whose training
+/// would not fit in memory is refused first ([`acbench_engine::memory`]).
+pub fn build_model(
+    spec: &RunSpec,
+    registry: &Registry,
+    device: &Device,
+) -> Result<Model, RunFailure> {
+    let net = compile_network(spec)?;
     acbench_engine::memory::check(&net, spec.train.batch_size, &spec.train.optimizer)?;
     let bindings = ActBindings::parse(&spec.activation.bindings)?;
     Ok(Model::build(

@@ -196,7 +196,8 @@ fn print_matrix(suite: &Suite) {
 /// The estimated wall time per network and in all, and the disk the
 /// ledger and checkpoints take.
 fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miette::Result<()> {
-    use acbench_suite::estimate::{self, EstimateOptions, human_bytes, human_duration};
+    use acbench_engine::memory::human as human_bytes;
+    use acbench_suite::estimate::{self, EstimateOptions, human_duration};
     let ended: std::collections::HashSet<String> =
         ledger_status(&output::ledger_path(&suite.out_dir))
             .into_iter()
@@ -227,6 +228,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
         #[tabled(rename = "time left")]
         left: String,
         checkpoint: String,
+        memory: String,
     }
     let rows: Vec<Row> = est
         .models
@@ -245,6 +247,7 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
                 .seconds_left
                 .map_or_else(|| "unknown dataset size".to_owned(), human_duration),
             checkpoint: human_bytes(m.checkpoint_bytes),
+            memory: human_bytes(m.memory_bytes),
         })
         .collect();
     let threads = std::env::var("RAYON_NUM_THREADS")
@@ -268,6 +271,19 @@ fn print_estimate(suite: &Suite, registry: &Registry, args: &SuiteArgs) -> miett
         human_bytes(est.checkpoint_peak_bytes),
         human_bytes(est.checkpoint_kept_bytes)
     );
+    let most = est.models.iter().map(|m| m.memory_bytes).max().unwrap_or(0);
+    match acbench_engine::memory::available() {
+        Some(a) => println!(
+            "memory: up to {} per run to train (at least), {} available ({})",
+            human_bytes(most),
+            human_bytes(a.bytes),
+            a.source
+        ),
+        None => println!(
+            "memory: up to {} per run to train (at least)",
+            human_bytes(most)
+        ),
+    }
     Ok(())
 }
 

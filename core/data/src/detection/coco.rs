@@ -273,4 +273,4 @@ pub fn load(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -328,4 +328,4 @@ pub fn load(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

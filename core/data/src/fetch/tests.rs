@@ -170,6 +170,7 @@ fn cifar_source(md5: String) -> Source {
         }],
         subdir: "cifar-10-batches-bin".to_owned(),
         extract: true,
+        inner: None,
     }
 }
 
@@ -504,7 +505,13 @@ fn hostile_archives_are_refused_and_write_nothing_outside() {
     let dir = tempfile::tempdir().expect("temp dir");
     let archive = dir.path().join("ok.tar.gz");
     std::fs::write(&archive, &ok).expect("write");
-    unpack(&archive, dir.path(), "cifar-10-batches-bin").expect("inside links are fine");
+    archive::unpack_all(
+        &[archive],
+        dir.path(),
+        "cifar-10-batches-bin",
+        "cifar-10-batches-bin",
+    )
+    .expect("inside links are fine");
 }
 
 #[test]
@@ -575,4 +582,141 @@ fn a_server_that_keeps_failing_is_given_up_after_the_attempts() {
     assert!(m.contains("503"), "{m}");
     assert_eq!(log.lock().expect("log").len(), 3);
     assert_eq!(std::fs::read_dir(root.path()).expect("ls").count(), 0);
+}
+
+/// The files under `dir/prefix` whose path (from `dir`) passes `keep`, as a
+/// plain tar.
+fn tar_of(dir: &Path, prefix: &str, keep: impl Fn(&str) -> bool) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut stack = vec![dir.join(prefix)];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("ls") {
+            let p = e.expect("entry").path();
+            let rel = p
+                .strip_prefix(dir)
+                .expect("inside")
+                .to_string_lossy()
+                .into_owned();
+            if p.is_dir() {
+                stack.push(p);
+            } else if keep(&rel) {
+                tar.append_path_with_name(&p, &rel).expect("append");
+            }
+        }
+    }
+    tar.into_inner().expect("tar")
+}
+
+/// A zip of the files under `dir/prefix`, named from `dir`.
+fn zip_of(dir: &Path, prefix: &str) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    for e in std::fs::read_dir(dir.join(prefix)).expect("ls") {
+        let p = e.expect("entry").path();
+        let rel = p
+            .strip_prefix(dir)
+            .expect("inside")
+            .to_string_lossy()
+            .into_owned();
+        w.start_file(rel, opts).expect("start");
+        w.write_all(&std::fs::read(&p).expect("read"))
+            .expect("write");
+    }
+    w.finish().expect("zip").into_inner()
+}
+
+/// Serves `bodies` at the official source's paths under `/files/`, with
+/// their checksums put in its table.
+fn serve_source(name: &str, bodies: Vec<Vec<u8>>) -> FetchOptions {
+    let mut src = source(name).expect("official");
+    assert_eq!(src.files.len(), bodies.len());
+    let routes = src
+        .files
+        .iter_mut()
+        .zip(&bodies)
+        .map(|(f, b)| {
+            f.md5 = md5_hex(b);
+            let path: &'static str = Box::leak(format!("/files/{}", f.name).into_boxed_str());
+            (path, Reply::Body(b.clone()))
+        })
+        .collect();
+    FetchOptions {
+        mirror: Some(serve(routes, bodies.len())),
+        source: Some(src),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn voc2007_comes_from_its_two_tars_into_one_folder() {
+    let made = tempfile::tempdir().expect("tmp");
+    crate::detection::voc::tests::voc_folder(&made.path().join("VOCdevkit/VOC2007"));
+    let test_ids = |rel: &str| rel.contains("/c.") || rel.ends_with("test.txt");
+    let trainval = tar_of(made.path(), "VOCdevkit", |r| !test_ids(r));
+    let test = tar_of(made.path(), "VOCdevkit", test_ids);
+    let root = tempfile::tempdir().expect("tmp");
+    let opts = serve_source("voc2007", vec![trainval, test]);
+    let dir = fetch("voc2007", root.path(), &opts, &NoProgress).expect("fetched");
+    assert_eq!(dir, root.path().join("VOCdevkit/VOC2007"));
+    let load = crate::LoadOptions {
+        data_dir: Some(root.path().to_path_buf()),
+        image_size: Some((32, 32)),
+        ..Default::default()
+    };
+    let set = crate::detection::load("voc2007", &load, 0).expect("loads");
+    assert_eq!((set.train.len(), set.test.len()), (2, 1));
+    let left: Vec<_> = std::fs::read_dir(root.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, ["VOCdevkit"], "archives and scratch removed");
+}
+
+#[test]
+fn coco2017_comes_from_its_three_zips() {
+    let made = tempfile::tempdir().expect("tmp");
+    crate::detection::coco::tests::coco_folder(made.path());
+    let bodies = vec![
+        zip_of(made.path(), "annotations"),
+        zip_of(made.path(), "val2017"),
+        zip_of(made.path(), "train2017"),
+    ];
+    let root = tempfile::tempdir().expect("tmp");
+    let opts = serve_source("coco2017", bodies);
+    let dir = fetch("coco2017", root.path(), &opts, &NoProgress).expect("fetched");
+    assert_eq!(dir, root.path().join("coco"));
+    let load = crate::LoadOptions {
+        data_dir: Some(root.path().to_path_buf()),
+        image_size: Some((20, 40)),
+        ..Default::default()
+    };
+    let set = crate::detection::load("coco2017", &load, 0).expect("loads");
+    assert_eq!((set.train.len(), set.test.len()), (2, 2));
+}
+
+#[test]
+fn an_archive_verified_earlier_is_not_downloaded_again() {
+    let archive = cifar10_archive();
+    let root = tempfile::tempdir().expect("tmp");
+    std::fs::write(root.path().join("cifar-10-binary.tar.gz"), &archive).expect("kept");
+    // A server that answers nothing: the kept archive must be enough.
+    let opts = FetchOptions {
+        mirror: Some(serve(Vec::new(), 0)),
+        source: Some(cifar_source(md5_hex(&archive))),
+        attempts: Some(1),
+        ..Default::default()
+    };
+    let dir = fetch("cifar10", root.path(), &opts, &NoProgress).expect("from the kept archive");
+    assert!(crate::cifar::present10(&dir));
+}
+
+#[test]
+fn official_detection_sources() {
+    let voc = source("voc2007").expect("official");
+    assert_eq!(voc.files[1].name, "voc2007/VOCtest_06-Nov-2007.tar");
+    assert_eq!(voc.files[1].md5, "b6e924de25625d8de591ea690078ad9f");
+    let coco = source("coco2017").expect("official");
+    assert_eq!(coco.inner.as_deref(), Some(""));
+    assert_eq!(disk_name(&coco.files[2].name), "train2017.zip");
 }

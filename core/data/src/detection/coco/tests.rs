@@ -66,24 +66,29 @@ fn bad_instances_name_the_file_and_element() {
     assert!(e.contains("missing field `categories`"), "{e}");
 }
 
-#[test]
-fn a_coco_folder_loads_with_crowds_and_cocos_own_ids() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join("annotations")).expect("mkdir");
+/// A COCO folder: `annotations/instances_{train,val}2017.json` and two
+/// photos in each of `train2017/` and `val2017/`.
+pub(crate) fn coco_folder(dir: &Path) {
+    std::fs::create_dir_all(dir.join("annotations")).expect("mkdir");
     for split in ["train2017", "val2017"] {
-        std::fs::create_dir_all(dir.path().join(split)).expect("mkdir");
+        std::fs::create_dir_all(dir.join(split)).expect("mkdir");
         for (f, w, h) in [("a.jpg", 20, 20), ("b.jpg", 40, 20)] {
             image::RgbImage::from_pixel(w, h, image::Rgb([10, 20, 30]))
-                .save(dir.path().join(split).join(f))
+                .save(dir.join(split).join(f))
                 .expect("jpeg");
         }
         std::fs::write(
-            dir.path()
-                .join(format!("annotations/instances_{split}.json")),
+            dir.join(format!("annotations/instances_{split}.json")),
             JSON,
         )
         .expect("json");
     }
+}
+
+#[test]
+fn a_coco_folder_loads_with_crowds_and_cocos_own_ids() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    coco_folder(dir.path());
     let name = format!("coco:{}", dir.path().display());
     let opts = LoadOptions {
         image_size: Some((20, 40)),

@@ -65,7 +65,7 @@ fn bad_annotations_name_the_file_line_and_element() {
 /// A VOC folder with two training and one test image (PNG data in `.jpg`
 /// names is fine for the decoder, which sniffs the format; these are real
 /// JPEGs).
-fn voc_folder(dir: &Path) {
+pub(crate) fn voc_folder(dir: &Path) {
     for sub in ["Annotations", "JPEGImages", "ImageSets/Main"] {
         std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
     }
