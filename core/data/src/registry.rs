@@ -281,7 +281,8 @@ pub fn locate(name: &str, opts: &LoadOptions) -> Result<PathBuf, DataError> {
     Roots::from_process(opts).locate(entry(name)?)
 }
 
-/// Every registered dataset with where (whether) it was found.
+/// Every registered dataset, detection sets on disk included, with where
+/// (whether) it was found.
 pub fn list(opts: &LoadOptions) -> Vec<DatasetStatus> {
     let roots = Roots::from_process(opts);
     REGISTRY
@@ -292,6 +293,7 @@ pub fn list(opts: &LoadOptions) -> Vec<DatasetStatus> {
             found_at: roots.locate(e).ok(),
             fetchable: e.fetchable,
         })
+        .chain(crate::detection::list(opts))
         .collect()
 }
 
@@ -535,8 +537,16 @@ mod tests {
             data_dir: Some(tmp.path().to_path_buf()),
             ..Default::default()
         };
+        std::fs::create_dir_all(tmp.path().join("coco/annotations")).expect("mkdir");
         let all = list(&opts);
-        assert_eq!(all.len(), REGISTRY.len());
+        assert_eq!(
+            all.len(),
+            REGISTRY.len() + 3,
+            "and voc2007, voc2012, coco2017"
+        );
+        let coco = all.iter().find(|s| s.name == "coco2017").expect("listed");
+        assert_eq!(coco.found_at, Some(tmp.path().join("coco")));
+        assert!(coco.fetchable);
         let c = all.iter().find(|s| s.name == "cifar10").expect("listed");
         assert_eq!(c.found_at.as_deref(), Some(c10.as_path()));
         assert!(c.fetchable);

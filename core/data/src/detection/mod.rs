@@ -256,6 +256,45 @@ pub fn is_generated(name: &str) -> bool {
     name == synthetic::NAME
 }
 
+/// The registered detection sets' folders under a data root, and what
+/// such a folder must hold.
+const FOLDERS: [(&str, &str, fn(&std::path::Path) -> bool); 3] = [
+    ("voc2007", "VOCdevkit/VOC2007", voc::present),
+    ("voc2012", "VOCdevkit/VOC2012", voc::present),
+    ("coco2017", "coco", coco::present),
+];
+
+/// The registered detection sets stored on disk (not the generated one),
+/// with where (whether) each was found, for `acbench data list`.
+pub fn list(opts: &LoadOptions) -> Vec<crate::DatasetStatus> {
+    FOLDERS
+        .iter()
+        .map(|&(name, sub, present)| crate::DatasetStatus {
+            name,
+            description: NAMES
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map_or("", |(_, d)| d),
+            found_at: locate(name, sub, present, opts).ok(),
+            fetchable: crate::fetch::source(name).is_ok(),
+        })
+        .collect()
+}
+
+/// The folder of the registered set `name` under the first data root that
+/// has it.
+fn folder(name: &str, opts: &LoadOptions) -> Result<PathBuf, DataError> {
+    let (_, sub, present) =
+        FOLDERS
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .ok_or_else(|| DataError::UnknownDataset {
+                name: name.to_owned(),
+                known: NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+            })?;
+    locate(name, sub, *present, opts)
+}
+
 /// The registered folder of `name` (`VOCdevkit/VOC2007`, `coco`) under the
 /// first data root that has it.
 fn locate(
@@ -276,7 +315,7 @@ fn locate(
             name: name.to_owned(),
             looked,
             hint: format!(
-                "{name} cannot be downloaded here: place it as DIR/{sub} and pass --data-dir DIR"
+                "run `acbench data fetch {name}`, or place it as DIR/{sub} and pass --data-dir DIR"
             ),
         })
 }
@@ -316,15 +355,15 @@ pub fn load(name: &str, opts: &LoadOptions, seed: u64) -> Result<DetectionSet, D
     match name {
         synthetic::NAME => synthetic::load(opts, seed),
         "voc2007" => {
-            let root = locate(name, "VOCdevkit/VOC2007", voc::present, opts)?;
+            let root = folder(name, opts)?;
             voc::load(name, &root, ("trainval", "test"), voc_classes(), opts)
         }
         "voc2012" => {
-            let root = locate(name, "VOCdevkit/VOC2012", voc::present, opts)?;
+            let root = folder(name, opts)?;
             voc::load(name, &root, ("train", "val"), voc_classes(), opts)
         }
         "coco2017" => {
-            let root = locate(name, "coco", coco::present, opts)?;
+            let root = folder(name, opts)?;
             coco::load(name, &root, ("train2017", "val2017"), opts)
         }
         _ => Err(DataError::UnknownDataset {
