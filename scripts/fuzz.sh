@@ -13,8 +13,10 @@
 #
 # Needs a nightly toolchain (libFuzzer's instrumentation): `rustup toolchain
 # list` must show one; none can be downloaded on a machine without
-# internet, so CI replays the committed crashers as regression tests
-# instead. cargo-fuzz itself: `cargo install cargo-fuzz`.
+# internet, so CI replays the committed corpora and crashers instead
+# (fuzzing/tests/replay.rs; copy a crasher from fuzz/artifacts/TARGET into
+# fuzz/regressions/TARGET once it is fixed). cargo-fuzz itself: `cargo
+# install cargo-fuzz`.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 runs=1000000

@@ -256,9 +256,12 @@ pub fn is_generated(name: &str) -> bool {
     name == synthetic::NAME
 }
 
+/// Whether a folder holds a dataset's files.
+type Present = fn(&std::path::Path) -> bool;
+
 /// The registered detection sets' folders under a data root, and what
 /// such a folder must hold.
-const FOLDERS: [(&str, &str, fn(&std::path::Path) -> bool); 3] = [
+const FOLDERS: [(&str, &str, Present); 3] = [
     ("voc2007", "VOCdevkit/VOC2007", voc::present),
     ("voc2012", "VOCdevkit/VOC2012", voc::present),
     ("coco2017", "coco", coco::present),
