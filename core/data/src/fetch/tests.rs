@@ -720,3 +720,38 @@ fn official_detection_sources() {
     assert_eq!(coco.inner.as_deref(), Some(""));
     assert_eq!(disk_name(&coco.files[2].name), "train2017.zip");
 }
+
+#[test]
+fn a_hostile_zip_from_the_server_is_refused_and_leaves_nothing() {
+    use std::io::Write as _;
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let opts = zip::write::SimpleFileOptions::default();
+    w.start_file("annotations/../../../escaped", opts)
+        .expect("start");
+    w.write_all(b"x").expect("write");
+    let hostile = w.finish().expect("zip").into_inner();
+    let made = tempfile::tempdir().expect("tmp");
+    crate::detection::coco::tests::coco_folder(made.path());
+    let bodies = vec![
+        hostile,
+        zip_of(made.path(), "val2017"),
+        zip_of(made.path(), "train2017"),
+    ];
+    let root = tempfile::tempdir().expect("tmp");
+    let data = root.path().join("data");
+    let opts = serve_source("coco2017", bodies);
+    let m = fetch("coco2017", &data, &opts, &NoProgress)
+        .expect_err("hostile")
+        .to_string();
+    assert!(m.contains("annotations_trainval2017.zip"), "{m}");
+    assert!(
+        m.contains("entry `annotations/../../../escaped` escapes the target folder"),
+        "{m}"
+    );
+    let beside: Vec<_> = std::fs::read_dir(root.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(beside, ["data"], "nothing written beside the data root");
+    assert!(!data.join("coco").exists(), "no half dataset");
+}
