@@ -67,7 +67,9 @@ impl ReadRoots {
 /// `path` made absolute with `..` and symbolic links resolved: the
 /// canonical form of its longest existing ancestor, followed by the rest
 /// with `.` and `..` applied by hand (nothing in the rest exists, so no
-/// link can hide in it).
+/// link can hide in it). By hand because `std::fs::canonicalize` needs the
+/// whole path to exist, and the path-cleaning crates (`path-clean`,
+/// `normpath`) work on the text alone, which a link defeats.
 fn resolve(path: &Path) -> PathBuf {
     let absolute = if path.is_absolute() {
         path.to_path_buf()
