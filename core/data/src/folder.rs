@@ -128,7 +128,7 @@ pub fn load_folder(root: &Path, name: &str, opts: &FolderOptions) -> Result<Data
         }
         None => match train_list.first() {
             Some((p, _)) => {
-                let (w, h) = header_size(p, max_pixels)?;
+                let (w, h) = image::ImageDecoder::dimensions(&checked_decoder(p, max_pixels)?);
                 (h as usize, w as usize)
             }
             None => (1, 1),
@@ -235,23 +235,22 @@ const MAX_SIDE: u32 = 16_384;
 /// the time and memory a crafted file of a few bytes can take.
 pub const DEFAULT_MAX_PIXELS: u64 = 64 << 20;
 
-/// A decoder for `path`, its format guessed from the bytes (`image`'s
-/// default limits: 512 MiB per decode).
-fn reader(path: &Path) -> Result<image::ImageReader<std::io::BufReader<std::fs::File>>, DataError> {
-    image::ImageReader::open(path)
+/// A decoder for `path`, its format guessed from the bytes, once its
+/// header has been read and found within [`MAX_SIDE`] a side and
+/// `max_pixels` in all (and `image`'s default limit of 512 MiB per
+/// decode): the one open of each image, so its size is known before
+/// anything of that size is allocated.
+fn checked_decoder(path: &Path, max_pixels: u64) -> Result<impl image::ImageDecoder, DataError> {
+    let img_err = |e| DataError::Image {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let decoder = image::ImageReader::open(path)
         .and_then(image::ImageReader::with_guessed_format)
-        .map_err(|e| DataError::io(path, e))
-}
-
-/// The width and height `path`'s header declares, refused above
-/// [`MAX_SIDE`] a side or `max_pixels` in all.
-fn header_size(path: &Path, max_pixels: u64) -> Result<(u32, u32), DataError> {
-    let (w, h) = reader(path)?
-        .into_dimensions()
-        .map_err(|e| DataError::Image {
-            path: path.to_path_buf(),
-            source: e,
-        })?;
+        .map_err(|e| DataError::io(path, e))?
+        .into_decoder()
+        .map_err(img_err)?;
+    let (w, h) = image::ImageDecoder::dimensions(&decoder);
     let pixels = u64::from(w) * u64::from(h);
     if w > MAX_SIDE || h > MAX_SIDE || pixels > max_pixels {
         return Err(DataError::Malformed {
@@ -263,7 +262,7 @@ fn header_size(path: &Path, max_pixels: u64) -> Result<(u32, u32), DataError> {
             ),
         });
     }
-    Ok((w, h))
+    Ok(decoder)
 }
 
 /// Decodes `path` into `out` (CHW, `out.len() == c*h*w`).
@@ -278,8 +277,8 @@ fn decode_one(
         path: path.to_path_buf(),
         source: e,
     };
-    header_size(path, max_pixels)?;
-    let img = reader(path)?.decode().map_err(img_err)?;
+    let img =
+        image::DynamicImage::from_decoder(checked_decoder(path, max_pixels)?).map_err(img_err)?;
     let (tw, th) = (
         u32::try_from(w).map_err(|_| DataError::InvalidOption(format!("image width {w}")))?,
         u32::try_from(h).map_err(|_| DataError::InvalidOption(format!("image height {h}")))?,

@@ -32,7 +32,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::runner::{RunFailure, build_model, compile_network};
+use crate::runner::{RunFailure, build_compiled, compile_network};
 use crate::spec::RunSpec;
 
 /// Rough bytes of one ledger row (SQLite page overhead included).
@@ -158,7 +158,7 @@ pub fn estimate(
             })
             .max()
             .unwrap_or(0);
-        let mut model = build_model(first, opts.registry, &opts.device).map_err(fail)?;
+        let mut model = build_compiled(&net, first, opts.registry, &opts.device).map_err(fail)?;
         let sizes = dataset_sizes(first);
         let cache_key = calibration_key(first, &opts.device);
         let (calibration, cached) = match cache.get(&cache_key) {

@@ -522,18 +522,28 @@ pub fn compile_network(spec: &RunSpec) -> Result<acbench_dsl::ir::Network, RunFa
 
 /// The spec's network, compiled from its model file with its arguments,
 /// built with its activation bindings and initialised from its seed: what
-/// a run trains, and what `--dry-run` times. A network whose training
-/// would not fit in memory is refused first ([`acbench_engine::memory`]).
+/// a run trains. A network whose training would not fit in memory is
+/// refused first ([`acbench_engine::memory`]).
 pub fn build_model(
     spec: &RunSpec,
     registry: &Registry,
     device: &Device,
 ) -> Result<Model, RunFailure> {
-    let net = compile_network(spec)?;
-    acbench_engine::memory::check(&net, spec.train.batch_size, &spec.train.optimizer)?;
+    build_compiled(&compile_network(spec)?, spec, registry, device)
+}
+
+/// [`build_model`] from the network already compiled from `spec`
+/// ([`compile_network`]), as `--dry-run` has it.
+pub fn build_compiled(
+    net: &acbench_dsl::ir::Network,
+    spec: &RunSpec,
+    registry: &Registry,
+    device: &Device,
+) -> Result<Model, RunFailure> {
+    acbench_engine::memory::check(net, spec.train.batch_size, &spec.train.optimizer)?;
     let bindings = ActBindings::parse(&spec.activation.bindings)?;
     Ok(Model::build(
-        &net,
+        net,
         registry,
         &bindings,
         device,
